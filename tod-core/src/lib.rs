@@ -1,0 +1,31 @@
+//! # tod-core — the WISP domain of TOD as a pure, embeddable library
+//!
+//! Everything here is deterministic functions and state machines over plain data. There is no
+//! async runtime, no database, no network, and no clock: every function that needs the time takes
+//! it as a parameter (`now: DateTime<Utc>`), so state machines are tested with fixed clocks and the
+//! simulator can run them accelerated.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`mac`] | the one MAC address type every MAC in TOD passes through |
+//! | [`routeros`] | parsers for RouterOS value strings (signal, rates, durations, versions, channels, pairs) |
+//! | [`telemetry`] | the versioned report an agent sends, and its batch envelope |
+//! | [`rbac`] | roles, API-key scopes, and the one role × scope × action matrix |
+//! | [`signal`] | signal-history bucketing and trend detection |
+//! | [`links`] | wireless link discovery and its state machine |
+//! | [`alerts`] | the `Rule` trait, alert lifecycle with hysteresis, device and site/sector rules |
+//! | [`sites`] | site health rollups and sector statistics |
+//! | [`model`] | id newtypes and the device status shared by the modules above |
+
+pub mod alerts;
+pub mod links;
+pub mod mac;
+pub mod model;
+pub mod rbac;
+pub mod routeros;
+pub mod signal;
+pub mod sites;
+pub mod telemetry;
+
+pub use mac::MacAddr;
+pub use model::*;

@@ -1,0 +1,420 @@
+//! Signal history: time bucketing for the charts, and trend detection for slow degradation.
+//!
+//! Bucketing groups a client's signal samples into UTC-epoch-aligned buckets whose width depends on
+//! the requested range (24h → 5 min, 7d → 1 h, 30d → 4 h) and reports the rounded mean, min and
+//! max of each non-empty bucket. Trend detection compares the mean of the last 7 days with the mean
+//! of the 7 days before (disjoint windows, unlike the original's overlapping 7 d vs 14 d, which
+//! halved the sensitivity), ignoring 0 dBm "unknown" sentinels, and needs a minimum number of
+//! samples in each window.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One signal sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When the AP reported it.
+    pub at: DateTime<Utc>,
+    /// Signal in dBm.
+    pub dbm: i16,
+}
+
+/// A history range the API accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Range {
+    /// Last 24 hours in 5-minute buckets.
+    #[serde(rename = "24h")]
+    Day,
+    /// Last 7 days in 1-hour buckets (the default).
+    #[serde(rename = "7d")]
+    #[default]
+    Week,
+    /// Last 30 days in 4-hour buckets.
+    #[serde(rename = "30d")]
+    Month,
+}
+
+/// A range string the API does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("range must be one of: 24h, 7d, 30d")]
+pub struct InvalidRange;
+
+impl Range {
+    /// Bucket width in seconds.
+    pub const fn bucket_secs(self) -> i64 {
+        match self {
+            Self::Day => 300,
+            Self::Week => 3_600,
+            Self::Month => 14_400,
+        }
+    }
+    /// Look-back in seconds.
+    pub const fn lookback_secs(self) -> i64 {
+        match self {
+            Self::Day => 86_400,
+            Self::Week => 7 * 86_400,
+            Self::Month => 30 * 86_400,
+        }
+    }
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "24h",
+            Self::Week => "7d",
+            Self::Month => "30d",
+        }
+    }
+}
+
+impl FromStr for Range {
+    type Err = InvalidRange;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "24h" => Ok(Self::Day),
+            "7d" => Ok(Self::Week),
+            "30d" => Ok(Self::Month),
+            _ => Err(InvalidRange),
+        }
+    }
+}
+
+impl fmt::Display for Range {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One non-empty bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Start of the bucket (epoch-aligned).
+    pub timestamp: DateTime<Utc>,
+    /// Mean, rounded half away from zero.
+    pub signal_avg: i16,
+    /// Weakest sample.
+    pub signal_min: i16,
+    /// Strongest sample.
+    pub signal_max: i16,
+    /// Number of samples in the bucket.
+    pub samples: u32,
+}
+
+/// Integer mean rounded half away from zero (what Postgres' numeric → int cast does).
+pub fn mean_half_away(sum: i64, count: i64) -> i64 {
+    debug_assert!(count > 0);
+    if sum >= 0 {
+        (2 * sum + count) / (2 * count)
+    } else {
+        -((-2 * sum + count) / (2 * count))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Acc {
+    sum: i64,
+    count: u32,
+    min: i16,
+    max: i16,
+}
+
+const EMPTY: Acc = Acc { sum: 0, count: 0, min: i16::MAX, max: i16::MIN };
+
+/// Buckets the samples that fall in `(now − lookback, now]`, in any order, in O(n) time.
+///
+/// Buckets are aligned to multiples of the width since the Unix epoch (so 5-minute buckets start at
+/// :00, :05, ... UTC) and returned in ascending order; empty buckets are omitted.
+pub fn bucket(samples: impl IntoIterator<Item = Sample>, range: Range, now: DateTime<Utc>) -> Vec<Bucket> {
+    let width = range.bucket_secs();
+    let end = now.timestamp();
+    let start = end - range.lookback_secs();
+    // First bucket that can hold a sample newer than `start`.
+    let first = (start + 1).div_euclid(width) * width;
+    let n = ((end.div_euclid(width) * width - first) / width + 1) as usize;
+    let mut acc = vec![EMPTY; n];
+    let now_nanos = now.timestamp_subsec_nanos();
+    for s in samples {
+        let t = s.at.timestamp();
+        // (start, end] with sub-second precision at the upper edge.
+        if t <= start || t > end || (t == end && s.at.timestamp_subsec_nanos() > now_nanos) {
+            continue;
+        }
+        let a = &mut acc[((t - first) / width) as usize];
+        a.sum += i64::from(s.dbm);
+        a.count += 1;
+        a.min = a.min.min(s.dbm);
+        a.max = a.max.max(s.dbm);
+    }
+    acc.iter()
+        .enumerate()
+        .filter(|(_, a)| a.count > 0)
+        .map(|(i, a)| Bucket {
+            timestamp: Utc.timestamp_opt(first + i as i64 * width, 0).single().expect("in range"),
+            signal_avg: mean_half_away(a.sum, i64::from(a.count)) as i16,
+            signal_min: a.min,
+            signal_max: a.max,
+            samples: a.count,
+        })
+        .collect()
+}
+
+/// Trend detection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrendConfig {
+    /// Length of each of the two disjoint windows.
+    pub window_secs: i64,
+    /// A drop of at least this many dB (previous mean − recent mean) raises the trend.
+    pub threshold_db: f64,
+    /// An active trend clears only when the drop falls below `threshold_db − clear_margin_db`.
+    pub clear_margin_db: f64,
+    /// Minimum usable samples in each window; fewer means "not enough data".
+    pub min_samples: u32,
+}
+
+impl Default for TrendConfig {
+    fn default() -> Self {
+        Self { window_secs: 7 * 86_400, threshold_db: 5.0, clear_margin_db: 2.0, min_samples: 12 }
+    }
+}
+
+/// Means of the two windows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrendStats {
+    /// Mean of the earlier window, dBm.
+    pub previous_avg: f64,
+    /// Mean of the recent window, dBm.
+    pub recent_avg: f64,
+    /// `previous_avg − recent_avg`: positive means the signal got weaker.
+    pub delta_db: f64,
+    /// Usable samples in the earlier window.
+    pub previous_samples: u32,
+    /// Usable samples in the recent window.
+    pub recent_samples: u32,
+}
+
+/// The outcome of one trend evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum TrendVerdict {
+    /// One of the windows has fewer than `min_samples`; the previous state should be kept.
+    InsufficientData,
+    /// Enough data; `degraded` is the new state after hysteresis.
+    Evaluated {
+        /// The window means.
+        stats: TrendStats,
+        /// Whether a degradation is (still) in effect.
+        degraded: bool,
+    },
+}
+
+/// Compares the recent window `(now − w, now]` with the previous one `(now − 2w, now − w]`.
+///
+/// `currently_degraded` is the state after the previous evaluation; it selects the threshold
+/// (raise at `threshold_db`, clear below `threshold_db − clear_margin_db`) so a delta that hovers
+/// around the threshold does not flap. Samples of exactly 0 dBm are the original poller's
+/// "unknown" sentinel and are ignored.
+pub fn detect_trend(
+    samples: impl IntoIterator<Item = Sample>,
+    now: DateTime<Utc>,
+    config: &TrendConfig,
+    currently_degraded: bool,
+) -> TrendVerdict {
+    let w = Duration::seconds(config.window_secs);
+    let (recent_start, previous_start) = (now - w, now - w - w);
+    let (mut rs, mut rn, mut ps, mut pn) = (0i64, 0u32, 0i64, 0u32);
+    for s in samples {
+        if s.dbm == 0 || s.at > now || s.at <= previous_start {
+            continue;
+        }
+        if s.at > recent_start {
+            rs += i64::from(s.dbm);
+            rn += 1;
+        } else {
+            ps += i64::from(s.dbm);
+            pn += 1;
+        }
+    }
+    if rn < config.min_samples.max(1) || pn < config.min_samples.max(1) {
+        return TrendVerdict::InsufficientData;
+    }
+    let previous_avg = ps as f64 / f64::from(pn);
+    let recent_avg = rs as f64 / f64::from(rn);
+    // Round to 0.01 dB so 5.0 computed as 4.999999 still counts as 5.
+    let delta_db = ((previous_avg - recent_avg) * 100.0).round() / 100.0;
+    let degraded = if currently_degraded {
+        delta_db >= config.threshold_db - config.clear_margin_db
+    } else {
+        delta_db >= config.threshold_db
+    };
+    TrendVerdict::Evaluated {
+        stats: TrendStats { previous_avg, recent_avg, delta_db, previous_samples: pn, recent_samples: rn },
+        degraded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, 0).unwrap()
+    }
+
+    // 2026-03-19T08:00:00Z, a multiple of 4 h.
+    const NOW: i64 = 1_773_907_200;
+
+    #[test]
+    fn ranges_parse_and_reject_anything_else() {
+        assert_eq!("24h".parse::<Range>(), Ok(Range::Day));
+        assert_eq!("7d".parse::<Range>(), Ok(Range::Week));
+        assert_eq!("30d".parse::<Range>(), Ok(Range::Month));
+        for bad in ["1h", "7D", "", "30 d", "week"] {
+            assert_eq!(bad.parse::<Range>(), Err(InvalidRange));
+        }
+        assert_eq!(InvalidRange.to_string(), "range must be one of: 24h, 7d, 30d");
+        assert_eq!(Range::default(), Range::Week);
+    }
+
+    #[test]
+    fn buckets_are_epoch_aligned_with_rounded_mean_min_max() {
+        let samples = [
+            Sample { at: at(NOW - 3_600 + 10), dbm: -67 },
+            Sample { at: at(NOW - 3_600 + 200), dbm: -68 },
+            Sample { at: at(NOW - 1), dbm: -70 },
+            Sample { at: at(NOW), dbm: -50 },
+        ];
+        let b = bucket(samples, Range::Week, at(NOW));
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].timestamp, at(NOW - 3_600));
+        // mean of -67, -68, -70 = -68.33 → -68
+        assert_eq!((b[0].signal_avg, b[0].signal_min, b[0].signal_max, b[0].samples), (-68, -70, -67, 3));
+        assert_eq!((b[1].timestamp, b[1].signal_avg, b[1].samples), (at(NOW), -50, 1));
+        let day = bucket(samples, Range::Day, at(NOW));
+        let starts: Vec<i64> = day.iter().map(|b| NOW - b.timestamp.timestamp()).collect();
+        assert_eq!(starts, vec![3_600, 300, 0]);
+        assert_eq!(day[0].samples, 2);
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(mean_half_away(-135, 2), -68); // -67.5
+        assert_eq!(mean_half_away(-133, 2), -67); // -66.5
+        assert_eq!(mean_half_away(135, 2), 68);
+        assert_eq!(mean_half_away(-134, 2), -67);
+        let s = [Sample { at: at(NOW - 10), dbm: -67 }, Sample { at: at(NOW - 20), dbm: -68 }];
+        assert_eq!(bucket(s, Range::Day, at(NOW))[0].signal_avg, -68);
+    }
+
+    #[test]
+    fn window_edges_are_exclusive_at_the_start_and_inclusive_at_now() {
+        let s = [
+            Sample { at: at(NOW - 86_400), dbm: -90 },
+            Sample { at: at(NOW - 86_399), dbm: -60 },
+            Sample { at: at(NOW), dbm: -61 },
+            Sample { at: at(NOW + 1), dbm: -99 },
+        ];
+        let b = bucket(s, Range::Day, at(NOW));
+        let total: u32 = b.iter().map(|b| b.samples).sum();
+        assert_eq!(total, 2);
+        assert!(b.iter().all(|b| b.signal_min > -90));
+        assert!(bucket([], Range::Month, at(NOW)).is_empty());
+    }
+
+    #[test]
+    fn thirty_day_buckets_are_four_hours_wide() {
+        let s: Vec<Sample> = (0..48).map(|h| Sample { at: at(NOW - h * 3_600 - 1), dbm: -60 }).collect();
+        let b = bucket(s, Range::Month, at(NOW));
+        assert_eq!(b.len(), 12);
+        assert!(b.iter().all(|b| b.timestamp.timestamp() % 14_400 == 0 && b.samples == 4));
+    }
+
+    fn steady(level_prev: i16, level_recent: i16) -> Vec<Sample> {
+        let mut v = Vec::new();
+        for h in 1..=14 * 24 {
+            let dbm = if h <= 7 * 24 { level_recent } else { level_prev };
+            v.push(Sample { at: at(NOW - h * 3_600 + 1), dbm });
+        }
+        v
+    }
+
+    #[test]
+    fn a_five_db_drop_fires_and_four_point_nine_does_not() {
+        let cfg = TrendConfig::default();
+        match detect_trend(steady(-60, -65), at(NOW), &cfg, false) {
+            TrendVerdict::Evaluated { stats, degraded } => {
+                assert_eq!(stats.delta_db, 5.0);
+                assert!(degraded);
+            }
+            v => panic!("{v:?}"),
+        }
+        // -60 vs a recent mean of -64.9: mix -65 and -64 so the mean is -64.9.
+        let mut s = steady(-60, -65);
+        for (i, x) in s.iter_mut().enumerate() {
+            if i < 168 && i % 10 == 0 {
+                x.dbm = -64;
+            }
+        }
+        match detect_trend(s.clone(), at(NOW), &cfg, false) {
+            TrendVerdict::Evaluated { stats, degraded } => {
+                assert!((stats.delta_db - 4.9).abs() < 0.011, "{}", stats.delta_db);
+                assert!(!degraded);
+            }
+            v => panic!("{v:?}"),
+        }
+        // Once degraded, 4.9 dB keeps it degraded (clear margin) ...
+        assert!(matches!(detect_trend(s, at(NOW), &cfg, true), TrendVerdict::Evaluated { degraded: true, .. }));
+        // ... and it clears only below threshold − margin.
+        assert!(matches!(
+            detect_trend(steady(-60, -62), at(NOW), &cfg, true),
+            TrendVerdict::Evaluated { degraded: false, .. }
+        ));
+    }
+
+    #[test]
+    fn zero_sentinels_are_ignored_and_thin_windows_are_insufficient() {
+        let cfg = TrendConfig::default();
+        let mut s = steady(-60, -60);
+        // The original averaged these zeros in and saw an improving signal.
+        for x in s.iter_mut().take(100) {
+            x.dbm = 0;
+        }
+        match detect_trend(s, at(NOW), &cfg, false) {
+            TrendVerdict::Evaluated { stats, .. } => {
+                assert_eq!(stats.delta_db, 0.0);
+                assert_eq!(stats.recent_samples, 68);
+            }
+            v => panic!("{v:?}"),
+        }
+        let few: Vec<Sample> = steady(-50, -70).into_iter().step_by(20).collect();
+        assert_eq!(detect_trend(few, at(NOW), &cfg, false), TrendVerdict::InsufficientData);
+    }
+
+    proptest! {
+        #[test]
+        fn bucket_counts_add_up_to_the_in_window_samples(
+            offsets in prop::collection::vec(-100_000i64..100_000, 0..400),
+            range_i in 0usize..3,
+            now_off in 0i64..86_400,
+        ) {
+            let range = [Range::Day, Range::Week, Range::Month][range_i];
+            let now = at(NOW + now_off);
+            let samples: Vec<Sample> = offsets.iter().map(|o| Sample { at: at(NOW + o), dbm: (o % 90) as i16 - 20 }).collect();
+            let lookback = range.lookback_secs();
+            let in_window = samples.iter().filter(|s| {
+                let t = s.at.timestamp();
+                t > now.timestamp() - lookback && t <= now.timestamp()
+            }).count() as u32;
+            let buckets = bucket(samples.iter().copied(), range, now);
+            prop_assert_eq!(buckets.iter().map(|b| b.samples).sum::<u32>(), in_window);
+            for w in buckets.windows(2) {
+                prop_assert!(w[0].timestamp < w[1].timestamp);
+            }
+            for b in &buckets {
+                prop_assert_eq!(b.timestamp.timestamp() % range.bucket_secs(), 0);
+                prop_assert!(b.signal_min <= b.signal_avg && b.signal_avg <= b.signal_max);
+            }
+        }
+    }
+}
