@@ -190,7 +190,10 @@ enum Resolved {
 impl LinkTracker {
     /// An empty tracker.
     pub fn new(config: LinkConfig) -> Self {
-        Self { config, ..Self::default() }
+        Self {
+            config,
+            ..Self::default()
+        }
     }
 
     /// The configuration.
@@ -292,7 +295,10 @@ impl LinkTracker {
 
     /// The links of one AP.
     pub fn links_of_ap(&self, ap: DeviceId) -> impl Iterator<Item = &Link> {
-        self.aps.get(&ap).into_iter().flat_map(|a| a.links.iter().map(|&i| &self.links[i]))
+        self.aps
+            .get(&ap)
+            .into_iter()
+            .flat_map(|a| a.links.iter().map(|&i| &self.links[i]))
     }
 
     fn resolve(&self, ap: DeviceId, mac: &MacAddr) -> Resolved {
@@ -316,9 +322,7 @@ impl LinkTracker {
         match (signal, previous) {
             (None, LinkState::Degraded) => LinkState::Degraded,
             (None, _) => LinkState::Active,
-            (Some(s), LinkState::Degraded) if s < below + self.config.recovery_margin_db => {
-                LinkState::Degraded
-            }
+            (Some(s), LinkState::Degraded) if s < below + self.config.recovery_margin_db => LinkState::Degraded,
             (Some(s), _) if s < below => LinkState::Degraded,
             (Some(_), _) => LinkState::Active,
         }
@@ -343,7 +347,7 @@ impl LinkTracker {
             let cpe = match self.resolve(ap, &reg.mac) {
                 Resolved::Device(d) => d,
                 Resolved::Unknown => {
-                    if self.macs.get(&reg.mac).is_none() {
+                    if !self.macs.contains_key(&reg.mac) {
                         out.unknown_clients.push(reg.mac);
                     }
                     continue;
@@ -388,7 +392,12 @@ impl LinkTracker {
                 if next != prev {
                     l.state = next;
                     l.state_since = at;
-                    changes.push(LinkChange { key, from: Some(prev), to: next, at });
+                    changes.push(LinkChange {
+                        key,
+                        from: Some(prev),
+                        to: next,
+                        at,
+                    });
                 }
             }
             None => {
@@ -409,7 +418,12 @@ impl LinkTracker {
                 });
                 self.index.insert(key, i);
                 self.aps.entry(key.ap).or_default().links.push(i);
-                changes.push(LinkChange { key, from: None, to: LinkState::Discovered, at });
+                changes.push(LinkChange {
+                    key,
+                    from: None,
+                    to: LinkState::Discovered,
+                    at,
+                });
             }
         }
     }
@@ -425,7 +439,12 @@ impl LinkTracker {
             match l.state {
                 LinkState::Down => {
                     if l.state_since + stale_after <= at {
-                        changes.push(LinkChange { key: l.key, from: Some(l.state), to: LinkState::Stale, at });
+                        changes.push(LinkChange {
+                            key: l.key,
+                            from: Some(l.state),
+                            to: LinkState::Stale,
+                            at,
+                        });
                         l.state = LinkState::Stale;
                         l.state_since = at;
                     }
@@ -436,7 +455,12 @@ impl LinkTracker {
                     if l.missed_polls >= self.config.missed_polls_down {
                         l.state = LinkState::Down;
                         l.state_since = at;
-                        changes.push(LinkChange { key: l.key, from: Some(prev), to: LinkState::Down, at });
+                        changes.push(LinkChange {
+                            key: l.key,
+                            from: Some(prev),
+                            to: LinkState::Down,
+                            at,
+                        });
                     }
                 }
             }
@@ -472,7 +496,12 @@ impl LinkTracker {
                 let needed = i64::from(self.config.missed_polls_down.saturating_sub(l.missed_polls).max(1));
                 let due = last + Duration::seconds(interval * needed) + grace;
                 if due <= now {
-                    changes.push(LinkChange { key: l.key, from: Some(l.state), to: LinkState::Down, at: due });
+                    changes.push(LinkChange {
+                        key: l.key,
+                        from: Some(l.state),
+                        to: LinkState::Down,
+                        at: due,
+                    });
                     l.state = LinkState::Down;
                     l.state_since = due;
                     l.missed_polls = self.config.missed_polls_down;
@@ -480,7 +509,12 @@ impl LinkTracker {
             }
             if l.state == LinkState::Down && l.state_since + stale_after <= now {
                 let at = l.state_since + stale_after;
-                changes.push(LinkChange { key: l.key, from: Some(LinkState::Down), to: LinkState::Stale, at });
+                changes.push(LinkChange {
+                    key: l.key,
+                    from: Some(LinkState::Down),
+                    to: LinkState::Stale,
+                    at,
+                });
                 l.state = LinkState::Stale;
                 l.state_since = at;
             }
@@ -541,7 +575,11 @@ mod tests {
         let mut tr = tracker();
         let out = tr.apply_registrations(AP, t(0), &[reg(mac(1), Some(-80)), reg(mac(2), Some(-81))]);
         assert_eq!(out.changes.len(), 2);
-        assert!(out.changes.iter().all(|c| c.from.is_none() && c.to == LinkState::Discovered));
+        assert!(
+            out.changes
+                .iter()
+                .all(|c| c.from.is_none() && c.to == LinkState::Discovered)
+        );
         tr.apply_registrations(AP, t(1), &[reg(mac(1), Some(-80)), reg(mac(2), Some(-81))]);
         assert_eq!(state(&tr, CPE1), LinkState::Active, "-80 is not below -80");
         assert_eq!(state(&tr, CPE2), LinkState::Degraded);
@@ -575,12 +613,15 @@ mod tests {
         let out = tr.apply_registrations(AP, t(4), &[]);
         assert_eq!(state(&tr, CPE1), LinkState::Down);
         assert_eq!(state(&tr, CPE2), LinkState::Active);
-        assert_eq!(out.changes, vec![LinkChange {
-            key: LinkKey { ap: AP, cpe: CPE1 },
-            from: Some(LinkState::Active),
-            to: LinkState::Down,
-            at: t(4),
-        }]);
+        assert_eq!(
+            out.changes,
+            vec![LinkChange {
+                key: LinkKey { ap: AP, cpe: CPE1 },
+                from: Some(LinkState::Active),
+                to: LinkState::Down,
+                at: t(4),
+            }]
+        );
         // Reappearance goes straight back to active, with the miss counter reset.
         tr.apply_registrations(AP, t(5), &[reg(mac(100), Some(-60))]);
         assert_eq!(state(&tr, CPE1), LinkState::Active);
@@ -605,7 +646,10 @@ mod tests {
         let mut tr = tracker();
         tr.apply_registrations(AP, t(0), &[reg(mac(1), Some(-60))]);
         tr.apply_registrations(AP, t(1), &[reg(mac(1), Some(-60))]);
-        assert!(tr.tick(t(4)).is_empty(), "3 intervals without the grace are not yet 3 misses");
+        assert!(
+            tr.tick(t(4)).is_empty(),
+            "3 intervals without the grace are not yet 3 misses"
+        );
         let changes = tr.tick(t(5));
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].to, LinkState::Down);
@@ -641,7 +685,10 @@ mod tests {
         tr.apply_registrations(AP, t(5), &[reg(mac(1), Some(-60))]);
         let before = tr.link(LinkKey { ap: AP, cpe: CPE1 }).unwrap().clone();
         assert!(tr.apply_registrations(AP, t(5), &[]).ignored_as_stale);
-        assert!(tr.apply_registrations(AP, t(3), &[reg(mac(1), Some(-90))]).ignored_as_stale);
+        assert!(
+            tr.apply_registrations(AP, t(3), &[reg(mac(1), Some(-90))])
+                .ignored_as_stale
+        );
         assert_eq!(tr.link(LinkKey { ap: AP, cpe: CPE1 }).unwrap(), &before);
     }
 

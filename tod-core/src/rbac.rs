@@ -55,7 +55,10 @@ impl FromStr for Role {
             "operator" => Ok(Self::Operator),
             "admin" | "tenant_admin" => Ok(Self::Admin),
             "super_admin" => Ok(Self::SuperAdmin),
-            _ => Err(UnknownName { kind: "role", name: s.chars().take(64).collect() }),
+            _ => Err(UnknownName {
+                kind: "role",
+                name: s.chars().take(64).collect(),
+            }),
         }
     }
 }
@@ -134,7 +137,10 @@ impl FromStr for Scope {
         Self::ALL
             .into_iter()
             .find(|sc| sc.as_str() == s)
-            .ok_or_else(|| UnknownName { kind: "scope", name: s.chars().take(64).collect() })
+            .ok_or_else(|| UnknownName {
+                kind: "scope",
+                name: s.chars().take(64).collect(),
+            })
     }
 }
 
@@ -242,7 +248,10 @@ pub struct Requirement {
 }
 
 const fn req(min_role: Role, api_key_scope: Option<Scope>) -> Requirement {
-    Requirement { min_role, api_key_scope }
+    Requirement {
+        min_role,
+        api_key_scope,
+    }
 }
 
 impl Action {
@@ -252,20 +261,14 @@ impl Action {
         use Scope::*;
         match self {
             Self::DeviceRead | Self::SiteRead | Self::SectorRead => req(Viewer, Some(DevicesRead)),
-            Self::LinkRead | Self::SignalHistoryRead | Self::MetricsRead => {
-                req(Viewer, Some(DevicesRead))
-            }
+            Self::LinkRead | Self::SignalHistoryRead | Self::MetricsRead => req(Viewer, Some(DevicesRead)),
             Self::WirelessIssuesRead => req(Viewer, Some(DevicesRead)),
-            Self::DeviceWrite | Self::SiteWrite | Self::SectorWrite => {
-                req(Operator, Some(DevicesWrite))
-            }
+            Self::DeviceWrite | Self::SiteWrite | Self::SectorWrite => req(Operator, Some(DevicesWrite)),
             Self::DeviceDelete | Self::SiteDelete | Self::SectorDelete => req(Admin, None),
             Self::FleetWirelessIssuesRead => req(SuperAdmin, None),
             Self::AlertRead | Self::SiteAlertRead => req(Viewer, Some(AlertsRead)),
             Self::AlertRuleWrite | Self::AlertEventWrite => req(Operator, Some(AlertsWrite)),
-            Self::SiteAlertRuleWrite | Self::SiteAlertEventResolve => {
-                req(Operator, Some(AlertsWrite))
-            }
+            Self::SiteAlertRuleWrite | Self::SiteAlertEventResolve => req(Operator, Some(AlertsWrite)),
             Self::AlertRuleDelete => req(Operator, Some(AlertsWrite)),
             Self::NotificationChannelWrite => req(Admin, None),
             Self::MaintenanceRead => req(Operator, Some(AlertsRead)),
@@ -276,9 +279,7 @@ impl Action {
             Self::RemoteAccess => req(Operator, None),
             Self::PluginRead => req(Viewer, Some(AlertsRead)),
             Self::PluginWrite => req(Admin, None),
-            Self::AuditRead | Self::UserRead | Self::UserWrite | Self::ApiKeyManage => {
-                req(Admin, None)
-            }
+            Self::AuditRead | Self::UserRead | Self::UserWrite | Self::ApiKeyManage => req(Admin, None),
             Self::AgentManage | Self::VpnManage => req(Admin, None),
             Self::TenantRead => req(Viewer, None),
             Self::TenantManage => req(SuperAdmin, None),
@@ -325,25 +326,35 @@ fn role_title(r: Role) -> &'static str {
 pub fn authorize(principal: &Principal, tenant: Option<TenantId>, action: Action) -> Result<(), Denied> {
     let need = action.requirement();
     match principal {
-        Principal::User { role: Role::SuperAdmin, .. } => Ok(()),
+        Principal::User {
+            role: Role::SuperAdmin, ..
+        } => Ok(()),
         Principal::User { role, tenant: own, .. } => {
             if tenant.is_none() || *own != tenant {
                 // Tenant users have no platform-level rights; super-admin-only actions report the role.
                 return Err(if need.min_role == Role::SuperAdmin {
-                    Denied::RoleTooLow { required: Role::SuperAdmin }
+                    Denied::RoleTooLow {
+                        required: Role::SuperAdmin,
+                    }
                 } else {
                     Denied::WrongTenant
                 });
             }
             if *role < need.min_role {
-                return Err(Denied::RoleTooLow { required: need.min_role });
+                return Err(Denied::RoleTooLow {
+                    required: need.min_role,
+                });
             }
             Ok(())
         }
-        Principal::ApiKey { tenant: own, scopes, .. } => {
+        Principal::ApiKey {
+            tenant: own, scopes, ..
+        } => {
             if tenant != Some(*own) {
                 return Err(if need.min_role == Role::SuperAdmin {
-                    Denied::RoleTooLow { required: Role::SuperAdmin }
+                    Denied::RoleTooLow {
+                        required: Role::SuperAdmin,
+                    }
                 } else {
                     Denied::WrongTenant
                 });
@@ -352,7 +363,9 @@ pub fn authorize(principal: &Principal, tenant: Option<TenantId>, action: Action
                 return Err(Denied::ApiKeyNotAllowed);
             };
             if Role::Operator < need.min_role {
-                return Err(Denied::RoleTooLow { required: need.min_role });
+                return Err(Denied::RoleTooLow {
+                    required: need.min_role,
+                });
             }
             if !scopes.contains(&scope) {
                 return Err(Denied::MissingScope(scope));
@@ -376,8 +389,12 @@ pub fn can_assign_role(
 ) -> Result<(), Denied> {
     if new_role == Role::SuperAdmin || current == Some(Role::SuperAdmin) {
         return match actor {
-            Principal::User { role: Role::SuperAdmin, .. } if target_tenant.is_none() => Ok(()),
-            Principal::User { role: Role::SuperAdmin, .. } => Err(Denied::CannotGrant(new_role)),
+            Principal::User {
+                role: Role::SuperAdmin, ..
+            } if target_tenant.is_none() => Ok(()),
+            Principal::User {
+                role: Role::SuperAdmin, ..
+            } => Err(Denied::CannotGrant(new_role)),
             _ => Err(Denied::CannotGrant(Role::SuperAdmin)),
         };
     }
@@ -403,7 +420,11 @@ mod tests {
     const T2: TenantId = TenantId::from_u128(2);
 
     fn user(role: Role, tenant: Option<TenantId>) -> Principal {
-        Principal::User { id: UserId::from_u128(9), role, tenant }
+        Principal::User {
+            id: UserId::from_u128(9),
+            role,
+            tenant,
+        }
     }
 
     fn key(scopes: &[Scope]) -> Principal {
@@ -451,7 +472,9 @@ mod tests {
         assert_eq!(authorize(&admin, Some(T2), Action::SiteRead), Err(Denied::WrongTenant));
         assert_eq!(
             authorize(&admin, None, Action::FleetWirelessIssuesRead),
-            Err(Denied::RoleTooLow { required: Role::SuperAdmin })
+            Err(Denied::RoleTooLow {
+                required: Role::SuperAdmin
+            })
         );
         assert_eq!(
             authorize(&key(&Scope::ALL), Some(T2), Action::SiteRead),
@@ -468,9 +491,18 @@ mod tests {
             authorize(&k, Some(T1), Action::SiteAlertRuleWrite),
             Err(Denied::MissingScope(Scope::AlertsWrite))
         );
-        assert_eq!(authorize(&k, Some(T1), Action::SiteDelete), Err(Denied::ApiKeyNotAllowed));
-        assert_eq!(authorize(&k, Some(T1), Action::RemoteAccess), Err(Denied::ApiKeyNotAllowed));
-        assert_eq!(authorize(&k, Some(T1), Action::ApiKeyManage), Err(Denied::ApiKeyNotAllowed));
+        assert_eq!(
+            authorize(&k, Some(T1), Action::SiteDelete),
+            Err(Denied::ApiKeyNotAllowed)
+        );
+        assert_eq!(
+            authorize(&k, Some(T1), Action::RemoteAccess),
+            Err(Denied::ApiKeyNotAllowed)
+        );
+        assert_eq!(
+            authorize(&k, Some(T1), Action::ApiKeyManage),
+            Err(Denied::ApiKeyNotAllowed)
+        );
         let reader = key(&[Scope::AlertsRead]);
         assert_eq!(
             authorize(&reader, Some(T1), Action::SiteRead),
@@ -499,7 +531,10 @@ mod tests {
             can_assign_role(&admin, Some(T1), Some(Role::Admin), Role::SuperAdmin),
             Err(Denied::CannotGrant(Role::SuperAdmin))
         );
-        assert_eq!(can_assign_role(&admin, Some(T1), Some(Role::Viewer), Role::Admin), Ok(()));
+        assert_eq!(
+            can_assign_role(&admin, Some(T1), Some(Role::Viewer), Role::Admin),
+            Ok(())
+        );
         assert_eq!(can_assign_role(&admin, Some(T1), None, Role::Operator), Ok(()));
         assert_eq!(
             can_assign_role(&admin, Some(T2), None, Role::Viewer),
@@ -540,7 +575,10 @@ mod tests {
     #[test]
     fn denial_messages_match_the_reference_wording() {
         assert_eq!(
-            Denied::RoleTooLow { required: Role::Operator }.to_string(),
+            Denied::RoleTooLow {
+                required: Role::Operator
+            }
+            .to_string(),
             "Access denied. Operator or higher role required."
         );
         assert_eq!(
@@ -556,13 +594,43 @@ mod tests {
     const ALL_ACTIONS: [Action; 38] = {
         use Action::*;
         [
-            DeviceRead, DeviceWrite, DeviceDelete, SiteRead, SiteWrite, SiteDelete, SectorRead,
-            SectorWrite, SectorDelete, LinkRead, SignalHistoryRead, MetricsRead,
-            WirelessIssuesRead, FleetWirelessIssuesRead, AlertRead, AlertRuleWrite,
-            AlertRuleDelete, AlertEventWrite, SiteAlertRead, SiteAlertRuleWrite,
-            SiteAlertEventResolve, NotificationChannelWrite, MaintenanceRead, MaintenanceWrite,
-            ConfigRead, ConfigWrite, FirmwareWrite, RemoteAccess, PluginRead, PluginWrite,
-            AuditRead, UserRead, UserWrite, ApiKeyManage, AgentManage, VpnManage, TenantRead,
+            DeviceRead,
+            DeviceWrite,
+            DeviceDelete,
+            SiteRead,
+            SiteWrite,
+            SiteDelete,
+            SectorRead,
+            SectorWrite,
+            SectorDelete,
+            LinkRead,
+            SignalHistoryRead,
+            MetricsRead,
+            WirelessIssuesRead,
+            FleetWirelessIssuesRead,
+            AlertRead,
+            AlertRuleWrite,
+            AlertRuleDelete,
+            AlertEventWrite,
+            SiteAlertRead,
+            SiteAlertRuleWrite,
+            SiteAlertEventResolve,
+            NotificationChannelWrite,
+            MaintenanceRead,
+            MaintenanceWrite,
+            ConfigRead,
+            ConfigWrite,
+            FirmwareWrite,
+            RemoteAccess,
+            PluginRead,
+            PluginWrite,
+            AuditRead,
+            UserRead,
+            UserWrite,
+            ApiKeyManage,
+            AgentManage,
+            VpnManage,
+            TenantRead,
             TenantManage,
         ]
     };

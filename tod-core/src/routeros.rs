@@ -254,9 +254,15 @@ impl RouterOsVersion {
             None => (s, None),
         };
         let (numbers, pre) = if let Some(i) = core.find("rc") {
-            (&core[..i], Some(PreRelease::Rc(core[i + 2..].parse().map_err(|_| bad())?)))
+            (
+                &core[..i],
+                Some(PreRelease::Rc(core[i + 2..].parse().map_err(|_| bad())?)),
+            )
         } else if let Some(i) = core.find("beta") {
-            (&core[..i], Some(PreRelease::Beta(core[i + 4..].parse().map_err(|_| bad())?)))
+            (
+                &core[..i],
+                Some(PreRelease::Beta(core[i + 4..].parse().map_err(|_| bad())?)),
+            )
         } else {
             (core, None)
         };
@@ -274,7 +280,13 @@ impl RouterOsVersion {
         if parts.next().is_some() {
             return Err(bad());
         }
-        Ok(Self { major, minor, patch, pre, channel })
+        Ok(Self {
+            major,
+            minor,
+            patch,
+            pre,
+            channel,
+        })
     }
 
     /// RouterOS 6.43 introduced plain-text `/login =name= =password=`; older needs the MD5 challenge.
@@ -284,7 +296,13 @@ impl RouterOsVersion {
 
     /// A plain release version, for comparisons.
     pub const fn plain(major: u16, minor: u16, patch: u16) -> Self {
-        Self { major, minor, patch: Some(patch), pre: None, channel: None }
+        Self {
+            major,
+            minor,
+            patch: Some(patch),
+            pre: None,
+            channel: None,
+        }
     }
 
     fn sort_key(&self) -> (u16, u16, u16, u8, u16) {
@@ -368,9 +386,7 @@ pub fn parse_channel(input: &str) -> Result<Option<Channel>, ValueError> {
     for part in parts {
         let mut part = part;
         if let Some(open) = part.find('(') {
-            let power = part[open + 1..]
-                .strip_suffix("dBm)")
-                .ok_or_else(bad)?;
+            let power = part[open + 1..].strip_suffix("dBm)").ok_or_else(bad)?;
             ch.tx_power_dbm = Some(power.parse().map_err(|_| bad())?);
             part = &part[..open];
         }
@@ -507,8 +523,20 @@ mod tests {
     #[test]
     fn malformed_durations_are_errors() {
         for bad in [
-            "5s3m", "1h1h", "h", "12", "1x", "00:60:00", "00:00:60", "1:2:3", "00:01",
-            "1d02:03:04s", "-5s", "1.5s", "00:00:00.", "99999999999999w",
+            "5s3m",
+            "1h1h",
+            "h",
+            "12",
+            "1x",
+            "00:60:00",
+            "00:00:60",
+            "1:2:3",
+            "00:01",
+            "1d02:03:04s",
+            "-5s",
+            "1.5s",
+            "00:00:00.",
+            "99999999999999w",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
@@ -529,7 +557,10 @@ mod tests {
         let release = RouterOsVersion::parse("7.17").unwrap();
         assert!(beta < rc && rc < release);
         assert!(lt < v);
-        assert_eq!(RouterOsVersion::parse("7.16").unwrap(), RouterOsVersion::parse("7.16").unwrap());
+        assert_eq!(
+            RouterOsVersion::parse("7.16").unwrap(),
+            RouterOsVersion::parse("7.16").unwrap()
+        );
         assert!(RouterOsVersion::parse("7.16").unwrap() < v);
         assert!(RouterOsVersion::parse("6.43").unwrap().supports_plain_login());
         assert!(!RouterOsVersion::parse("6.42.12").unwrap().supports_plain_login());

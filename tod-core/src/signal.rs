@@ -120,7 +120,12 @@ struct Acc {
     max: i16,
 }
 
-const EMPTY: Acc = Acc { sum: 0, count: 0, min: i16::MAX, max: i16::MIN };
+const EMPTY: Acc = Acc {
+    sum: 0,
+    count: 0,
+    min: i16::MAX,
+    max: i16::MIN,
+};
 
 /// Buckets the samples that fall in `(now − lookback, now]`, in any order, in O(n) time.
 ///
@@ -151,7 +156,10 @@ pub fn bucket(samples: impl IntoIterator<Item = Sample>, range: Range, now: Date
         .enumerate()
         .filter(|(_, a)| a.count > 0)
         .map(|(i, a)| Bucket {
-            timestamp: Utc.timestamp_opt(first + i as i64 * width, 0).single().expect("in range"),
+            timestamp: Utc
+                .timestamp_opt(first + i as i64 * width, 0)
+                .single()
+                .expect("in range"),
             signal_avg: mean_half_away(a.sum, i64::from(a.count)) as i16,
             signal_min: a.min,
             signal_max: a.max,
@@ -175,7 +183,12 @@ pub struct TrendConfig {
 
 impl Default for TrendConfig {
     fn default() -> Self {
-        Self { window_secs: 7 * 86_400, threshold_db: 5.0, clear_margin_db: 2.0, min_samples: 12 }
+        Self {
+            window_secs: 7 * 86_400,
+            threshold_db: 5.0,
+            clear_margin_db: 2.0,
+            min_samples: 12,
+        }
     }
 }
 
@@ -248,7 +261,13 @@ pub fn detect_trend(
         delta_db >= config.threshold_db
     };
     TrendVerdict::Evaluated {
-        stats: TrendStats { previous_avg, recent_avg, delta_db, previous_samples: pn, recent_samples: rn },
+        stats: TrendStats {
+            previous_avg,
+            recent_avg,
+            delta_db,
+            previous_samples: pn,
+            recent_samples: rn,
+        },
         degraded,
     }
 }
@@ -280,16 +299,28 @@ mod tests {
     #[test]
     fn buckets_are_epoch_aligned_with_rounded_mean_min_max() {
         let samples = [
-            Sample { at: at(NOW - 3_600 + 10), dbm: -67 },
-            Sample { at: at(NOW - 3_600 + 200), dbm: -68 },
-            Sample { at: at(NOW - 1), dbm: -70 },
+            Sample {
+                at: at(NOW - 3_600 + 10),
+                dbm: -67,
+            },
+            Sample {
+                at: at(NOW - 3_600 + 200),
+                dbm: -68,
+            },
+            Sample {
+                at: at(NOW - 1),
+                dbm: -70,
+            },
             Sample { at: at(NOW), dbm: -50 },
         ];
         let b = bucket(samples, Range::Week, at(NOW));
         assert_eq!(b.len(), 2);
         assert_eq!(b[0].timestamp, at(NOW - 3_600));
         // mean of -67, -68, -70 = -68.33 → -68
-        assert_eq!((b[0].signal_avg, b[0].signal_min, b[0].signal_max, b[0].samples), (-68, -70, -67, 3));
+        assert_eq!(
+            (b[0].signal_avg, b[0].signal_min, b[0].signal_max, b[0].samples),
+            (-68, -70, -67, 3)
+        );
         assert_eq!((b[1].timestamp, b[1].signal_avg, b[1].samples), (at(NOW), -50, 1));
         let day = bucket(samples, Range::Day, at(NOW));
         let starts: Vec<i64> = day.iter().map(|b| NOW - b.timestamp.timestamp()).collect();
@@ -303,17 +334,35 @@ mod tests {
         assert_eq!(mean_half_away(-133, 2), -67); // -66.5
         assert_eq!(mean_half_away(135, 2), 68);
         assert_eq!(mean_half_away(-134, 2), -67);
-        let s = [Sample { at: at(NOW - 10), dbm: -67 }, Sample { at: at(NOW - 20), dbm: -68 }];
+        let s = [
+            Sample {
+                at: at(NOW - 10),
+                dbm: -67,
+            },
+            Sample {
+                at: at(NOW - 20),
+                dbm: -68,
+            },
+        ];
         assert_eq!(bucket(s, Range::Day, at(NOW))[0].signal_avg, -68);
     }
 
     #[test]
     fn window_edges_are_exclusive_at_the_start_and_inclusive_at_now() {
         let s = [
-            Sample { at: at(NOW - 86_400), dbm: -90 },
-            Sample { at: at(NOW - 86_399), dbm: -60 },
+            Sample {
+                at: at(NOW - 86_400),
+                dbm: -90,
+            },
+            Sample {
+                at: at(NOW - 86_399),
+                dbm: -60,
+            },
             Sample { at: at(NOW), dbm: -61 },
-            Sample { at: at(NOW + 1), dbm: -99 },
+            Sample {
+                at: at(NOW + 1),
+                dbm: -99,
+            },
         ];
         let b = bucket(s, Range::Day, at(NOW));
         let total: u32 = b.iter().map(|b| b.samples).sum();
@@ -324,17 +373,28 @@ mod tests {
 
     #[test]
     fn thirty_day_buckets_are_four_hours_wide() {
-        let s: Vec<Sample> = (0..48).map(|h| Sample { at: at(NOW - h * 3_600 - 1), dbm: -60 }).collect();
+        let s: Vec<Sample> = (0..48)
+            .map(|h| Sample {
+                at: at(NOW - h * 3_600 - 1),
+                dbm: -60,
+            })
+            .collect();
         let b = bucket(s, Range::Month, at(NOW));
         assert_eq!(b.len(), 12);
-        assert!(b.iter().all(|b| b.timestamp.timestamp() % 14_400 == 0 && b.samples == 4));
+        assert!(
+            b.iter()
+                .all(|b| b.timestamp.timestamp() % 14_400 == 0 && b.samples == 4)
+        );
     }
 
     fn steady(level_prev: i16, level_recent: i16) -> Vec<Sample> {
         let mut v = Vec::new();
         for h in 1..=14 * 24 {
             let dbm = if h <= 7 * 24 { level_recent } else { level_prev };
-            v.push(Sample { at: at(NOW - h * 3_600 + 1), dbm });
+            v.push(Sample {
+                at: at(NOW - h * 3_600 + 1),
+                dbm,
+            });
         }
         v
     }
@@ -364,7 +424,10 @@ mod tests {
             v => panic!("{v:?}"),
         }
         // Once degraded, 4.9 dB keeps it degraded (clear margin) ...
-        assert!(matches!(detect_trend(s, at(NOW), &cfg, true), TrendVerdict::Evaluated { degraded: true, .. }));
+        assert!(matches!(
+            detect_trend(s, at(NOW), &cfg, true),
+            TrendVerdict::Evaluated { degraded: true, .. }
+        ));
         // ... and it clears only below threshold − margin.
         assert!(matches!(
             detect_trend(steady(-60, -62), at(NOW), &cfg, true),

@@ -260,8 +260,7 @@ impl Batch {
         struct Probe {
             schema: Option<u16>,
         }
-        let probe: Probe =
-            serde_json::from_slice(bytes).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
         match probe.schema {
             None => return Err(TelemetryError::Malformed("missing field `schema`".into())),
             Some(v) if !(MIN_SUPPORTED_SCHEMA..=SCHEMA_VERSION).contains(&v) => {
@@ -269,8 +268,7 @@ impl Batch {
             }
             Some(_) => {}
         }
-        let batch: Batch =
-            serde_json::from_slice(bytes).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
+        let batch: Batch = serde_json::from_slice(bytes).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
         batch.validate()?;
         Ok(batch)
     }
@@ -374,7 +372,10 @@ mod tests {
             Err(TelemetryError::UnsupportedSchema { found: 99 })
         );
         assert!(matches!(Batch::from_json(b"{}"), Err(TelemetryError::Malformed(_))));
-        assert!(matches!(Batch::from_json(b"not json"), Err(TelemetryError::Malformed(_))));
+        assert!(matches!(
+            Batch::from_json(b"not json"),
+            Err(TelemetryError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -386,7 +387,9 @@ mod tests {
         assert!(matches!(b.validate(), Err(TelemetryError::Invalid(m)) if m.contains("does not increase")));
         b.reports[1].sequence = 2;
         assert_eq!(b.validate(), Ok(()));
-        b.reports[1].status = PollStatus::Offline { reason: "timeout".into() };
+        b.reports[1].status = PollStatus::Offline {
+            reason: "timeout".into(),
+        };
         assert!(matches!(b.validate(), Err(TelemetryError::Invalid(m)) if m.contains("not online")));
     }
 
@@ -407,7 +410,9 @@ mod tests {
             tx_bytes: None,
             rx_bytes: None,
         }]);
-        let json = String::from_utf8(b.to_json()).unwrap().replace("00:00:00:00:00:01", "zz");
+        let json = String::from_utf8(b.to_json())
+            .unwrap()
+            .replace("00:00:00:00:00:01", "zz");
         assert!(matches!(Batch::from_json(json.as_bytes()), Err(TelemetryError::Malformed(m)) if m.contains("MAC")));
     }
 
