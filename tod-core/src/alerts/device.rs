@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle::{self, AlertBook, AlertEvent, FlapPolicy, Hysteresis, MaintenanceWindow, Observation};
 use super::{Finding, Severity, Subject, ValidationError};
-use crate::model::{DeviceId, GroupId, RuleId, SiteId};
+use crate::model::{DeviceId, GroupId, RuleId, SiteId, WindowId};
 use crate::telemetry::{DeviceReport, PollStatus};
 
 /// A device metric rules can test.
@@ -374,63 +374,84 @@ pub struct DeviceContext<'a> {
     pub groups: &'a [GroupId],
 }
 
-/// One tenant's enabled device rules, indexed for evaluation on every report, with their alerts.
+/// Enabled device rules indexed by scope.
 #[derive(Debug, Clone, Default)]
-pub struct DeviceRuleEngine {
+struct RuleIndex {
     rules: Vec<DeviceRule>,
     tenant_rules: Vec<usize>,
     group_rules: HashMap<GroupId, Vec<usize>>,
     device_rules: HashMap<DeviceId, Vec<usize>>,
+}
+
+impl RuleIndex {
+    fn new(rules: Vec<DeviceRule>) -> Self {
+        let mut idx = Self {
+            rules: rules.into_iter().filter(|r| r.enabled).collect(),
+            ..Self::default()
+        };
+        for (i, r) in idx.rules.iter().enumerate() {
+            match r.scope {
+                RuleScope::Tenant => idx.tenant_rules.push(i),
+                RuleScope::Group(g) => idx.group_rules.entry(g).or_default().push(i),
+                RuleScope::Device(d) => idx.device_rules.entry(d).or_default().push(i),
+            }
+        }
+        idx
+    }
+
+    /// Device rules, group rules of the device's groups, and tenant rules not overridden by a
+    /// device rule of the same metric.
+    fn applicable<'s>(&'s self, device: DeviceId, groups: &'s [GroupId]) -> impl Iterator<Item = &'s DeviceRule> + 's {
+        let own: &[usize] = self.device_rules.get(&device).map_or(&[], Vec::as_slice);
+        let overridden = move |m: Metric| own.iter().any(|&i| self.rules[i].metric == m);
+        self.tenant_rules
+            .iter()
+            .filter(move |&&i| !overridden(self.rules[i].metric))
+            .chain(
+                groups
+                    .iter()
+                    .flat_map(move |g| self.group_rules.get(g).into_iter().flatten()),
+            )
+            .chain(own.iter())
+            .map(move |&i| &self.rules[i])
+    }
+}
+
+/// One tenant's enabled device rules, indexed for evaluation on every report, with their alerts.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceRuleEngine {
+    index: RuleIndex,
     book: AlertBook,
 }
 
 impl DeviceRuleEngine {
     /// An engine over `rules` (disabled ones are ignored).
     pub fn new(rules: Vec<DeviceRule>, flap: FlapPolicy) -> Self {
-        let mut e = Self {
+        Self {
+            index: RuleIndex::new(rules),
             book: AlertBook::new(flap),
-            ..Self::default()
-        };
-        e.set_rules(rules);
-        e
+        }
     }
 
-    /// Replaces the rule set. Alerts of rules that disappeared or were disabled are resolved.
-    pub fn set_rules(&mut self, rules: Vec<DeviceRule>) -> Vec<AlertEvent> {
-        self.set_rules_at(rules, None)
-    }
-
-    /// [`set_rules`](Self::set_rules), resolving retired rules' alerts at `now`.
-    pub fn set_rules_at(&mut self, rules: Vec<DeviceRule>, now: Option<DateTime<Utc>>) -> Vec<AlertEvent> {
+    /// Replaces the rule set; open alerts of rules that were deleted or disabled are resolved at
+    /// `now`.
+    pub fn set_rules(&mut self, rules: Vec<DeviceRule>, now: DateTime<Utc>) -> Vec<AlertEvent> {
         let mut events = Vec::new();
-        if let Some(now) = now {
-            for old in &self.rules {
-                let kept = rules.iter().find(|r| r.id == old.id);
-                match kept {
-                    None => events.extend(
-                        self.book
-                            .retire_rule(old.id, now, lifecycle::ResolveReason::RuleDeleted),
-                    ),
-                    Some(r) if !r.enabled => events.extend(self.book.retire_rule(
-                        old.id,
-                        now,
-                        lifecycle::ResolveReason::RuleDisabled,
-                    )),
-                    Some(_) => {}
-                }
+        for old in &self.index.rules {
+            match rules.iter().find(|r| r.id == old.id) {
+                None => events.extend(
+                    self.book
+                        .retire_rule(old.id, now, lifecycle::ResolveReason::RuleDeleted),
+                ),
+                Some(r) if !r.enabled => events.extend(self.book.retire_rule(
+                    old.id,
+                    now,
+                    lifecycle::ResolveReason::RuleDisabled,
+                )),
+                Some(_) => {}
             }
         }
-        self.rules = rules.into_iter().filter(|r| r.enabled).collect();
-        self.tenant_rules.clear();
-        self.group_rules.clear();
-        self.device_rules.clear();
-        for (i, r) in self.rules.iter().enumerate() {
-            match r.scope {
-                RuleScope::Tenant => self.tenant_rules.push(i),
-                RuleScope::Group(g) => self.group_rules.entry(g).or_default().push(i),
-                RuleScope::Device(d) => self.device_rules.entry(d).or_default().push(i),
-            }
-        }
+        self.index = RuleIndex::new(rules);
         events
     }
 
@@ -450,18 +471,7 @@ impl DeviceRuleEngine {
         device: DeviceId,
         groups: &'s [GroupId],
     ) -> impl Iterator<Item = &'s DeviceRule> + 's {
-        let own: &[usize] = self.device_rules.get(&device).map_or(&[], Vec::as_slice);
-        let overridden = move |m: Metric| own.iter().any(|&i| self.rules[i].metric == m);
-        self.tenant_rules
-            .iter()
-            .filter(move |&&i| !overridden(self.rules[i].metric))
-            .chain(
-                groups
-                    .iter()
-                    .flat_map(move |g| self.group_rules.get(g).into_iter().flatten()),
-            )
-            .chain(own.iter())
-            .map(move |&i| &self.rules[i])
+        self.index.applicable(device, groups)
     }
 
     /// Evaluates every applicable rule against one report's metrics and returns what changed.
@@ -474,35 +484,18 @@ impl DeviceRuleEngine {
     ) -> Vec<AlertEvent> {
         let mut events = Vec::new();
         let subject = Subject::Device(device.id);
-        // Only look the window up when something could fire.
-        let mut window = None;
-        let mut window_known = false;
-        let flap = self.book_flap();
-        let own: &[usize] = self.device_rules.get(&device.id).map_or(&[], Vec::as_slice);
-        let rules = &self.rules;
-        let overridden = |m: Metric| own.iter().any(|&i| rules[i].metric == m);
-        let candidates = self
-            .tenant_rules
-            .iter()
-            .filter(|&&i| !overridden(rules[i].metric))
-            .chain(
-                device
-                    .groups
-                    .iter()
-                    .flat_map(|g| self.group_rules.get(g).into_iter().flatten()),
-            )
-            .chain(own.iter());
+        let flap = self.book.flap_policy();
+        // Looked up once, and only when something breaches.
+        let mut window: Option<Option<WindowId>> = None;
         let mut tracks = self.book.tracks_mut(&subject);
-        for &i in candidates {
-            let rule = &rules[i];
+        for rule in self.index.applicable(device.id, device.groups) {
             let Some(value) = metrics.get(rule.metric) else {
                 continue;
             };
             if rule.op.test(value, rule.threshold) {
-                if !window_known {
-                    window = lifecycle::suppressing_window_for_device(windows, device.id, device.site, now);
-                    window_known = true;
-                }
+                let w = *window.get_or_insert_with(|| {
+                    lifecycle::suppressing_window_for_device(windows, device.id, device.site, now)
+                });
                 let f = rule.finding(device.id, device.hostname, value);
                 let v = tracks.get_or_insert_with(Vec::new);
                 events.extend(lifecycle::observe_in(
@@ -512,7 +505,7 @@ impl DeviceRuleEngine {
                     Observation::Hit(&f),
                     rule.hysteresis(),
                     now,
-                    window,
+                    w,
                     &flap,
                 ));
             } else if let Some(v) = tracks.as_mut() {
@@ -530,10 +523,6 @@ impl DeviceRuleEngine {
         }
         self.book.put_tracks(subject, tracks);
         events
-    }
-
-    fn book_flap(&self) -> FlapPolicy {
-        self.book.flap_policy()
     }
 }
 
@@ -679,7 +668,7 @@ mod tests {
         e.evaluate(ctx(DEV, &[]), &cpu(99.0), t(0), &[]);
         let mut disabled = r;
         disabled.enabled = false;
-        let ev = e.set_rules_at(vec![disabled], Some(t(1)));
+        let ev = e.set_rules(vec![disabled], t(1));
         assert!(matches!(
             ev.as_slice(),
             [AlertEvent::Resolved {
