@@ -1,1 +1,69 @@
-//! x
+//! Shared inputs for TOD's benches. The criterion micro-benches live in `core.rs`; the end-to-end
+//! load harness (simulator → agents → tunnel → server) will live beside them.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use tod_core::alerts::{DeviceRule, Metric, Metrics, Op, RuleScope, Severity};
+use tod_core::signal::Sample;
+use tod_core::RuleId;
+use tod_examples::pick;
+
+/// `n` signal samples spread over the last 30 days before `now`, in random order.
+pub fn samples(n: usize, now: DateTime<Utc>) -> Vec<Sample> {
+    (0..n as u64)
+        .map(|i| Sample {
+            at: now - Duration::seconds(pick(1, i, 0, 30 * 86_400) as i64),
+            dbm: -40 - pick(2, i, 0, 50) as i16,
+        })
+        .collect()
+}
+
+/// A fixed evaluation instant.
+pub fn bench_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 19, 12, 0, 0).single().expect("valid time")
+}
+
+/// Ten tenant-wide rules over seven metrics, as a busy tenant would have.
+pub fn ten_rules() -> Vec<DeviceRule> {
+    let spec = [
+        (Metric::CpuLoad, Op::Gt, 90.0, 5),
+        (Metric::CpuLoad, Op::Gt, 98.0, 1),
+        (Metric::MemoryUsedPct, Op::Gt, 90.0, 5),
+        (Metric::DiskUsedPct, Op::Gt, 85.0, 3),
+        (Metric::Temperature, Op::Gt, 70.0, 3),
+        (Metric::SignalStrength, Op::Lt, -75.0, 3),
+        (Metric::SignalStrength, Op::Lt, -85.0, 1),
+        (Metric::Ccq, Op::Lt, 50.0, 3),
+        (Metric::ClientCount, Op::Gt, 120.0, 2),
+        (Metric::DeviceOffline, Op::Eq, 1.0, 2),
+    ];
+    spec.iter()
+        .enumerate()
+        .map(|(i, &(metric, op, threshold, duration_polls))| DeviceRule {
+            id: RuleId::from_u128(i as u128 + 1),
+            name: format!("rule {i}"),
+            metric,
+            op,
+            threshold,
+            duration_polls,
+            severity: Severity::Warning,
+            scope: RuleScope::Tenant,
+            enabled: true,
+            is_default: false,
+        })
+        .collect()
+}
+
+/// Metrics of device `d` at poll `p`: mostly healthy, about 3 % of values breaching.
+pub fn metrics(d: u64, p: u64) -> Metrics {
+    let r = |k: u64, n: u64| pick(p, d, k, n) as f64;
+    Metrics {
+        cpu_load: Some(if r(1, 100) < 3.0 { 95.0 } else { r(2, 60) }),
+        memory_used_pct: Some(40.0 + r(3, 30)),
+        disk_used_pct: Some(20.0 + r(4, 40)),
+        temperature: Some(35.0 + r(5, 20)),
+        signal_strength: Some(-55.0 - r(6, 24)),
+        ccq: Some(60.0 + r(7, 40)),
+        client_count: Some(r(8, 60)),
+        device_offline: Some(if r(9, 100) < 1.0 { 1.0 } else { 0.0 }),
+    }
+}

@@ -471,7 +471,7 @@ impl LinkTracker {
     /// interval of grace) has missed k polls, and down links become stale after
     /// `stale_after_secs`. Transitions carry the moment they became due, not `now`.
     ///
-    /// Call it periodically with the server's clock, for APs whose agent is alive (when the agent
+    /// Changes come back in time order. Call it periodically with the server's clock, for APs whose agent is alive (when the agent
     /// itself is silent the server marks devices unreachable instead and can skip them).
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<LinkChange> {
         let aps: Vec<DeviceId> = self.aps.keys().copied().collect();
@@ -479,6 +479,7 @@ impl LinkTracker {
         for ap in aps {
             changes.extend(self.tick_ap(ap, now));
         }
+        changes.sort_by_key(|c| (c.at, c.key));
         changes
     }
 
