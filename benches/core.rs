@@ -78,7 +78,9 @@ fn bucketing(c: &mut Criterion) {
     g.throughput(Throughput::Elements(data.len() as u64));
     g.sample_size(20);
     for range in [Range::Day, Range::Month] {
-        g.bench_function(format!("bucket_{range}"), |b| b.iter(|| black_box(bucket(data.iter().copied(), range, now))));
+        g.bench_function(format!("bucket_{range}"), |b| {
+            b.iter(|| black_box(bucket(data.iter().copied(), range, now)))
+        });
     }
     // Floor: one pass summing the same samples (memory bandwidth plus a branch).
     g.bench_function("baseline_sum_pass", |b| {
@@ -99,7 +101,9 @@ fn bucketing(c: &mut Criterion) {
 fn alert_evaluation(c: &mut Criterion) {
     const DEVICES: u64 = 100_000;
     let rules = ten_rules();
-    let inputs: Vec<_> = (0..4).map(|p| (0..DEVICES).map(|d| metrics(d, p)).collect::<Vec<_>>()).collect();
+    let inputs: Vec<_> = (0..4)
+        .map(|p| (0..DEVICES).map(|d| metrics(d, p)).collect::<Vec<_>>())
+        .collect();
     let ids: Vec<DeviceId> = (0..DEVICES).map(|d| DeviceId::from_u128(u128::from(d) + 1)).collect();
     let mut g = c.benchmark_group("alert_eval_100k_devices_x_10_rules");
     g.throughput(Throughput::Elements(DEVICES * rules.len() as u64));
@@ -117,7 +121,12 @@ fn alert_evaluation(c: &mut Criterion) {
                 let at = now + chrono::Duration::minutes(*p as i64);
                 let batch = &inputs[*p % inputs.len()];
                 for (i, m) in batch.iter().enumerate() {
-                    let ctx = DeviceContext { id: ids[i], hostname: "dev", site: None, groups: &[] };
+                    let ctx = DeviceContext {
+                        id: ids[i],
+                        hostname: "dev",
+                        site: None,
+                        groups: &[],
+                    };
                     black_box(engine.evaluate(ctx, m, at, &[]));
                 }
             },
@@ -126,7 +135,10 @@ fn alert_evaluation(c: &mut Criterion) {
     });
     // Floor: the comparisons alone, no applicability, no state.
     g.bench_function("baseline_bare_comparisons", |b| {
-        let flat: Vec<(Metric, f64, bool)> = rules.iter().map(|r| (r.metric, r.threshold, r.metric == Metric::SignalStrength)).collect();
+        let flat: Vec<(Metric, f64, bool)> = rules
+            .iter()
+            .map(|r| (r.metric, r.threshold, r.metric == Metric::SignalStrength))
+            .collect();
         b.iter(|| {
             let mut hits = 0u32;
             for m in &inputs[0] {

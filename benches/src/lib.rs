@@ -2,9 +2,9 @@
 //! load harness (simulator → agents → tunnel → server) will live beside them.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use tod_core::RuleId;
 use tod_core::alerts::{DeviceRule, Metric, Metrics, Op, RuleScope, Severity};
 use tod_core::signal::Sample;
-use tod_core::RuleId;
 use tod_examples::pick;
 
 /// `n` signal samples spread over the last 30 days before `now`, in random order.
@@ -19,7 +19,9 @@ pub fn samples(n: usize, now: DateTime<Utc>) -> Vec<Sample> {
 
 /// A fixed evaluation instant.
 pub fn bench_now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 19, 12, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 3, 19, 12, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 /// Ten tenant-wide rules over seven metrics, as a busy tenant would have.

@@ -1,0 +1,370 @@
+//! The agent's configuration: one TOML file. Every error names the field it is about, so an
+//! operator at a tower can fix the file from the message alone.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tod_core::{AgentId, DeviceId};
+
+/// A configuration that cannot be used, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field path (`devices[2].host`), or the file for read/parse errors.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Who this agent is.
+    pub agent: AgentSection,
+    /// Where it delivers.
+    pub server: ServerSection,
+    /// Poll schedule.
+    #[serde(default)]
+    pub poll: PollSection,
+    /// On-disk buffer.
+    #[serde(default)]
+    pub spool: SpoolSection,
+    /// Named credential profiles devices refer to.
+    #[serde(default)]
+    pub credentials: Vec<CredentialProfile>,
+    /// The devices this agent polls.
+    #[serde(default)]
+    pub devices: Vec<DeviceEntry>,
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// The agent id issued at enrolment.
+    pub id: AgentId,
+    /// One-time enrolment token (absent once enrolled).
+    pub enrolment_token: Option<String>,
+}
+
+/// How the agent delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UplinkKind {
+    /// HTTP to tod-server (no broker needed).
+    #[default]
+    Http,
+    /// NATS JetStream.
+    Nats,
+    /// MQTT.
+    Mqtt,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// The server's WireGuard endpoint (`host:port`).
+    pub endpoint: String,
+    /// The uplink carried through the tunnel.
+    #[serde(default)]
+    pub uplink: UplinkKind,
+}
+
+/// `[poll]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollSection {
+    /// Seconds between polls of one device (10–3600, default 60).
+    #[serde(default = "default_interval")]
+    pub interval_secs: u64,
+    /// Connection attempts in flight at once (default 16).
+    #[serde(default = "default_connect_concurrency")]
+    pub connect_concurrency: usize,
+}
+
+fn default_interval() -> u64 {
+    60
+}
+fn default_connect_concurrency() -> usize {
+    16
+}
+
+impl Default for PollSection {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_interval(),
+            connect_concurrency: default_connect_concurrency(),
+        }
+    }
+}
+
+/// `[spool]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolSection {
+    /// Directory of the spool.
+    #[serde(default = "default_spool_dir")]
+    pub dir: PathBuf,
+    /// Upper bound on disk use; the oldest data is dropped first (and counted).
+    #[serde(default = "default_spool_bytes")]
+    pub max_bytes: u64,
+    /// Upper bound on age.
+    #[serde(default = "default_spool_hours")]
+    pub max_age_hours: u64,
+}
+
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("/var/lib/tod-agent/spool")
+}
+fn default_spool_bytes() -> u64 {
+    1 << 30
+}
+fn default_spool_hours() -> u64 {
+    72
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        Self {
+            dir: default_spool_dir(),
+            max_bytes: default_spool_bytes(),
+            max_age_hours: default_spool_hours(),
+        }
+    }
+}
+
+/// `[[credentials]]`
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialProfile {
+    /// Profile name devices refer to.
+    pub name: String,
+    /// RouterOS user.
+    pub username: String,
+    /// RouterOS password.
+    pub password: String,
+}
+
+impl fmt::Debug for CredentialProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialProfile")
+            .field("name", &self.name)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to reach the RouterOS API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiTransport {
+    /// TLS on 8729 with a verified certificate.
+    #[default]
+    TlsVerified,
+    /// TLS on 8729 with a pinned certificate fingerprint.
+    TlsPinned,
+    /// TLS on 8729 without verification.
+    TlsInsecure,
+    /// Plain text on 8728 (explicit opt-in).
+    Plain,
+}
+
+impl ApiTransport {
+    /// The default API port for the transport.
+    pub const fn default_port(self) -> u16 {
+        match self {
+            Self::Plain => 8728,
+            _ => 8729,
+        }
+    }
+}
+
+/// `[[devices]]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEntry {
+    /// The device's id on the server.
+    pub id: DeviceId,
+    /// Host name or address on the tower LAN.
+    pub host: String,
+    /// API port (defaults by transport).
+    pub port: Option<u16>,
+    /// Transport.
+    #[serde(default)]
+    pub transport: ApiTransport,
+    /// SHA-256 fingerprint for `tls_pinned`.
+    pub fingerprint: Option<String>,
+    /// Name of a `[[credentials]]` profile.
+    pub credentials: String,
+}
+
+impl AgentConfig {
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| err(path.display().to_string(), e.to_string()))?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let cfg: AgentConfig = toml::from_str(text).map_err(|e| {
+            let field = e
+                .span()
+                .map_or_else(|| "config".to_owned(), |s| format!("line {}", line_of(text, s.start)));
+            err(field, e.message().to_owned())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.endpoint.trim().is_empty() || !self.server.endpoint.contains(':') {
+            return Err(err("server.endpoint", "must be host:port"));
+        }
+        if !(10..=3600).contains(&self.poll.interval_secs) {
+            return Err(err("poll.interval_secs", "must be between 10 and 3600"));
+        }
+        if !(1..=1024).contains(&self.poll.connect_concurrency) {
+            return Err(err("poll.connect_concurrency", "must be between 1 and 1024"));
+        }
+        if self.spool.max_bytes < 1 << 20 {
+            return Err(err("spool.max_bytes", "must be at least 1 MiB"));
+        }
+        if self.spool.max_age_hours == 0 {
+            return Err(err("spool.max_age_hours", "must be at least 1"));
+        }
+        let mut names = HashSet::new();
+        for (i, c) in self.credentials.iter().enumerate() {
+            if c.name.trim().is_empty() {
+                return Err(err(format!("credentials[{i}].name"), "must not be empty"));
+            }
+            if !names.insert(c.name.as_str()) {
+                return Err(err(
+                    format!("credentials[{i}].name"),
+                    format!("duplicate profile {:?}", c.name),
+                ));
+            }
+            if c.username.is_empty() {
+                return Err(err(format!("credentials[{i}].username"), "must not be empty"));
+            }
+        }
+        let mut ids = HashSet::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            let f = |name: &str| format!("devices[{i}].{name}");
+            if !ids.insert(d.id) {
+                return Err(err(f("id"), format!("device {} is listed twice", d.id)));
+            }
+            if d.host.trim().is_empty() {
+                return Err(err(f("host"), "must not be empty"));
+            }
+            if d.port == Some(0) {
+                return Err(err(f("port"), "must be 1-65535"));
+            }
+            if !names.contains(d.credentials.as_str()) {
+                return Err(err(
+                    f("credentials"),
+                    format!("no [[credentials]] profile named {:?}", d.credentials),
+                ));
+            }
+            match (d.transport, &d.fingerprint) {
+                (ApiTransport::TlsPinned, None) => return Err(err(f("fingerprint"), "required for tls_pinned")),
+                (ApiTransport::TlsPinned, Some(fp)) if !is_sha256_hex(fp) => {
+                    return Err(err(f("fingerprint"), "must be 64 hexadecimal digits (colons allowed)"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    let hex: String = s.chars().filter(|c| *c != ':').collect();
+    hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[agent]
+id = "7f3c2f9e-55c1-4c55-9e4a-0d3a3d6b2f10"
+
+[server]
+endpoint = "vpn.example.net:51820"
+
+[[credentials]]
+name = "towers"
+username = "tod"
+password = "s3cret"
+
+[[devices]]
+id = "00000000-0000-0000-0000-000000000001"
+host = "10.20.0.2"
+credentials = "towers"
+
+[[devices]]
+id = "00000000-0000-0000-0000-000000000002"
+host = "10.20.0.3"
+transport = "plain"
+credentials = "towers"
+"#;
+
+    #[test]
+    fn a_good_file_parses_with_defaults() {
+        let c = AgentConfig::parse(GOOD).unwrap();
+        assert_eq!(c.poll.interval_secs, 60);
+        assert_eq!(c.server.uplink, UplinkKind::Http);
+        assert_eq!(c.devices[0].transport.default_port(), 8729);
+        assert_eq!(c.devices[1].transport.default_port(), 8728);
+        assert!(
+            !format!("{:?}", c.credentials[0]).contains("s3cret"),
+            "passwords stay out of logs"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad_ref = GOOD.replacen("credentials = \"towers\"", "credentials = \"nope\"", 1);
+        assert_eq!(
+            AgentConfig::parse(&bad_ref).unwrap_err().field,
+            "devices[0].credentials"
+        );
+        let dup = GOOD.replace("000000000002", "000000000001");
+        assert_eq!(AgentConfig::parse(&dup).unwrap_err().field, "devices[1].id");
+        let interval = format!("{GOOD}\n[poll]\ninterval_secs = 5\n");
+        assert_eq!(AgentConfig::parse(&interval).unwrap_err().field, "poll.interval_secs");
+        let pinned = GOOD.replace("transport = \"plain\"", "transport = \"tls_pinned\"");
+        assert_eq!(AgentConfig::parse(&pinned).unwrap_err().field, "devices[1].fingerprint");
+        let unknown = GOOD.replace("[server]\n", "[server]\nuplnk = \"nats\"\n");
+        let e = AgentConfig::parse(&unknown).unwrap_err();
+        assert!(e.message.contains("uplnk"), "{e}");
+        assert!(e.field.starts_with("line "), "{e}");
+        let bad_id = GOOD.replace("7f3c2f9e-55c1", "not-a-uuid");
+        assert!(AgentConfig::parse(&bad_id).is_err());
+    }
+}
