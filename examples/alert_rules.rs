@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use tod_core::alerts::device::{DeviceContext, default_rules};
 use tod_core::alerts::site::DEFAULT_SITE_HYSTERESIS;
 use tod_core::alerts::{
-    AlertBook, AlertEvent, DeviceRule, DeviceRuleEngine, DeviceView, FlapPolicy, MaintenanceWindow, Metrics, RuleScope,
-    SiteRule, SiteRuleKind, Snapshot, Subject,
+    AlertBook, AlertEvent, DeviceRule, DeviceRuleEngine, DeviceView, FlapPolicy, MaintenanceWindow, Metrics, SiteRule,
+    SiteRuleKind, Snapshot, Subject,
 };
 use tod_core::{DeviceId, DeviceStatus, RuleId, SiteId, TenantId, WindowId};
 
@@ -20,18 +20,7 @@ fn main() {
     let rules: Vec<DeviceRule> = default_rules()
         .into_iter()
         .enumerate()
-        .map(|(i, d)| DeviceRule {
-            id: RuleId::from_u128(i as u128 + 1),
-            name: d.name.into(),
-            metric: d.metric,
-            op: d.op,
-            threshold: d.threshold,
-            duration_polls: d.duration_polls,
-            severity: d.severity,
-            scope: RuleScope::Tenant,
-            enabled: true,
-            is_default: true,
-        })
+        .map(|(i, d)| d.into_rule(RuleId::from_u128(i as u128 + 1)))
         .collect();
     println!("default rules:");
     for r in &rules {

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use tod_core::alerts::device::{DeviceContext, default_rules};
 use tod_core::alerts::site::DEFAULT_SITE_HYSTERESIS;
 use tod_core::alerts::{
-    AlertBook, AlertEvent, DeviceRule, DeviceRuleEngine, DeviceView, FlapPolicy, LinkView, Metrics, RuleScope,
-    SectorView, SiteRule, SiteRuleKind, Snapshot, Subject,
+    AlertBook, AlertEvent, DeviceRule, DeviceRuleEngine, DeviceView, FlapPolicy, LinkView, Metrics, SectorView,
+    SiteRule, SiteRuleKind, Snapshot, Subject,
 };
 use tod_core::links::{LinkConfig, LinkState};
 use tod_core::sites::{sector_stats, site_rollup};
@@ -48,18 +48,7 @@ fn main() {
     let device_rules: Vec<DeviceRule> = default_rules()
         .into_iter()
         .enumerate()
-        .map(|(i, d)| DeviceRule {
-            id: RuleId::from_u128(i as u128 + 1),
-            name: d.name.into(),
-            metric: d.metric,
-            op: d.op,
-            threshold: d.threshold,
-            duration_polls: d.duration_polls,
-            severity: d.severity,
-            scope: RuleScope::Tenant,
-            enabled: true,
-            is_default: true,
-        })
+        .map(|(i, d)| d.into_rule(RuleId::from_u128(i as u128 + 1)))
         .collect();
     let mut device_engine = DeviceRuleEngine::new(device_rules, FlapPolicy::default());
     let mut site_rules: Vec<SiteRule> = Vec::new();

@@ -134,8 +134,6 @@ impl Fleet {
 /// A registration entry with the fields link discovery uses.
 pub fn registration(mac: MacAddr, signal_dbm: Option<i16>) -> Registration {
     Registration {
-        interface: "wlan1".into(),
-        mac,
         signal_dbm,
         tx_signal_dbm: signal_dbm.map(|s| s - 2),
         tx_ccq: Some(90),
@@ -143,9 +141,7 @@ pub fn registration(mac: MacAddr, signal_dbm: Option<i16>) -> Registration {
         rx_rate: Some("117Mbps-20MHz/2S".into()),
         uptime_secs: Some(3600),
         distance_m: Some(1200),
-        last_ip: None,
-        tx_bytes: None,
-        rx_bytes: None,
+        ..Registration::new("wlan1", mac)
     }
 }
 

@@ -544,18 +544,9 @@ mod tests {
 
     fn reg(m: MacAddr, signal: Option<i16>) -> Registration {
         Registration {
-            interface: "wlan1".into(),
-            mac: m,
             signal_dbm: signal,
-            tx_signal_dbm: None,
             tx_ccq: Some(90),
-            tx_rate: Some("130Mbps".into()),
-            rx_rate: None,
-            uptime_secs: None,
-            distance_m: None,
-            last_ip: None,
-            tx_bytes: None,
-            rx_bytes: None,
+            ..Registration::new("wlan1", m)
         }
     }
 

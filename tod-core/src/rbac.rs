@@ -255,6 +255,51 @@ const fn req(min_role: Role, api_key_scope: Option<Scope>) -> Requirement {
 }
 
 impl Action {
+    /// Every action (for matrix tests that must cover all of them).
+    pub const ALL: [Action; 38] = {
+        use Action::*;
+        [
+            DeviceRead,
+            DeviceWrite,
+            DeviceDelete,
+            SiteRead,
+            SiteWrite,
+            SiteDelete,
+            SectorRead,
+            SectorWrite,
+            SectorDelete,
+            LinkRead,
+            SignalHistoryRead,
+            MetricsRead,
+            WirelessIssuesRead,
+            FleetWirelessIssuesRead,
+            AlertRead,
+            AlertRuleWrite,
+            AlertRuleDelete,
+            AlertEventWrite,
+            SiteAlertRead,
+            SiteAlertRuleWrite,
+            SiteAlertEventResolve,
+            NotificationChannelWrite,
+            MaintenanceRead,
+            MaintenanceWrite,
+            ConfigRead,
+            ConfigWrite,
+            FirmwareWrite,
+            RemoteAccess,
+            PluginRead,
+            PluginWrite,
+            AuditRead,
+            UserRead,
+            UserWrite,
+            ApiKeyManage,
+            AgentManage,
+            VpnManage,
+            TenantRead,
+            TenantManage,
+        ]
+    };
+
     /// The matrix. One line per action; this is the whole policy.
     pub const fn requirement(self) -> Requirement {
         use Role::*;
@@ -513,7 +558,7 @@ mod tests {
     #[test]
     fn every_action_admits_super_admins_and_denies_api_keys_above_operator() {
         let all_scopes = key(&Scope::ALL);
-        for action in ALL_ACTIONS {
+        for action in Action::ALL {
             let need = action.requirement();
             assert!(authorize(&user(Role::SuperAdmin, None), Some(T1), action).is_ok());
             if need.min_role > Role::Operator {
@@ -590,48 +635,4 @@ mod tests {
             "API key missing required scope: devices:write"
         );
     }
-
-    const ALL_ACTIONS: [Action; 38] = {
-        use Action::*;
-        [
-            DeviceRead,
-            DeviceWrite,
-            DeviceDelete,
-            SiteRead,
-            SiteWrite,
-            SiteDelete,
-            SectorRead,
-            SectorWrite,
-            SectorDelete,
-            LinkRead,
-            SignalHistoryRead,
-            MetricsRead,
-            WirelessIssuesRead,
-            FleetWirelessIssuesRead,
-            AlertRead,
-            AlertRuleWrite,
-            AlertRuleDelete,
-            AlertEventWrite,
-            SiteAlertRead,
-            SiteAlertRuleWrite,
-            SiteAlertEventResolve,
-            NotificationChannelWrite,
-            MaintenanceRead,
-            MaintenanceWrite,
-            ConfigRead,
-            ConfigWrite,
-            FirmwareWrite,
-            RemoteAccess,
-            PluginRead,
-            PluginWrite,
-            AuditRead,
-            UserRead,
-            UserWrite,
-            ApiKeyManage,
-            AgentManage,
-            VpnManage,
-            TenantRead,
-            TenantManage,
-        ]
-    };
 }

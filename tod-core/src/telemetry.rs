@@ -236,6 +236,26 @@ pub struct RfStats {
     pub registered_clients: Option<u32>,
 }
 
+impl Registration {
+    /// A registration with only the interface and MAC; every measurement absent.
+    pub fn new(interface: impl Into<String>, mac: MacAddr) -> Self {
+        Self {
+            interface: interface.into(),
+            mac,
+            signal_dbm: None,
+            tx_signal_dbm: None,
+            tx_ccq: None,
+            tx_rate: None,
+            rx_rate: None,
+            uptime_secs: None,
+            distance_m: None,
+            last_ip: None,
+            tx_bytes: None,
+            rx_bytes: None,
+        }
+    }
+}
+
 impl Batch {
     /// Builds a batch in the current schema.
     pub fn new(
@@ -397,18 +417,8 @@ mod tests {
     fn bad_macs_inside_a_batch_are_malformed() {
         let mut b = Batch::new(AgentId::from_u128(1), "k", t(0), vec![report(7, 1)]);
         b.reports[0].registrations = Some(vec![Registration {
-            interface: "wlan1".into(),
-            mac: MacAddr::from_u64(1),
             signal_dbm: Some(-60),
-            tx_signal_dbm: None,
-            tx_ccq: None,
-            tx_rate: None,
-            rx_rate: None,
-            uptime_secs: None,
-            distance_m: None,
-            last_ip: None,
-            tx_bytes: None,
-            rx_bytes: None,
+            ..Registration::new("wlan1", MacAddr::from_u64(1))
         }]);
         let json = String::from_utf8(b.to_json())
             .unwrap()

@@ -245,6 +245,24 @@ pub struct DefaultRule {
     pub severity: Severity,
 }
 
+impl DefaultRule {
+    /// The tenant-wide, enabled rule this default becomes once stored under `id`.
+    pub fn into_rule(self, id: RuleId) -> DeviceRule {
+        DeviceRule {
+            id,
+            name: self.name.into(),
+            metric: self.metric,
+            op: self.op,
+            threshold: self.threshold,
+            duration_polls: self.duration_polls,
+            severity: self.severity,
+            scope: RuleScope::Tenant,
+            enabled: true,
+            is_default: true,
+        }
+    }
+}
+
 /// The rules every new tenant starts with (tenant-wide, enabled, `is_default`).
 ///
 /// As the reference's table, except that "Device Offline" needs two consecutive failed polls: a
@@ -726,19 +744,10 @@ mod tests {
         assert!("ne".parse::<Op>().is_err());
         assert!("fatal".parse::<Severity>().is_err());
         for d in default_rules() {
-            let r = DeviceRule {
-                id: RuleId::from_u128(1),
-                name: d.name.into(),
-                metric: d.metric,
-                op: d.op,
-                threshold: d.threshold,
-                duration_polls: d.duration_polls,
-                severity: d.severity,
-                scope: RuleScope::Tenant,
-                enabled: true,
-                is_default: true,
-            };
-            assert_eq!(r.validate(), Ok(()), "{}", d.name);
+            let name = d.name;
+            let r = d.into_rule(RuleId::from_u128(1));
+            assert!(r.is_default && r.enabled && r.scope == RuleScope::Tenant);
+            assert_eq!(r.validate(), Ok(()), "{name}");
         }
         let metrics: Vec<Metric> = default_rules().iter().map(|d| d.metric).collect();
         for m in [
@@ -753,18 +762,9 @@ mod tests {
 
     fn reg(iface: &str, n: u64, signal: Option<i16>, ccq: Option<u8>) -> Registration {
         Registration {
-            interface: iface.into(),
-            mac: MacAddr::from_u64(n),
             signal_dbm: signal,
-            tx_signal_dbm: None,
             tx_ccq: ccq,
-            tx_rate: None,
-            rx_rate: None,
-            uptime_secs: None,
-            distance_m: None,
-            last_ip: None,
-            tx_bytes: None,
-            rx_bytes: None,
+            ..Registration::new(iface, MacAddr::from_u64(n))
         }
     }
 

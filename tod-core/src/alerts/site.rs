@@ -6,7 +6,7 @@
 //! | `device_offline_count` | site or sector | offline devices > T |
 //! | `sector_signal_avg` | sector | mean client signal of the last 10 min < T dBm |
 //! | `sector_client_drop` | sector | clients 70–60 min ago > 0 and the drop to the last 10 min > T % |
-//! | `signal_degradation` | site or sector | a link's trend (previous week − last week) ≥ T dB; one alert per link |
+//! | `signal_degradation` | site or sector | a link's trend (previous week − last week) ≥ T dB, clearing below T − 2 dB; one alert per link |
 //!
 //! "Offline" means the agent polled the device and it did not answer. Devices whose agent is
 //! silent are `unreachable` and do not count: an agent outage is one agent alert, not an offline
@@ -163,6 +163,10 @@ pub struct SiteRule {
     pub hysteresis: Hysteresis,
 }
 
+/// A `signal_degradation` alert clears only once the drop is this far below the rule's threshold
+/// (the same margin as [`TrendConfig`](crate::signal::TrendConfig)'s default).
+pub const DEGRADATION_CLEAR_MARGIN_DB: f64 = 2.0;
+
 /// Default hysteresis for site rules: two 5-minute passes to confirm, two to clear.
 pub const DEFAULT_SITE_HYSTERESIS: Hysteresis = Hysteresis {
     fire_after: 2,
@@ -254,12 +258,21 @@ impl Rule for SiteRule {
 
     fn scope(&self, snapshot: &Snapshot) -> Option<Vec<Subject>> {
         match self.kind {
-            // Per-link verdicts: every link in scope is judged.
+            // Per-link verdicts. A link whose trend is unknown, or sits in the clear margin just
+            // below the threshold, is not judged: an open alert stays open and nothing new fires,
+            // so a delta hovering around the threshold does not flap. Links that are no longer up
+            // are judged (clean), so their degradation alerts resolve.
             SiteRuleKind::SignalDegradation => Some(
                 snapshot
                     .links
                     .iter()
                     .filter(|l| self.in_scope(l.site, l.sector))
+                    .filter(|l| {
+                        !l.state.is_up()
+                            || l.trend_delta_db.is_some_and(|d| {
+                                d >= self.threshold || d < self.threshold - DEGRADATION_CLEAR_MARGIN_DB
+                            })
+                    })
                     .map(|l| Subject::Link(l.key))
                     .collect(),
             ),
@@ -480,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn degradation_alerts_per_link_and_clears_when_the_link_goes_down() {
+    fn degradation_alerts_per_link_with_a_clear_margin_and_clears_when_the_link_goes_down() {
         let key = LinkKey {
             ap: DeviceId::from_u128(1),
             cpe: DeviceId::from_u128(2),
@@ -501,6 +514,25 @@ mod tests {
         let none = |_: &Subject| None;
         let ev = book.apply_rule(&r, &s, &none).unwrap();
         assert!(matches!(&ev[..], [AlertEvent::Fired { alert }] if alert.subject == Subject::Link(key)));
+        // 4 dB is inside the 2 dB clear margin below 5 dB: still open, nothing new.
+        s.links[0].trend_delta_db = Some(4.0);
+        s.at = t(1);
+        assert!(book.apply_rule(&r, &s, &none).unwrap().is_empty());
+        assert_eq!(book.active_count(), 1);
+        // Not enough history any more: not judged either.
+        s.links[0].trend_delta_db = None;
+        s.at = t(2);
+        assert!(book.apply_rule(&r, &s, &none).unwrap().is_empty());
+        // Below the margin: resolved.
+        s.links[0].trend_delta_db = Some(2.9);
+        s.at = t(3);
+        assert!(matches!(
+            &book.apply_rule(&r, &s, &none).unwrap()[..],
+            [AlertEvent::Resolved { .. }]
+        ));
+        s.links[0].trend_delta_db = Some(6.0);
+        s.at = t(4);
+        assert_eq!(book.apply_rule(&r, &s, &none).unwrap().len(), 1);
         // The original never resolved trend events of links that went down.
         s.links[0].state = LinkState::Down;
         s.at = t(5);
