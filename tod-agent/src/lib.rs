@@ -5,3 +5,4 @@
 //! the spool and the uplinks are the next issues.
 
 pub mod config;
+pub mod routeros;
