@@ -6,3 +6,4 @@
 
 pub mod config;
 pub mod routeros;
+pub mod sim;

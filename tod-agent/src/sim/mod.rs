@@ -1,0 +1,322 @@
+//! `tod-sim`: thousands of simulated MikroTik devices on loopback, each a real RouterOS API
+//! endpoint (plain, and TLS when enabled), answering from a seeded world whose values are pure
+//! functions of (seed, entity, simulated time).
+//!
+//! Used by the agent's tests, the benches, the demo and the field-truth scorer. Faults can be
+//! flipped per device while it runs ([`state::Faults`]).
+
+pub mod clock;
+pub mod menus;
+mod server;
+pub mod state;
+pub mod world;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use self::clock::SimClock;
+use self::state::{DeviceState, Faults};
+use self::world::{Device, World, unit};
+
+/// How to run the simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// World seed.
+    pub seed: u64,
+    /// Number of devices.
+    pub devices: usize,
+    /// Address to bind.
+    pub bind: IpAddr,
+    /// Plain API port of device 0 (device i gets `base_port + i`); 0 = any free port per device.
+    pub base_port: u16,
+    /// TLS API port of device 0; `None` = no TLS listeners; `Some(0)` = any free port.
+    pub tls_base_port: Option<u16>,
+    /// The API user.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// Simulated seconds per real second (0 = stepped by hand).
+    pub speed: f64,
+    /// Force `!empty` on (or off) regardless of version.
+    pub empty_override: Option<bool>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            devices: 10,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            base_port: 0,
+            tls_base_port: None,
+            username: "admin".into(),
+            password: "admin".into(),
+            speed: 1.0,
+            empty_override: None,
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) world: World,
+    pub(crate) states: Vec<DeviceState>,
+    pub(crate) notify: Vec<Notify>,
+    pub(crate) clock: SimClock,
+    pub(crate) username: String,
+    pub(crate) password: String,
+    empty_override: Option<bool>,
+}
+
+impl Shared {
+    pub(crate) fn offline(&self, index: usize) -> bool {
+        self.states[index]
+            .faults()
+            .offline_until
+            .is_some_and(|until| self.clock.now() < until)
+    }
+
+    pub(crate) fn sends_empty(&self, device: &Device) -> bool {
+        self.empty_override.unwrap_or(device.version.sends_empty())
+    }
+}
+
+/// The ports one device listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevicePorts {
+    /// Plain API.
+    pub plain: SocketAddr,
+    /// TLS API.
+    pub tls: Option<SocketAddr>,
+}
+
+/// A running simulator. Dropping it stops every listener and session.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    ports: Vec<DevicePorts>,
+    tasks: Vec<JoinHandle<()>>,
+    cert_der: Option<Vec<u8>>,
+    cert_pem: Option<String>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("devices", &self.ports.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// Generates the world and starts a listener per device.
+    pub async fn start(config: SimConfig) -> io::Result<Self> {
+        let world = World::generate(config.seed, config.devices);
+        // Devices booted at different times before the world's t = 0.
+        let states = world
+            .devices
+            .iter()
+            .map(|d| DeviceState::new(-(86_400.0 * 30.0 * unit(d.seed, 99, 0)), d.package))
+            .collect();
+        let notify = world.devices.iter().map(|_| Notify::new()).collect();
+        let shared = Arc::new(Shared {
+            world,
+            states,
+            notify,
+            clock: SimClock::new(0.0, config.speed),
+            username: config.username.clone(),
+            password: config.password.clone(),
+            empty_override: config.empty_override,
+        });
+        let (acceptor, cert_der, cert_pem) = match config.tls_base_port {
+            Some(_) => {
+                let (a, der, pem) = tls_acceptor().map_err(io::Error::other)?;
+                (Some(a), Some(der), Some(pem))
+            }
+            None => (None, None, None),
+        };
+        let mut ports = Vec::with_capacity(config.devices);
+        let mut tasks = Vec::with_capacity(config.devices * 2);
+        for i in 0..shared.world.devices.len() {
+            let port = |base: u16| if base == 0 { 0 } else { base.saturating_add(i as u16) };
+            let plain = TcpListener::bind(SocketAddr::new(config.bind, port(config.base_port))).await?;
+            let plain_addr = plain.local_addr()?;
+            tasks.push(tokio::spawn(listen(shared.clone(), i, plain, None)));
+            let tls_addr = match (config.tls_base_port, &acceptor) {
+                (Some(base), Some(acc)) => {
+                    let l = TcpListener::bind(SocketAddr::new(config.bind, port(base))).await?;
+                    let a = l.local_addr()?;
+                    tasks.push(tokio::spawn(listen(shared.clone(), i, l, Some(acc.clone()))));
+                    Some(a)
+                }
+                _ => None,
+            };
+            ports.push(DevicePorts {
+                plain: plain_addr,
+                tls: tls_addr,
+            });
+        }
+        Ok(Self {
+            shared,
+            ports,
+            tasks,
+            cert_der,
+            cert_pem,
+        })
+    }
+
+    /// The world.
+    pub fn world(&self) -> &World {
+        &self.shared.world
+    }
+
+    /// Ports of device `i`.
+    pub fn ports(&self, i: usize) -> DevicePorts {
+        self.ports[i]
+    }
+
+    /// Runtime state (faults, stats) of device `i`.
+    pub fn state(&self, i: usize) -> &DeviceState {
+        &self.shared.states[i]
+    }
+
+    /// Replaces the faults of device `i` (takes effect for new connections and commands at once).
+    pub fn set_faults(&self, i: usize, faults: Faults) {
+        self.shared.states[i].set_faults(faults);
+        self.shared.notify[i].notify_one();
+    }
+
+    /// Reboots device `i`: uptime and counters restart, its sessions drop.
+    pub fn reboot(&self, i: usize) {
+        self.shared.states[i].reboot(self.shared.clock.now());
+    }
+
+    /// The simulated clock.
+    pub fn clock(&self) -> &SimClock {
+        &self.shared.clock
+    }
+
+    /// The self-signed certificate all TLS listeners present (DER), when TLS is on.
+    pub fn certificate_der(&self) -> Option<&[u8]> {
+        self.cert_der.as_deref()
+    }
+
+    /// The same certificate as PEM (usable as the CA of a verified connection).
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.cert_pem.as_deref()
+    }
+
+    /// A JSON description of every device: name, role, site, ports, version, package, interfaces.
+    pub fn manifest(&self) -> serde_json::Value {
+        let devices: Vec<serde_json::Value> = self
+            .shared
+            .world
+            .devices
+            .iter()
+            .zip(&self.ports)
+            .map(|(d, p)| {
+                serde_json::json!({
+                    "index": d.index,
+                    "name": d.name,
+                    "role": d.role,
+                    "site": d.site,
+                    "address": p.plain.ip().to_string(),
+                    "port": p.plain.port(),
+                    "tls_port": p.tls.map(|a| a.port()),
+                    "routeros_version": d.version.to_string(),
+                    "wireless_package": self.shared.states[d.index].runtime().package,
+                    "board": d.board,
+                    "interfaces": d.interfaces,
+                    "ap": d.ap.map(|(ap, radio)| serde_json::json!({"device": ap, "radio": radio})),
+                })
+            })
+            .collect();
+        serde_json::json!({ "seed": self.shared.world.seed, "devices": devices })
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn tls_acceptor() -> Result<(TlsAcceptor, Vec<u8>, String), String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .map_err(|e| e.to_string())?;
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let der = cert.der().to_vec();
+    let pem = cert.pem();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(der.clone())],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((TlsAcceptor::from(Arc::new(config)), der, pem))
+}
+
+async fn listen(shared: Arc<Shared>, index: usize, listener: TcpListener, tls: Option<TlsAcceptor>) {
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let mut listener = Some(listener);
+    loop {
+        if shared.states[index].faults().refuse {
+            // Refusing for real: no listener, so connects get RST.
+            listener = None;
+            shared.notify[index].notified().await;
+            continue;
+        }
+        let l = match listener.take() {
+            Some(l) => l,
+            None => match TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        tokio::select! {
+            accepted = l.accept() => {
+                listener = Some(l);
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                match &tls {
+                    None => {
+                        tokio::spawn(server::session(shared, index, stream));
+                    }
+                    Some(acceptor) => {
+                        if shared.states[index].faults().tls_fail {
+                            drop(stream);
+                            continue;
+                        }
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            if let Ok(Ok(s)) = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                                server::session(shared, index, s).await;
+                            }
+                        });
+                    }
+                }
+            }
+            _ = shared.notify[index].notified() => {
+                listener = Some(l);
+            }
+        }
+    }
+}
