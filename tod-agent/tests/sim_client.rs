@@ -1,0 +1,515 @@
+//! The client and the simulator agree over real loopback sockets, including every fault.
+
+use std::time::Duration;
+
+use tod_agent::routeros::client::{
+    Client, ClientConfig, Credentials, Error, FailureClass, LoginFlow, Phase, Transport,
+};
+use tod_agent::routeros::tls::{TlsMode, fingerprint};
+use tod_agent::routeros::{Sentence, query};
+use tod_agent::sim::state::Faults;
+use tod_agent::sim::world::{Package, Role};
+use tod_agent::sim::{SimConfig, Simulator};
+
+fn admin() -> Credentials {
+    Credentials {
+        username: "admin".into(),
+        password: "admin".into(),
+    }
+}
+
+fn quick() -> ClientConfig {
+    ClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        login_timeout: Duration::from_millis(800),
+        command_timeout: Duration::from_secs(3),
+        cancel_grace: Duration::from_millis(500),
+        ..ClientConfig::default()
+    }
+}
+
+async fn sim(devices: usize, tls: bool) -> Simulator {
+    Simulator::start(SimConfig {
+        seed: 42,
+        devices,
+        tls_base_port: tls.then_some(0),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+async fn plain(s: &Simulator, i: usize) -> Result<Client, Error> {
+    Client::connect(s.ports(i).plain, "127.0.0.1", &Transport::Plain, &admin(), quick()).await
+}
+
+fn find(s: &Simulator, f: impl Fn(&tod_agent::sim::world::Device) -> bool) -> usize {
+    s.world()
+        .devices
+        .iter()
+        .position(f)
+        .expect("the world has such a device")
+}
+
+#[tokio::test]
+async fn modern_and_legacy_logins() {
+    let s = sim(200, false).await;
+    let modern = find(&s, |d| d.version.plain_login());
+    let legacy = find(&s, |d| !d.version.plain_login());
+    assert_eq!(plain(&s, modern).await.unwrap().login_flow(), LoginFlow::Plain);
+    assert_eq!(plain(&s, legacy).await.unwrap().login_flow(), LoginFlow::Challenge);
+    for i in [modern, legacy] {
+        let bad = Credentials {
+            username: "admin".into(),
+            password: "wrong".into(),
+        };
+        let e = Client::connect(s.ports(i).plain, "127.0.0.1", &Transport::Plain, &bad, quick())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::AuthFailed(_)), "{e:?}");
+        assert_eq!(e.class(), FailureClass::Auth);
+    }
+    assert_eq!(s.state(modern).stats.snapshot().logins, 1);
+    assert_eq!(s.state(legacy).stats.snapshot().failed_logins, 1);
+}
+
+#[tokio::test]
+async fn prints_with_proplist_queries_and_count_only() {
+    let s = sim(50, false).await;
+    let router = find(&s, |d| d.role == Role::Router);
+    let c = plain(&s, router).await.unwrap();
+    let rows = c.print("/interface", &["name", "mac-address"], &[]).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        rows[0].attrs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        vec!["name", "mac-address"]
+    );
+    let mac: tod_core::MacAddr = rows[0].get("mac-address").unwrap().parse().unwrap();
+    assert_eq!(mac, s.world().devices[router].interfaces[0].mac);
+    let two = c
+        .print(
+            "/interface",
+            &["name"],
+            &[query::eq("name", "ether1"), query::eq("name", "ether3"), query::op("|")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        two.iter()
+            .map(|r| r.get("name").unwrap().into_owned())
+            .collect::<Vec<_>>(),
+        vec!["ether1", "ether3"]
+    );
+    let count = c
+        .command(
+            Sentence::command("/interface/print")
+                .attr("count-only", "")
+                .query(query::eq("type", "ether")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count.ret.as_deref(), Some("4"));
+    let res = c.print("/system/resource", &[], &[]).await.unwrap();
+    let version = tod_core::routeros::RouterOsVersion::parse(&res[0].get("version").unwrap()).unwrap();
+    assert_eq!(version.major, s.world().devices[router].version.major);
+    assert!(
+        tod_core::routeros::parse_duration(&res[0].get("uptime").unwrap())
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn unknown_menus_and_verbs_trap_without_hurting_the_session() {
+    let s = sim(20, false).await;
+    let router = find(&s, |d| d.role == Role::Router);
+    let c = plain(&s, router).await.unwrap();
+    match c.print("/interface/wifi/registration-table", &[], &[]).await {
+        Err(Error::Trap(t)) => assert_eq!(t[0].message, "no such command prefix"),
+        other => panic!("{other:?}"),
+    }
+    match c.command(Sentence::command("/interface/frobnicate")).await {
+        Err(Error::Trap(t)) => assert_eq!(t[0].message, "no such command"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.print("/system/identity", &[], &[]).await.unwrap()[0]
+            .get("name")
+            .as_deref(),
+        Some(s.world().devices[router].name.as_str())
+    );
+}
+
+#[tokio::test]
+async fn registration_tables_match_the_world_per_package_and_empty_follows_the_version() {
+    let s = sim(400, false).await;
+    for pkg in [Package::Wireless, Package::Wifiwave2, Package::Wifi] {
+        let ap = find(&s, |d| {
+            d.role == Role::Ap && d.package == pkg && d.radios.iter().any(|r| !r.clients.is_empty())
+        });
+        let c = plain(&s, ap).await.unwrap();
+        let menu = format!("{}/registration-table", pkg.menu().unwrap());
+        let rows = c.print(&menu, &[], &[]).await.unwrap();
+        assert!(!rows.is_empty(), "{pkg:?}");
+        let known: Vec<tod_core::MacAddr> = s.world().devices[ap]
+            .radios
+            .iter()
+            .flat_map(|r| r.clients.iter().map(|c| c.mac))
+            .collect();
+        for r in &rows {
+            let mac: tod_core::MacAddr = r.get("mac-address").unwrap().parse().unwrap();
+            assert!(known.contains(&mac));
+            let signal = r
+                .get(if pkg == Package::Wireless {
+                    "signal-strength"
+                } else {
+                    "signal"
+                })
+                .unwrap();
+            assert!(tod_core::routeros::parse_signal(&signal).unwrap().unwrap() < -20);
+            assert_eq!(
+                r.get("tx-ccq").is_some(),
+                pkg == Package::Wireless,
+                "CCQ only on the legacy package"
+            );
+        }
+        let radio = s.world().devices[ap].interfaces[s.world().devices[ap].radios[0].iface]
+            .name
+            .clone();
+        let mon = c
+            .command(
+                Sentence::command(format!("{}/monitor", pkg.menu().unwrap()))
+                    .attr("numbers", &radio)
+                    .attr("once", ""),
+            )
+            .await
+            .unwrap();
+        assert_eq!(mon.rows.len(), 1);
+        assert!(
+            tod_core::routeros::parse_channel(&mon.rows[0].get("channel").unwrap())
+                .unwrap()
+                .is_some()
+        );
+    }
+    // A print with no rows: `!empty` on 7.18+, plain `!done` before.
+    let new = find(&s, |d| d.version.sends_empty());
+    let old = find(&s, |d| !d.version.sends_empty());
+    for (i, want) in [(new, true), (old, false)] {
+        let c = plain(&s, i).await.unwrap();
+        let r = c
+            .command(Sentence::command("/interface/print").query(query::eq("name", "nope")))
+            .await
+            .unwrap();
+        assert!(r.rows.is_empty());
+        assert_eq!(r.empty, want);
+    }
+}
+
+#[tokio::test]
+async fn streaming_monitor_delivers_rows_until_cancelled() {
+    let s = sim(100, false).await;
+    let ap = find(&s, |d| d.role == Role::Ap);
+    let c = plain(&s, ap).await.unwrap();
+    let d = &s.world().devices[ap];
+    let menu = d.package.menu().unwrap();
+    let radio = d.interfaces[d.radios[0].iface].name.clone();
+    let mut stream = c
+        .stream(Sentence::command(format!("{menu}/monitor")).attr("numbers", &radio))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(3), stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.get("channel").is_some());
+    let second = tokio::time::timeout(Duration::from_secs(3), stream.next())
+        .await
+        .unwrap();
+    assert!(second.is_some());
+    let end = stream.cancel().await;
+    assert!(
+        matches!(end, Err(Error::Trap(ref t)) if t[0].message == "interrupted"),
+        "{end:?}"
+    );
+    // The session is still in step.
+    assert_eq!(c.print("/system/identity", &["name"], &[]).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn tls_verified_pinned_and_insecure() {
+    let s = sim(5, true).await;
+    let addr = s.ports(0).tls.unwrap();
+    let pem = s.certificate_pem().unwrap().as_bytes().to_vec();
+    let pin = fingerprint(s.certificate_der().unwrap());
+    for mode in [
+        TlsMode::Verified { ca_pem: pem },
+        TlsMode::Pinned { sha256: pin },
+        TlsMode::Insecure,
+    ] {
+        let c = Client::connect(addr, "127.0.0.1", &Transport::Tls(mode.clone()), &admin(), quick()).await;
+        let c = c.unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert_eq!(c.print("/system/identity", &[], &[]).await.unwrap().len(), 1);
+    }
+    let wrong = Client::connect(
+        addr,
+        "127.0.0.1",
+        &Transport::Tls(TlsMode::Pinned { sha256: [7; 32] }),
+        &admin(),
+        quick(),
+    )
+    .await;
+    assert!(
+        matches!(wrong, Err(Error::Tls(ref m)) if m.contains("fingerprint")),
+        "{wrong:?}"
+    );
+    let other_ca = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+        .unwrap()
+        .cert
+        .pem();
+    let untrusted = Client::connect(
+        addr,
+        "127.0.0.1",
+        &Transport::Tls(TlsMode::Verified {
+            ca_pem: other_ca.into_bytes(),
+        }),
+        &admin(),
+        quick(),
+    )
+    .await;
+    assert!(matches!(untrusted, Err(Error::Tls(_))), "{untrusted:?}");
+    s.set_faults(
+        0,
+        Faults {
+            tls_fail: true,
+            ..Faults::default()
+        },
+    );
+    let failed = Client::connect(addr, "127.0.0.1", &Transport::Tls(TlsMode::Insecure), &admin(), quick()).await;
+    assert!(matches!(failed, Err(Error::Tls(_))), "{failed:?}");
+    assert_eq!(failed.unwrap_err().class(), FailureClass::Unreachable);
+}
+
+#[tokio::test]
+async fn connection_faults_map_to_typed_errors() {
+    let s = sim(10, false).await;
+    s.set_faults(
+        0,
+        Faults {
+            refuse: true,
+            ..Faults::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(matches!(plain(&s, 0).await, Err(Error::Connect(_))));
+    s.set_faults(0, Faults::default());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(plain(&s, 0).await.is_ok(), "the listener comes back");
+
+    s.set_faults(
+        1,
+        Faults {
+            silent: true,
+            ..Faults::default()
+        },
+    );
+    assert_eq!(plain(&s, 1).await.unwrap_err(), Error::Timeout(Phase::Login));
+
+    s.set_faults(
+        2,
+        Faults {
+            slow_login_ms: 300,
+            ..Faults::default()
+        },
+    );
+    assert!(plain(&s, 2).await.is_ok(), "300 ms is inside the login deadline");
+    s.set_faults(
+        2,
+        Faults {
+            slow_login_ms: 2_000,
+            ..Faults::default()
+        },
+    );
+    assert_eq!(plain(&s, 2).await.unwrap_err(), Error::Timeout(Phase::Login));
+
+    s.set_faults(
+        3,
+        Faults {
+            auth_fail: true,
+            ..Faults::default()
+        },
+    );
+    assert!(matches!(plain(&s, 3).await, Err(Error::AuthFailed(_))));
+
+    s.set_faults(
+        4,
+        Faults {
+            max_sessions: Some(1),
+            ..Faults::default()
+        },
+    );
+    let first = plain(&s, 4).await.unwrap();
+    assert!(plain(&s, 4).await.is_err(), "the second session is over the cap");
+    assert!(first.print("/system/identity", &[], &[]).await.is_ok());
+
+    s.set_faults(
+        5,
+        Faults {
+            offline_until: Some(s.clock().now() + 3_600.0),
+            ..Faults::default()
+        },
+    );
+    assert!(plain(&s, 5).await.is_err());
+}
+
+#[tokio::test]
+async fn reply_faults_latency_splitting_long_words_cuts_and_control_bytes() {
+    let s = sim(10, false).await;
+    s.set_faults(
+        0,
+        Faults {
+            latency_ms: 400,
+            ..Faults::default()
+        },
+    );
+    let c = plain(&s, 0).await.unwrap();
+    let r = c
+        .command_within(Sentence::command("/system/resource/print"), Duration::from_millis(100))
+        .await;
+    assert_eq!(r, Err(Error::Timeout(Phase::Command)));
+    s.set_faults(0, Faults::default());
+    // No desync: the next command gets its own reply, not the late one.
+    let id = c.print("/system/identity", &["name"], &[]).await.unwrap();
+    assert_eq!(id[0].get("name").as_deref(), Some(s.world().devices[0].name.as_str()));
+
+    s.set_faults(
+        1,
+        Faults {
+            split_replies: true,
+            long_comment_bytes: 0x4000,
+            ..Faults::default()
+        },
+    );
+    let c = plain(&s, 1).await.unwrap();
+    let rows = c.print("/interface", &[], &[]).await.unwrap();
+    assert_eq!(rows[0].get("comment").unwrap().len(), 0x4000);
+
+    s.set_faults(
+        2,
+        Faults {
+            disconnect_mid_reply: true,
+            ..Faults::default()
+        },
+    );
+    let router = plain(&s, 2).await.unwrap();
+    let cut = router.print("/interface", &[], &[]).await;
+    assert!(matches!(cut, Err(Error::Closed(_))), "{cut:?}");
+    assert_eq!(cut.unwrap_err().class(), FailureClass::Session);
+
+    s.set_faults(
+        3,
+        Faults {
+            control_byte: true,
+            ..Faults::default()
+        },
+    );
+    let c = plain(&s, 3).await.unwrap();
+    assert!(matches!(
+        c.print("/system/resource", &[], &[]).await,
+        Err(Error::Protocol(_))
+    ));
+}
+
+#[tokio::test]
+async fn reboot_drops_sessions_and_resets_uptime_and_counters() {
+    let s = sim(10, false).await;
+    let c = plain(&s, 0).await.unwrap();
+    let before = c.print("/interface", &["rx-byte"], &[]).await.unwrap()[0]
+        .get("rx-byte")
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    s.reboot(0);
+    assert!(
+        c.print("/system/identity", &[], &[]).await.is_err(),
+        "the session died with the reboot"
+    );
+    let c = plain(&s, 0).await.unwrap();
+    let after = c.print("/interface", &["rx-byte"], &[]).await.unwrap()[0]
+        .get("rx-byte")
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert!(after < before, "{after} < {before}");
+    let up = c.print("/system/resource", &["uptime"], &[]).await.unwrap()[0]
+        .get("uptime")
+        .unwrap()
+        .into_owned();
+    assert!(
+        tod_core::routeros::parse_duration(&up).unwrap().unwrap() < Duration::from_secs(60),
+        "{up}"
+    );
+}
+
+#[tokio::test]
+async fn a_package_switch_changes_the_wireless_menu() {
+    let s = sim(200, false).await;
+    let ap = find(&s, |d| d.role == Role::Ap && d.package == Package::Wireless);
+    s.state(ap).switch_package(Package::Wifi, s.clock().now());
+    let c = plain(&s, ap).await.unwrap();
+    assert!(matches!(
+        c.print("/interface/wireless/registration-table", &[], &[]).await,
+        Err(Error::Trap(_))
+    ));
+    assert!(c.print("/interface/wifi/registration-table", &[], &[]).await.is_ok());
+    let pkgs = c.print("/system/package", &["name"], &[]).await.unwrap();
+    assert!(pkgs.iter().any(|r| r.get("name").as_deref() == Some("wifi-qcom")));
+}
+
+#[tokio::test]
+async fn many_concurrent_commands_on_one_session() {
+    let s = sim(30, false).await;
+    let c = plain(&s, 0).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let menu = if i % 2 == 0 { "/system/identity" } else { "/interface" };
+            (i, c.print(menu, &["name"], &[]).await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (i, rows) = t.await.unwrap();
+        if i % 2 == 0 {
+            assert_eq!(rows.len(), 1);
+        } else {
+            assert!(
+                rows.iter()
+                    .all(|r| r.get("name").unwrap().starts_with("ether") || r.get("name").unwrap().starts_with("w"))
+            );
+        }
+    }
+    assert_eq!(s.state(0).stats.snapshot().commands, 100);
+}
+
+#[tokio::test]
+async fn commands_before_login_are_fatal() {
+    use bytes::BytesMut;
+    use tod_agent::routeros::codec::Decoder;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = sim(3, false).await;
+    let mut tcp = tokio::net::TcpStream::connect(s.ports(0).plain).await.unwrap();
+    let mut out = Vec::new();
+    Sentence::command("/system/resource/print").encode(&mut out);
+    tcp.write_all(&out).await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut dec = Decoder::default();
+    let words = loop {
+        assert!(tcp.read_buf(&mut buf).await.unwrap() > 0);
+        if let Some(w) = dec.decode(&mut buf).unwrap() {
+            break w;
+        }
+    };
+    let s = Sentence::from_words(&words).unwrap();
+    assert_eq!(s.kind, tod_agent::routeros::Kind::Fatal);
+    assert_eq!(&s.extra[0][..], b"not logged in");
+}
