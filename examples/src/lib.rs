@@ -12,18 +12,7 @@ use tod_core::links::{LinkConfig, LinkTracker};
 use tod_core::telemetry::Registration;
 use tod_core::{DeviceId, MacAddr};
 
-/// A stateless 64-bit mixer (the SplitMix64 finaliser): good enough to scatter simulation values.
-pub fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// A value in `0..n` derived from the inputs.
-pub fn pick(seed: u64, a: u64, b: u64, n: u64) -> u64 {
-    mix(seed ^ mix(a ^ mix(b))) % n.max(1)
-}
+pub use tod_agent::sim::world::{mix, pick};
 
 /// A customer radio.
 #[derive(Debug, Clone)]

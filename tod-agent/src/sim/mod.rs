@@ -6,6 +6,7 @@
 //! flipped per device while it runs ([`state::Faults`]).
 
 pub mod clock;
+pub mod control;
 pub mod menus;
 mod server;
 pub mod state;

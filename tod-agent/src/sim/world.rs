@@ -42,7 +42,7 @@ pub enum Role {
 }
 
 /// The wireless menu a device has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Package {
     /// `/interface/wireless` (v6, and the legacy package on v7).
@@ -311,8 +311,8 @@ fn package_for(v: Version, seed: u64, index: usize) -> Package {
 
 /// A locally administered MAC for (device, interface).
 pub fn device_mac(seed: u64, device: usize, iface: usize) -> MacAddr {
-    let x = mix(seed ^ 0x4d41_43) as u32;
-    let b = ((x as u64) << 24 | (device as u64 & 0xff_ffff)) ^ ((iface as u64) << 40);
+    let x = mix(seed ^ 0x004d_4143) as u32;
+    let b = ((x as u64) << 24 | (device as u64 & 0xff_ffff)) ^ ((iface as u64) << 42);
     let mut m = MacAddr::from_u64(b).octets();
     m[0] = (m[0] & 0xfc) | 0x02;
     MacAddr::new(m)
