@@ -72,7 +72,10 @@ fn run_child(n: usize) {
             .map(|d| d.package.menu().unwrap_or("").to_owned())
             .collect();
         let legacy: Vec<bool> = sim.world().devices.iter().map(|d| !d.version.plain_login()).collect();
-        println!("{}", serde_json::json!({"ports": ports, "menus": aps, "legacy": legacy}));
+        println!(
+            "{}",
+            serde_json::json!({"ports": ports, "menus": aps, "legacy": legacy})
+        );
         // Run until the parent closes our stdin.
         let mut line = String::new();
         let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;

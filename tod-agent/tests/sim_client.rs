@@ -513,3 +513,38 @@ async fn commands_before_login_are_fatal() {
     assert_eq!(s.kind, tod_agent::routeros::Kind::Fatal);
     assert_eq!(&s.extra[0][..], b"not logged in");
 }
+
+#[tokio::test]
+async fn one_loopback_address_per_device() {
+    let first = std::net::Ipv4Addr::new(127, 0, 9, 1);
+    let s = Simulator::start(SimConfig {
+        seed: 3,
+        devices: 5,
+        ip_per_device: Some(first),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..5 {
+        assert_eq!(
+            s.ports(i).plain.ip(),
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 9, 1 + i as u8))
+        );
+    }
+    let c = Client::connect(s.ports(4).plain, "127.0.9.5", &Transport::Plain, &admin(), quick())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.print("/system/identity", &[], &[]).await.unwrap()[0]
+            .get("name")
+            .as_deref(),
+        Some(s.world().devices[4].name.as_str())
+    );
+    let outside = Simulator::start(SimConfig {
+        devices: 3,
+        ip_per_device: Some(std::net::Ipv4Addr::new(127, 255, 255, 254)),
+        ..SimConfig::default()
+    })
+    .await;
+    assert!(outside.is_err(), "addresses may not leave 127.0.0.0/8");
+}

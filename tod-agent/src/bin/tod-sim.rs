@@ -13,8 +13,8 @@ use tod_agent::sim::{SimConfig, Simulator, control};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// Number of devices.
-    #[arg(long, default_value_t = 100)]
+    /// Number of devices (at least 1).
+    #[arg(long, default_value_t = 100, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     devices: usize,
     /// World seed: the same seed gives the same world and the same values.
     #[arg(long, default_value_t = 1)]
@@ -28,6 +28,10 @@ struct Cli {
     /// Address to bind (a loopback address).
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// One loopback address per device instead of one port per device: device i listens on
+    /// this address + i, at --base-port (and --tls-base-port).
+    #[arg(long)]
+    ip_per_device: Option<std::net::Ipv4Addr>,
     /// Password of the `admin` user.
     #[arg(long, default_value = "admin")]
     password: String,
@@ -58,6 +62,7 @@ async fn main() -> ExitCode {
         seed: cli.seed,
         devices: cli.devices,
         bind: cli.bind,
+        ip_per_device: cli.ip_per_device,
         base_port: cli.base_port,
         tls_base_port: cli.tls_base_port,
         password: cli.password.clone(),

@@ -32,8 +32,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// Number of devices.
     pub devices: usize,
-    /// Address to bind.
+    /// Address to bind (port-per-device mode).
     pub bind: IpAddr,
+    /// Give every device its own loopback address instead of its own port: device i listens on
+    /// `ip_per_device + i` (within 127.0.0.0/8) at `base_port` (and `tls_base_port`).
+    pub ip_per_device: Option<Ipv4Addr>,
     /// Plain API port of device 0 (device i gets `base_port + i`); 0 = any free port per device.
     pub base_port: u16,
     /// TLS API port of device 0; `None` = no TLS listeners; `Some(0)` = any free port.
@@ -54,6 +57,7 @@ impl Default for SimConfig {
             seed: 1,
             devices: 10,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ip_per_device: None,
             base_port: 0,
             tls_base_port: None,
             username: "admin".into(),
@@ -143,13 +147,32 @@ impl Simulator {
         let mut ports = Vec::with_capacity(config.devices);
         let mut tasks = Vec::with_capacity(config.devices * 2);
         for i in 0..shared.world.devices.len() {
-            let port = |base: u16| if base == 0 { 0 } else { base.saturating_add(i as u16) };
-            let plain = TcpListener::bind(SocketAddr::new(config.bind, port(config.base_port))).await?;
+            let (ip, port): (IpAddr, Box<dyn Fn(u16) -> u16>) = match config.ip_per_device {
+                Some(first) => {
+                    let ip = Ipv4Addr::from(
+                        u32::from(first)
+                            .checked_add(i as u32)
+                            .filter(|a| a >> 24 == 127)
+                            .ok_or_else(|| {
+                                io::Error::new(
+                                    io::ErrorKind::InvalidInput,
+                                    "device addresses must stay inside 127.0.0.0/8",
+                                )
+                            })?,
+                    );
+                    (IpAddr::V4(ip), Box::new(|base: u16| base))
+                }
+                None => (
+                    config.bind,
+                    Box::new(move |base: u16| if base == 0 { 0 } else { base.saturating_add(i as u16) }),
+                ),
+            };
+            let plain = TcpListener::bind(SocketAddr::new(ip, port(config.base_port))).await?;
             let plain_addr = plain.local_addr()?;
             tasks.push(tokio::spawn(listen(shared.clone(), i, plain, None)));
             let tls_addr = match (config.tls_base_port, &acceptor) {
                 (Some(base), Some(acc)) => {
-                    let l = TcpListener::bind(SocketAddr::new(config.bind, port(base))).await?;
+                    let l = TcpListener::bind(SocketAddr::new(ip, port(base))).await?;
                     let a = l.local_addr()?;
                     tasks.push(tokio::spawn(listen(shared.clone(), i, l, Some(acc.clone()))));
                     Some(a)

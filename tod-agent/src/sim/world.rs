@@ -147,6 +147,11 @@ pub enum Behaviour {
     Dying,
     /// Loses signal slowly (antenna alignment, foliage): −0.5 dB a day.
     Degrading,
+    /// Moves between two APs of its site: here in even hours when `phase` is 0, odd when 1.
+    Roaming {
+        /// Which hours it spends here.
+        phase: u8,
+    },
 }
 
 /// A client slot on an AP radio.
@@ -404,6 +409,23 @@ impl World {
                         dev.ap = Some((ap, r));
                         let mac = dev.interfaces[iface].mac;
                         devices.push(dev);
+                        // Every tenth CPE at a site with an earlier AP roams between the two.
+                        let other_ap = (router + 1..ap).rev().find(|&a| devices[a].role == Role::Ap);
+                        let behaviour = match other_ap {
+                            Some(other) if pick(seed, h, 9, 10) == 0 => {
+                                let roam = Behaviour::Roaming { phase: 1 };
+                                let c = Client {
+                                    cpe: Some(cpe),
+                                    mac,
+                                    base_signal: base_signal - 4,
+                                    behaviour: roam,
+                                    distance_m,
+                                };
+                                devices[other].radios[0].clients.push(c);
+                                Behaviour::Roaming { phase: 0 }
+                            }
+                            _ => behaviour,
+                        };
                         devices[ap].radios[r].clients.push(Client {
                             cpe: Some(cpe),
                             mac,
@@ -476,6 +498,7 @@ pub fn client_signal(
     let minute = (t / 60.0).floor() as i64 as u64;
     match c.behaviour {
         Behaviour::Flapping if (minute / 3) % 4 == 1 => return None,
+        Behaviour::Roaming { phase } if (minute / 60) % 2 != u64::from(phase) => return None,
         Behaviour::Dying if t > 3_600.0 * (2.0 + 20.0 * unit(world_seed, h, 9)) => return None,
         _ => {}
     }
@@ -544,7 +567,9 @@ mod tests {
                             cpes += 1;
                             let cpe = &w.devices[i];
                             assert!(cpe.interfaces.iter().any(|f| f.mac == c.mac));
-                            assert_eq!(cpe.ap, Some((d.index, r)));
+                            if c.behaviour != (Behaviour::Roaming { phase: 1 }) {
+                                assert_eq!(cpe.ap, Some((d.index, r)));
+                            }
                         }
                         None => {
                             foreign += 1;
@@ -555,6 +580,17 @@ mod tests {
             }
         }
         assert!(cpes > 500 && foreign > 20, "{cpes} cpes, {foreign} foreign");
+        // A roaming CPE appears on two APs of its site, never on both at once.
+        let roamers: Vec<&Client> = w
+            .devices
+            .iter()
+            .flat_map(|d| d.radios.iter().flat_map(|r| r.clients.iter()))
+            .filter(|c| matches!(c.behaviour, Behaviour::Roaming { .. }))
+            .collect();
+        assert!(!roamers.is_empty());
+        for c in &roamers {
+            assert_eq!(roamers.iter().filter(|o| o.mac == c.mac).count(), 2);
+        }
         let legacy = w.devices.iter().filter(|d| !d.version.plain_login()).count();
         let empty = w.devices.iter().filter(|d| d.version.sends_empty()).count();
         assert!(legacy > 0 && empty > 0);
