@@ -31,10 +31,13 @@ async fn librouteros_sees_what_our_client_sees() {
     if !oracle_available() {
         return;
     }
+    let anonymous = cfg!(feature = "openssl");
     let sim = Simulator::start(SimConfig {
         seed: 9,
         devices: 300,
         password: "s3cret".into(),
+        tls_base_port: anonymous.then_some(0),
+        anonymous_tls: anonymous,
         ..SimConfig::default()
     })
     .await
@@ -48,6 +51,7 @@ async fn librouteros_sees_what_our_client_sees() {
     let legacy = w.devices.iter().position(|d| !d.version.plain_login()).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/librouteros_check.py");
     let (plain_port, legacy_port) = (sim.ports(router).plain.port(), sim.ports(legacy).plain.port());
+    let adh_port = sim.ports(router).tls.map(|a| a.port().to_string());
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .args([
@@ -57,6 +61,7 @@ async fn librouteros_sees_what_our_client_sees() {
                 &legacy_port.to_string(),
                 "s3cret",
             ])
+            .args(adh_port)
             .output()
             .unwrap()
     })
@@ -106,4 +111,11 @@ async fn librouteros_sees_what_our_client_sees() {
     assert_eq!(seen["trap"], "no such command prefix");
     assert_eq!(seen["after_trap_identity"], w.devices[router].name.as_str());
     assert_eq!(seen["bad_password"], "invalid user name or password (6)");
+    if anonymous {
+        assert_eq!(
+            seen["adh_identity"],
+            w.devices[router].name.as_str(),
+            "anonymous-DH with Python's OpenSSL"
+        );
+    }
 }

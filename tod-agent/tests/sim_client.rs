@@ -548,3 +548,36 @@ async fn one_loopback_address_per_device() {
     .await;
     assert!(outside.is_err(), "addresses may not leave 127.0.0.0/8");
 }
+
+#[cfg(feature = "openssl")]
+#[tokio::test]
+async fn anonymous_dh_for_routers_without_a_certificate() {
+    let s = Simulator::start(SimConfig {
+        seed: 4,
+        devices: 3,
+        tls_base_port: Some(0),
+        anonymous_tls: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let addr = s.ports(1).tls.unwrap();
+    let c = Client::connect(
+        addr,
+        "127.0.0.1",
+        &Transport::Tls(TlsMode::Anonymous),
+        &admin(),
+        quick(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.print("/system/identity", &[], &[]).await.unwrap()[0]
+            .get("name")
+            .as_deref(),
+        Some(s.world().devices[1].name.as_str())
+    );
+    // rustls has no anonymous suites: a certificate-checking client cannot talk to such a router.
+    let r = Client::connect(addr, "127.0.0.1", &Transport::Tls(TlsMode::Insecure), &admin(), quick()).await;
+    assert!(matches!(r, Err(Error::Tls(_))), "{r:?}");
+}

@@ -257,6 +257,21 @@ impl Client {
         let _ = tcp.set_nodelay(true);
         match transport {
             Transport::Plain => Self::over(tcp, credentials, config).await,
+            Transport::Tls(TlsMode::Anonymous) => {
+                #[cfg(feature = "openssl")]
+                {
+                    let tls = timeout(config.tls_timeout, super::tls::anonymous::connect(tcp))
+                        .await
+                        .map_err(|_| Error::Timeout(Phase::Tls))?
+                        .map_err(Error::Tls)?;
+                    Self::over(tls, credentials, config).await
+                }
+                #[cfg(not(feature = "openssl"))]
+                {
+                    drop(tcp);
+                    Err(Error::Tls("anonymous-DH needs tod-agent's `openssl` feature".into()))
+                }
+            }
             Transport::Tls(mode) => {
                 let connector = TlsConnector::from(client_config(mode).map_err(Error::Tls)?);
                 let name = server_name(host).map_err(Error::Tls)?;

@@ -1,8 +1,9 @@
 //! TLS for api-ssl (port 8729) with rustls: a verified CA, a pinned certificate fingerprint, or
 //! no verification at all (still encrypted; for lab use and first contact).
 //!
-//! Anonymous-DH (api-ssl on a router with `certificate=none`) needs OpenSSL's `ADH` suites, which
-//! rustls does not implement; such devices need a certificate (or the plain API over the tunnel).
+//! Anonymous-DH (api-ssl on a router with `certificate=none`) needs OpenSSL's `ADH` suites with
+//! `@SECLEVEL=0`, which rustls does not implement: [`TlsMode::Anonymous`] goes through the system
+//! OpenSSL when the `openssl` feature is on (the default). It encrypts but authenticates nothing.
 
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub enum TlsMode {
     },
     /// Accept any certificate (encrypted, not authenticated).
     Insecure,
+    /// Anonymous Diffie-Hellman, no certificate at all (OpenSSL only; encrypted, not authenticated).
+    Anonymous,
 }
 
 impl std::fmt::Debug for TlsMode {
@@ -36,6 +39,7 @@ impl std::fmt::Debug for TlsMode {
             Self::Verified { .. } => f.write_str("Verified"),
             Self::Pinned { sha256 } => write!(f, "Pinned({})", hex::encode(sha256)),
             Self::Insecure => f.write_str("Insecure"),
+            Self::Anonymous => f.write_str("Anonymous"),
         }
     }
 }
@@ -88,8 +92,56 @@ pub fn client_config(mode: &TlsMode) -> Result<Arc<ClientConfig>, String> {
                 provider: provider(),
             }))
             .with_no_client_auth(),
+        TlsMode::Anonymous => return Err("anonymous-DH is not available with rustls; it needs OpenSSL".into()),
     };
     Ok(Arc::new(config))
+}
+
+/// The OpenSSL context settings both sides of anonymous-DH need: ADH suites at security level 0,
+/// TLS 1.2 at most (TLS 1.3 has no anonymous suites).
+#[cfg(feature = "openssl")]
+pub mod anonymous {
+    use std::pin::Pin;
+
+    use openssl::dh::Dh;
+    use openssl::ssl::{Ssl, SslContext, SslMethod, SslVerifyMode, SslVersion};
+    use tokio::io::{AsyncRead, AsyncWrite};
+    use tokio_openssl::SslStream;
+
+    fn context(server: bool) -> Result<SslContext, openssl::error::ErrorStack> {
+        let method = if server {
+            SslMethod::tls_server()
+        } else {
+            SslMethod::tls_client()
+        };
+        let mut b = SslContext::builder(method)?;
+        b.set_cipher_list("ADH:@SECLEVEL=0")?;
+        b.set_max_proto_version(Some(SslVersion::TLS1_2))?;
+        b.set_verify(SslVerifyMode::NONE);
+        if server {
+            let dh = Dh::get_2048_256()?;
+            b.set_tmp_dh(&dh)?;
+        }
+        Ok(b.build())
+    }
+
+    /// Client side of an anonymous-DH handshake.
+    pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<SslStream<S>, String> {
+        let ctx = context(false).map_err(|e| e.to_string())?;
+        let ssl = Ssl::new(&ctx).map_err(|e| e.to_string())?;
+        let mut s = SslStream::new(ssl, stream).map_err(|e| e.to_string())?;
+        Pin::new(&mut s).connect().await.map_err(|e| e.to_string())?;
+        Ok(s)
+    }
+
+    /// Server side (the simulator's routers without a certificate).
+    pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<SslStream<S>, String> {
+        let ctx = context(true).map_err(|e| e.to_string())?;
+        let ssl = Ssl::new(&ctx).map_err(|e| e.to_string())?;
+        let mut s = SslStream::new(ssl, stream).map_err(|e| e.to_string())?;
+        Pin::new(&mut s).accept().await.map_err(|e| e.to_string())?;
+        Ok(s)
+    }
 }
 
 /// The server name to present and verify: an IP address or a DNS name.

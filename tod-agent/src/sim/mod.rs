@@ -41,6 +41,9 @@ pub struct SimConfig {
     pub base_port: u16,
     /// TLS API port of device 0; `None` = no TLS listeners; `Some(0)` = any free port.
     pub tls_base_port: Option<u16>,
+    /// Serve api-ssl with anonymous Diffie-Hellman (no certificate), as a router with
+    /// `certificate=none` does; needs the `openssl` feature.
+    pub anonymous_tls: bool,
     /// The API user.
     pub username: String,
     /// Its password.
@@ -60,6 +63,7 @@ impl Default for SimConfig {
             ip_per_device: None,
             base_port: 0,
             tls_base_port: None,
+            anonymous_tls: false,
             username: "admin".into(),
             password: "admin".into(),
             speed: 1.0,
@@ -138,9 +142,15 @@ impl Simulator {
             empty_override: config.empty_override,
         });
         let (acceptor, cert_der, cert_pem) = match config.tls_base_port {
+            Some(_) if config.anonymous_tls => {
+                if !cfg!(feature = "openssl") {
+                    return Err(io::Error::other("anonymous TLS needs the `openssl` feature"));
+                }
+                (Some(Acceptor::Anonymous), None, None)
+            }
             Some(_) => {
                 let (a, der, pem) = tls_acceptor().map_err(io::Error::other)?;
-                (Some(a), Some(der), Some(pem))
+                (Some(Acceptor::Rustls(a)), Some(der), Some(pem))
             }
             None => (None, None, None),
         };
@@ -291,7 +301,16 @@ fn tls_acceptor() -> Result<(TlsAcceptor, Vec<u8>, String), String> {
     Ok((TlsAcceptor::from(Arc::new(config)), der, pem))
 }
 
-async fn listen(shared: Arc<Shared>, index: usize, listener: TcpListener, tls: Option<TlsAcceptor>) {
+/// How a TLS listener handshakes.
+#[derive(Clone)]
+enum Acceptor {
+    /// With the simulator's self-signed certificate.
+    Rustls(TlsAcceptor),
+    /// Anonymous Diffie-Hellman through OpenSSL.
+    Anonymous,
+}
+
+async fn listen(shared: Arc<Shared>, index: usize, listener: TcpListener, tls: Option<Acceptor>) {
     let addr = match listener.local_addr() {
         Ok(a) => a,
         Err(_) => return,
@@ -331,8 +350,21 @@ async fn listen(shared: Arc<Shared>, index: usize, listener: TcpListener, tls: O
                         }
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
-                            if let Ok(Ok(s)) = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
-                                server::session(shared, index, s).await;
+                            let limit = std::time::Duration::from_secs(10);
+                            match acceptor {
+                                Acceptor::Rustls(a) => {
+                                    if let Ok(Ok(s)) = tokio::time::timeout(limit, a.accept(stream)).await {
+                                        server::session(shared, index, s).await;
+                                    }
+                                }
+                                Acceptor::Anonymous => {
+                                    #[cfg(feature = "openssl")]
+                                    if let Ok(Ok(s)) = tokio::time::timeout(limit, crate::routeros::tls::anonymous::accept(stream)).await {
+                                        server::session(shared, index, s).await;
+                                    }
+                                    #[cfg(not(feature = "openssl"))]
+                                    drop(stream);
+                                }
                             }
                         });
                     }

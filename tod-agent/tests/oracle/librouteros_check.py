@@ -1,11 +1,13 @@
 """Drive tod-sim devices with the independent Python `librouteros` client and print what it saw.
 
-Usage: librouteros_check.py HOST PLAIN_PORT LEGACY_PORT PASSWORD
+Usage: librouteros_check.py HOST PLAIN_PORT LEGACY_PORT PASSWORD [ADH_PORT]
   PLAIN_PORT:  a router on RouterOS >= 6.43 (plain login)
   LEGACY_PORT: a device on RouterOS < 6.43 (MD5 challenge login)
+  ADH_PORT:    api-ssl without a certificate (anonymous Diffie-Hellman), optional
 Prints one JSON object; exits non-zero on any unexpected behaviour.
 """
 import json
+import ssl
 import sys
 
 from librouteros import connect
@@ -52,6 +54,16 @@ def main() -> int:
         out["bad_password"] = "accepted"
     except TrapError as e:
         out["bad_password"] = e.message
+
+    if len(sys.argv) > 5:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers("ADH:@SECLEVEL=0")
+        adh = connect(username="admin", password=password, host=host, port=int(sys.argv[5]), login_method=plain, ssl_wrapper=ctx.wrap_socket, timeout=5)
+        out["adh_identity"] = next(iter(adh.path("system", "identity")))["name"]
+        adh.close()
 
     print(json.dumps(out))
     return 0
