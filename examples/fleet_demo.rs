@@ -131,22 +131,16 @@ fn main() {
             for c in &outcome.changes {
                 *counts.entry(state_counter(c.to)).or_default() += 1;
             }
+            let status = if offline {
+                PollStatus::Offline {
+                    reason: "timeout".into(),
+                }
+            } else {
+                PollStatus::Online
+            };
             let report = DeviceReport {
-                device_id: ap_id,
-                sequence: minute + 1,
-                collected_at: now,
-                status: if offline {
-                    PollStatus::Offline {
-                        reason: "timeout".into(),
-                    }
-                } else {
-                    PollStatus::Online
-                },
-                system: None,
-                resources: None,
-                interfaces: None,
                 registrations: (!offline).then(|| regs.clone()),
-                rf: None,
+                ..DeviceReport::new(ap_id, minute + 1, now, status)
             };
             let metrics = Metrics::from_report(&report);
             let hostname = format!("ap-{}-{}", ap / aps_per_site + 1, ap % aps_per_site + 1);

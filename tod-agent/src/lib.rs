@@ -5,5 +5,6 @@
 //! the spool and the uplinks are the next issues.
 
 pub mod config;
+pub mod poll;
 pub mod routeros;
 pub mod sim;

@@ -83,6 +83,43 @@ pub struct DeviceReport {
     /// RF monitor per radio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rf: Option<Vec<RfStats>>,
+    /// Byte counters since the previous report, per interface (wraps and reboots handled at the
+    /// edge; the raw counters are in `interfaces`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interface_deltas: Vec<CounterDelta>,
+    /// Values the agent could not parse (the rest of the report is intact).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Bytes moved on one interface since the previous report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterDelta {
+    /// Interface name.
+    pub interface: String,
+    /// Received bytes.
+    pub rx_bytes: u64,
+    /// Sent bytes.
+    pub tx_bytes: u64,
+}
+
+impl DeviceReport {
+    /// A report with a status and nothing collected.
+    pub fn new(device_id: DeviceId, sequence: u64, collected_at: DateTime<Utc>, status: PollStatus) -> Self {
+        Self {
+            device_id,
+            sequence,
+            collected_at,
+            status,
+            system: None,
+            resources: None,
+            interfaces: None,
+            registrations: None,
+            rf: None,
+            interface_deltas: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// The outcome of polling a device.
@@ -357,20 +394,14 @@ mod tests {
 
     fn report(device: u128, seq: u64) -> DeviceReport {
         DeviceReport {
-            device_id: DeviceId::from_u128(device),
-            sequence: seq,
-            collected_at: t(seq as i64 * 60),
-            status: PollStatus::Online,
-            system: None,
             resources: Some(Resources {
                 cpu_load: Some(12.0),
                 free_memory: Some(25),
                 total_memory: Some(100),
                 ..Resources::default()
             }),
-            interfaces: None,
             registrations: Some(vec![]),
-            rf: None,
+            ..DeviceReport::new(DeviceId::from_u128(device), seq, t(seq as i64 * 60), PollStatus::Online)
         }
     }
 

@@ -771,25 +771,19 @@ mod tests {
     #[test]
     fn metrics_from_a_report_use_the_worst_interface_and_skip_unknowns() {
         let report = DeviceReport {
-            device_id: DEV,
-            sequence: 1,
-            collected_at: t(0),
-            status: PollStatus::Online,
-            system: None,
             resources: Some(Resources {
                 cpu_load: Some(12.0),
                 free_memory: Some(10),
                 total_memory: Some(100),
                 ..Resources::default()
             }),
-            interfaces: None,
             registrations: Some(vec![
                 reg("wlan1", 1, Some(-60), Some(90)),
                 reg("wlan1", 2, Some(-70), Some(70)),
                 reg("wlan2", 3, Some(-80), None),
                 reg("wlan2", 4, None, None),
             ]),
-            rf: None,
+            ..DeviceReport::new(DEV, 1, t(0), PollStatus::Online)
         };
         let m = Metrics::from_report(&report);
         assert_eq!(m.cpu_load, Some(12.0));

@@ -1,0 +1,220 @@
+//! The poll scheduler: one task per device, each with a persistent session.
+//!
+//! A device's polls happen at `phase + k × interval` (± 5 % jitter), where the phase is a hash of
+//! its id, so a tower's devices are spread over the interval instead of polled at once. New
+//! connections (start-up, reconnects) take a permit from a semaphore so an agent restart does not
+//! storm the routers with TLS handshakes. Each cycle has a deadline of 80 % of the interval. The
+//! per-device [`Breaker`] decides when a failed device is tried again. Every outcome leaves as a
+//! `DeviceReport` on a channel: `Online` with data, `Offline` for each failed attempt, `AuthFailed`
+//! once per streak.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tod_core::DeviceId;
+use tod_core::telemetry::{DeviceReport, PollStatus};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::breaker::{Breaker, BreakerConfig};
+use super::collector::{Session, Target};
+use crate::routeros::client::{ClientConfig, Error, FailureClass, Phase};
+use crate::sim::world::{mix, unit};
+
+/// Scheduler settings.
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    /// Time between two polls of one device.
+    pub interval: Duration,
+    /// Poll `/system/health` every N cycles.
+    pub health_every: u64,
+    /// Connection attempts in flight at once.
+    pub connect_concurrency: usize,
+    /// Client timeouts and limits.
+    pub client: ClientConfig,
+    /// Backoff.
+    pub breaker: BreakerConfig,
+}
+
+impl Default for PollerConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            health_every: 5,
+            connect_concurrency: 16,
+            client: ClientConfig::default(),
+            breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+/// Running pollers. Dropping the handle does not stop them; call [`Poller::stop`].
+#[derive(Debug)]
+pub struct Poller {
+    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Poller {
+    /// Starts one task per target; reports go to `out`.
+    pub fn start(targets: Vec<Target>, config: PollerConfig, out: mpsc::Sender<DeviceReport>) -> Self {
+        let (stop, stop_rx) = watch::channel(false);
+        let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
+        let config = Arc::new(config);
+        let start = Instant::now();
+        let tasks = targets
+            .into_iter()
+            .map(|t| {
+                tokio::spawn(device_loop(
+                    t,
+                    config.clone(),
+                    gate.clone(),
+                    out.clone(),
+                    stop_rx.clone(),
+                    start,
+                ))
+            })
+            .collect();
+        Self { tasks, stop }
+    }
+
+    /// Stops every device task and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// The device's offset inside the interval, from its id.
+pub fn phase(device: DeviceId, interval: Duration) -> Duration {
+    let h = mix(device.0.as_u128() as u64 ^ (device.0.as_u128() >> 64) as u64);
+    let ms = interval.as_millis().max(1) as u64;
+    Duration::from_millis(h % ms)
+}
+
+/// A per-device sequence that survives agent restarts without stored state: the collection time
+/// in milliseconds, bumped when two polls fall in the same millisecond.
+fn next_sequence(last: &mut u64, at: DateTime<Utc>) -> u64 {
+    let ms = at.timestamp_millis().max(0) as u64;
+    *last = ms.max(*last + 1);
+    *last
+}
+
+fn offline(id: DeviceId, sequence: u64, at: DateTime<Utc>, e: &Error) -> DeviceReport {
+    let status = match e {
+        Error::AuthFailed(reason) => PollStatus::AuthFailed { reason: reason.clone() },
+        other => PollStatus::Offline {
+            reason: other.to_string(),
+        },
+    };
+    DeviceReport::new(id, sequence, at, status)
+}
+
+async fn device_loop(
+    target: Target,
+    config: Arc<PollerConfig>,
+    gate: Arc<Semaphore>,
+    out: mpsc::Sender<DeviceReport>,
+    mut stop: watch::Receiver<bool>,
+    start: Instant,
+) {
+    let seed = mix(target.id.0.as_u128() as u64);
+    let interval = config.interval;
+    let deadline = interval.mul_f64(0.8);
+    let phase = phase(target.id, interval);
+    let mut session: Option<Session> = None;
+    let mut breaker = Breaker::new(config.breaker);
+    let mut sequence = 0u64;
+    for cycle in 0u64.. {
+        let jitter = interval.as_secs_f64() * 0.05 * (2.0 * unit(seed, cycle, 1) - 1.0);
+        let due = start + phase + interval * cycle as u32;
+        let due = if jitter >= 0.0 {
+            due + Duration::from_secs_f64(jitter)
+        } else {
+            due.checked_sub(Duration::from_secs_f64(-jitter)).unwrap_or(due)
+        };
+        tokio::select! {
+            _ = sleep_until(due) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let now = start.elapsed().as_secs_f64();
+        if !breaker.allows(now) {
+            continue;
+        }
+        let at = Utc::now();
+        let seq = next_sequence(&mut sequence, at);
+        let attempt = async {
+            if session.as_ref().is_none_or(Session::is_closed) {
+                session = None;
+                let _permit = gate
+                    .acquire()
+                    .await
+                    .map_err(|_| Error::Closed("shutting down".into()))?;
+                session = Some(Session::open(&target, config.client.clone()).await?);
+            }
+            let s = session.as_mut().expect("just opened");
+            s.collect(target.id, seq, at, config.health_every).await
+        };
+        let result = match timeout(deadline, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(Phase::Command)),
+        };
+        let report = match result {
+            Ok(report) => {
+                breaker.success();
+                Some(report)
+            }
+            Err(e) => {
+                let class = e.class();
+                if class != FailureClass::Command {
+                    session = None;
+                }
+                let verdict = breaker.failure(class, start.elapsed().as_secs_f64(), unit(seed, cycle, 2));
+                tracing::debug!(device = %target.id, error = %e, retry_in = verdict.retry_at - now, "poll failed");
+                (verdict.report && class != FailureClass::Command).then(|| offline(target.id, seq, at, &e))
+            }
+        };
+        if let Some(r) = report
+            && out.send(r).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_devices_over_the_interval() {
+        let interval = Duration::from_secs(60);
+        let mut buckets = [0u32; 6];
+        for i in 0..600u128 {
+            let p = phase(DeviceId::from_u128(i + 1), interval);
+            assert!(p < interval);
+            buckets[(p.as_secs() / 10) as usize] += 1;
+        }
+        assert!(buckets.iter().all(|&b| (60..=140).contains(&b)), "{buckets:?}");
+    }
+
+    #[test]
+    fn sequences_increase_even_within_one_millisecond() {
+        let mut last = 0;
+        let at = Utc::now();
+        let a = next_sequence(&mut last, at);
+        let b = next_sequence(&mut last, at);
+        assert!(b > a);
+        assert!(
+            next_sequence(&mut last, at - chrono::Duration::seconds(5)) > b,
+            "a clock step back never reuses a number"
+        );
+    }
+}
