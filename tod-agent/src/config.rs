@@ -183,6 +183,9 @@ pub enum ApiTransport {
     TlsPinned,
     /// TLS on 8729 without verification.
     TlsInsecure,
+    /// TLS on 8729 with anonymous Diffie-Hellman, for routers without a certificate
+    /// (encrypted, not authenticated; needs the `openssl` feature).
+    TlsAnonymous,
     /// Plain text on 8728 (explicit opt-in).
     Plain,
 }
@@ -212,11 +215,59 @@ pub struct DeviceEntry {
     pub transport: ApiTransport,
     /// SHA-256 fingerprint for `tls_pinned`.
     pub fingerprint: Option<String>,
+    /// CA certificate (PEM file) for `tls_verified`.
+    pub ca_file: Option<PathBuf>,
     /// Name of a `[[credentials]]` profile.
     pub credentials: String,
 }
 
+impl DeviceEntry {
+    /// The client transport for this device; reads the CA file of `tls_verified`.
+    pub fn transport(&self, index: usize) -> Result<crate::routeros::client::Transport, ConfigError> {
+        use crate::routeros::client::Transport;
+        use crate::routeros::tls::{TlsMode, parse_fingerprint};
+        let field = |name: &str| format!("devices[{index}].{name}");
+        Ok(match self.transport {
+            ApiTransport::Plain => Transport::Plain,
+            ApiTransport::TlsInsecure => Transport::Tls(TlsMode::Insecure),
+            ApiTransport::TlsAnonymous => Transport::Tls(TlsMode::Anonymous),
+            ApiTransport::TlsPinned => {
+                let fp = self.fingerprint.as_deref().and_then(parse_fingerprint);
+                Transport::Tls(TlsMode::Pinned {
+                    sha256: fp.ok_or_else(|| err(field("fingerprint"), "must be 64 hexadecimal digits"))?,
+                })
+            }
+            ApiTransport::TlsVerified => {
+                let path = self
+                    .ca_file
+                    .as_ref()
+                    .ok_or_else(|| err(field("ca_file"), "required for tls_verified"))?;
+                let pem = std::fs::read(path).map_err(|e| err(field("ca_file"), format!("{}: {e}", path.display())))?;
+                Transport::Tls(TlsMode::Verified { ca_pem: pem })
+            }
+        })
+    }
+
+    /// The API port (explicit, or the transport's default).
+    pub fn api_port(&self) -> u16 {
+        self.port.unwrap_or(self.transport.default_port())
+    }
+}
+
 impl AgentConfig {
+    /// The credentials a device refers to (validated to exist).
+    pub fn credentials_for(&self, d: &DeviceEntry) -> crate::routeros::client::Credentials {
+        let p = self
+            .credentials
+            .iter()
+            .find(|c| c.name == d.credentials)
+            .expect("validated: the profile exists");
+        crate::routeros::client::Credentials {
+            username: p.username.clone(),
+            password: p.password.clone(),
+        }
+    }
+
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| err(path.display().to_string(), e.to_string()))?;
@@ -285,6 +336,12 @@ impl AgentConfig {
                     format!("no [[credentials]] profile named {:?}", d.credentials),
                 ));
             }
+            if d.transport == ApiTransport::TlsVerified && d.ca_file.is_none() {
+                return Err(err(
+                    f("ca_file"),
+                    "required for tls_verified (or choose tls_pinned / tls_insecure)",
+                ));
+            }
             match (d.transport, &d.fingerprint) {
                 (ApiTransport::TlsPinned, None) => return Err(err(f("fingerprint"), "required for tls_pinned")),
                 (ApiTransport::TlsPinned, Some(fp)) if !is_sha256_hex(fp) => {
@@ -325,6 +382,7 @@ password = "s3cret"
 [[devices]]
 id = "00000000-0000-0000-0000-000000000001"
 host = "10.20.0.2"
+transport = "tls_insecure"
 credentials = "towers"
 
 [[devices]]
@@ -339,8 +397,13 @@ credentials = "towers"
         let c = AgentConfig::parse(GOOD).unwrap();
         assert_eq!(c.poll.interval_secs, 60);
         assert_eq!(c.server.uplink, UplinkKind::Http);
-        assert_eq!(c.devices[0].transport.default_port(), 8729);
-        assert_eq!(c.devices[1].transport.default_port(), 8728);
+        assert_eq!(c.devices[0].api_port(), 8729);
+        assert_eq!(c.devices[1].api_port(), 8728);
+        assert_eq!(
+            c.devices[1].transport(1).unwrap(),
+            crate::routeros::client::Transport::Plain
+        );
+        assert_eq!(c.credentials_for(&c.devices[1]).username, "tod");
         assert!(
             !format!("{:?}", c.credentials[0]).contains("s3cret"),
             "passwords stay out of logs"
@@ -364,6 +427,8 @@ credentials = "towers"
         let e = AgentConfig::parse(&unknown).unwrap_err();
         assert!(e.message.contains("uplnk"), "{e}");
         assert!(e.field.starts_with("line "), "{e}");
+        let verified = GOOD.replace("transport = \"tls_insecure\"\n", "");
+        assert_eq!(AgentConfig::parse(&verified).unwrap_err().field, "devices[0].ca_file");
         let bad_id = GOOD.replace("7f3c2f9e-55c1", "not-a-uuid");
         assert!(AgentConfig::parse(&bad_id).is_err());
     }

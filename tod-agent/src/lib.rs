@@ -1,9 +1,17 @@
 //! tod-agent: the tower daemon. It will poll RouterOS devices, spool what it collects on disk and
 //! deliver it to tod-server through a userspace WireGuard tunnel.
 //!
-//! What exists so far: the configuration file and its validation. Polling, the RouterOS client,
-//! the spool and the uplinks are the next issues.
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | the TOML configuration and its validation |
+//! | [`routeros`] | the RouterOS API: sans-IO codec, sentence model, async client, TLS |
+//! | [`poll`] | normalisation into `tod_core::telemetry`, device sessions, breaker, scheduler |
+//! | [`check`] | `tod-agent check`: try every device once |
+//! | [`sim`] | `tod-sim`, the simulated fleet used by tests, benches and the demo |
+//!
+//! Not built yet: the disk spool, the uplinks and the WireGuard tunnel.
 
+pub mod check;
 pub mod config;
 pub mod poll;
 pub mod routeros;

@@ -1,8 +1,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use tod_agent::check::{check_all, table};
 use tod_agent::config::AgentConfig;
+use tod_agent::routeros::client::ClientConfig;
 
 /// TOD tower agent: polls the RouterOS devices of one tower and delivers their telemetry to
 /// tod-server through an outbound WireGuard tunnel.
@@ -26,11 +29,32 @@ struct Cli {
 enum Command {
     /// Validate the configuration and print the devices it lists.
     CheckConfig,
+    /// Validate the configuration, then try every device once and print a table.
+    Check,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check => {
+            let cfg = match AgentConfig::load(&cli.config) {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    eprintln!("invalid configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let rows = rt.block_on(check_all(cfg, ClientConfig::default()));
+            print!("{}", table(&rows));
+            let failed = rows.iter().filter(|r| r.outcome.is_err()).count();
+            println!("{} of {} devices answered", rows.len() - failed, rows.len());
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::CheckConfig => match AgentConfig::load(&cli.config) {
             Ok(cfg) => {
                 println!(

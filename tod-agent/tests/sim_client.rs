@@ -581,3 +581,42 @@ async fn anonymous_dh_for_routers_without_a_certificate() {
     let r = Client::connect(addr, "127.0.0.1", &Transport::Tls(TlsMode::Insecure), &admin(), quick()).await;
     assert!(matches!(r, Err(Error::Tls(_))), "{r:?}");
 }
+
+#[tokio::test]
+async fn agent_check_tries_every_configured_device_once() {
+    let s = sim(30, false).await;
+    let ap = find(&s, |d| d.role == Role::Ap);
+    s.set_faults(
+        2,
+        Faults {
+            auth_fail: true,
+            ..Faults::default()
+        },
+    );
+    let mut toml = String::from(
+        "[agent]\nid = \"7f3c2f9e-55c1-4c55-9e4a-0d3a3d6b2f10\"\n[server]\nendpoint = \"127.0.0.1:51820\"\n\
+         [[credentials]]\nname = \"sim\"\nusername = \"admin\"\npassword = \"admin\"\n",
+    );
+    for i in [ap, 2] {
+        toml.push_str(&format!(
+            "[[devices]]\nid = \"00000000-0000-0000-0000-{:012}\"\nhost = \"127.0.0.1\"\nport = {}\ntransport = \"plain\"\ncredentials = \"sim\"\n",
+            i + 1,
+            s.ports(i).plain.port()
+        ));
+    }
+    let cfg = std::sync::Arc::new(tod_agent::config::AgentConfig::parse(&toml).unwrap());
+    let rows = tod_agent::check::check_all(cfg, quick()).await;
+    let found = rows[0].outcome.as_ref().unwrap();
+    assert_eq!(found.radios, s.world().devices[ap].radios.len());
+    assert!(
+        found
+            .version
+            .starts_with(&s.world().devices[ap].version.to_string()[..3])
+    );
+    assert!(rows[1].outcome.as_ref().unwrap_err().contains("Auth"));
+    let text = tod_agent::check::table(&rows);
+    assert!(
+        text.contains("ok: RouterOS") && text.contains("FAILED: authentication failed"),
+        "{text}"
+    );
+}
