@@ -67,7 +67,7 @@ async fn one(cfg: &AgentConfig, index: usize, client: ClientConfig) -> CheckRow 
             .collect(d.id, 1, Utc::now(), 1)
             .await
             .map_err(|e| format!("{e} ({:?})", e.class()))?;
-        let sys = r.system.clone().unwrap_or_else(|| unreachable_system());
+        let sys = r.system.clone().ok_or("the device sent no system information")?;
         Ok(Found {
             version: sys.routeros_version,
             board: sys.board_name.unwrap_or_default(),
@@ -83,18 +83,6 @@ async fn one(cfg: &AgentConfig, index: usize, client: ClientConfig) -> CheckRow 
         address,
         outcome,
         elapsed: started.elapsed(),
-    }
-}
-
-fn unreachable_system() -> tod_core::telemetry::SystemInfo {
-    tod_core::telemetry::SystemInfo {
-        routeros_version: String::new(),
-        board_name: None,
-        architecture: None,
-        serial_number: None,
-        firmware_version: None,
-        uptime_secs: None,
-        wireless_package: WirelessPackage::None,
     }
 }
 
