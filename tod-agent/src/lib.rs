@@ -7,12 +7,14 @@
 //! | [`routeros`] | the RouterOS API: sans-IO codec, sentence model, async client, TLS |
 //! | [`poll`] | normalisation into `tod_core::telemetry`, device sessions, breaker, scheduler |
 //! | [`check`] | `tod-agent check`: try every device once |
+//! | [`spool`] | the crash-safe, bounded on-disk store-and-forward queue |
 //! | [`sim`] | `tod-sim`, the simulated fleet used by tests, benches and the demo |
 //!
-//! Not built yet: the disk spool, the uplinks and the WireGuard tunnel.
+//! Not built yet: the uplinks, `run`/`status`, and the WireGuard tunnel.
 
 pub mod check;
 pub mod config;
 pub mod poll;
 pub mod routeros;
 pub mod sim;
+pub mod spool;

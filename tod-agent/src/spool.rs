@@ -1,0 +1,518 @@
+//! The store-and-forward spool: what the agent collected, on disk, until the server has it.
+//!
+//! Append-only segment files (`seg-<first sequence>.log`), each a run of records:
+//!
+//! ```text
+//! record = len: u32 LE | crc32: u32 LE | appended_at_ms: i64 LE | payload: len bytes
+//!          (the CRC covers appended_at_ms and the payload)
+//! ```
+//!
+//! A record is written with one `write` and, by default, flushed to the device (`fsync`) before
+//! `append` returns, so a kill -9 or a power cut loses at most the record being written. On open,
+//! the tail of the newest segment is checked and a torn or corrupt record is cut off; earlier
+//! records are never touched. Delivery is at-least-once: [`Spool::read`] hands out records after
+//! the acknowledged position, [`Spool::ack`] moves that position (stored atomically in `cursor`),
+//! and a restart redelivers anything not acknowledged.
+//!
+//! The spool is bounded by bytes and by age. When a bound is hit the oldest segment is dropped —
+//! delivered or not — and the number of records lost that way is counted in the cursor file and
+//! reported by [`Spool::stats`], never silently.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+const HEADER: usize = 16;
+const MAX_RECORD: usize = 64 << 20;
+
+/// Spool bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolLimits {
+    /// Upper bound on all segments together, bytes.
+    pub max_bytes: u64,
+    /// Records older than this (ms) are dropped.
+    pub max_age_ms: i64,
+    /// A segment is closed and a new one started at this size.
+    pub segment_bytes: u64,
+    /// `fsync` after every append (durable against power cuts) or leave it to the OS.
+    pub sync_every_append: bool,
+}
+
+impl Default for SpoolLimits {
+    fn default() -> Self {
+        // A 500-device tower at 60 s writes about 8 reports/s of ~2 KiB: ~1.4 GiB a day.
+        Self {
+            max_bytes: 2 << 30,
+            max_age_ms: 72 * 3_600_000,
+            segment_bytes: 16 << 20,
+            sync_every_append: true,
+        }
+    }
+}
+
+/// Counters for `status`, `/metrics` and the upstream drop report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpoolStats {
+    /// Records appended and not yet acknowledged.
+    pub pending: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Records dropped because a bound was hit, ever.
+    pub dropped: u64,
+    /// Torn or corrupt records cut off at open, ever.
+    pub repaired: u64,
+    /// The next sequence number.
+    pub next_seq: u64,
+    /// Everything below this is acknowledged.
+    pub acked: u64,
+}
+
+#[derive(Debug)]
+struct Segment {
+    first_seq: u64,
+    records: u64,
+    bytes: u64,
+    newest_ms: i64,
+    path: PathBuf,
+}
+
+/// The spool.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    limits: SpoolLimits,
+    segments: VecDeque<Segment>,
+    active: Option<File>,
+    next_seq: u64,
+    acked: u64,
+    dropped: u64,
+    repaired: u64,
+}
+
+/// One record handed out for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Its sequence number (dense, increasing).
+    pub seq: u64,
+    /// When it was appended (ms since the epoch).
+    pub appended_at_ms: i64,
+    /// The bytes appended.
+    pub payload: Vec<u8>,
+}
+
+fn seg_name(first_seq: u64) -> String {
+    format!("seg-{first_seq:020}.log")
+}
+
+fn read_header(buf: &[u8]) -> (usize, u32, i64) {
+    let len = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+    let at = i64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
+    (len, crc, at)
+}
+
+fn checksum(at: i64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&at.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+/// Scans a segment: the valid records (seq offset, at, payload position) and where validity ends.
+fn scan(path: &Path) -> io::Result<(Vec<(i64, u64, usize)>, u64, u64)> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    let mut pos = 0usize;
+    let mut records = Vec::new();
+    while pos + HEADER <= data.len() {
+        let (len, crc, at) = read_header(&data[pos..pos + HEADER]);
+        if len > MAX_RECORD || pos + HEADER + len > data.len() {
+            break;
+        }
+        let payload = &data[pos + HEADER..pos + HEADER + len];
+        if checksum(at, payload) != crc {
+            break;
+        }
+        records.push((at, (pos + HEADER) as u64, len));
+        pos += HEADER + len;
+    }
+    Ok((records, pos as u64, data.len() as u64))
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, repairing a torn tail.
+    pub fn open(dir: impl Into<PathBuf>, limits: SpoolLimits) -> io::Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        let mut firsts: Vec<u64> = fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
+            })
+            .collect();
+        firsts.sort_unstable();
+        let (acked, dropped, repaired) = read_cursor(&dir)?;
+        let mut s = Self {
+            dir,
+            limits,
+            segments: VecDeque::new(),
+            active: None,
+            next_seq: acked,
+            acked,
+            dropped,
+            repaired,
+        };
+        let count = firsts.len();
+        for (i, first) in firsts.into_iter().enumerate() {
+            let path = s.dir.join(seg_name(first));
+            let (records, valid_end, file_len) = scan(&path)?;
+            if valid_end < file_len {
+                // Only the newest segment can have a torn tail; anything after the last valid
+                // record is cut off, so appends continue on a clean boundary.
+                let f = OpenOptions::new().write(true).open(&path)?;
+                f.set_len(valid_end)?;
+                f.sync_all()?;
+                s.repaired += 1;
+                if i + 1 < count {
+                    tracing::warn!(segment = %path.display(), "corrupt record inside a closed segment; later records of it are lost");
+                }
+            }
+            let newest_ms = records.last().map_or(i64::MIN, |r| r.0);
+            s.next_seq = s.next_seq.max(first + records.len() as u64);
+            s.segments.push_back(Segment {
+                first_seq: first,
+                records: records.len() as u64,
+                bytes: valid_end,
+                newest_ms,
+                path,
+            });
+        }
+        s.acked = s.acked.min(s.next_seq);
+        if s.repaired > 0 {
+            s.write_cursor()?;
+        }
+        Ok(s)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SpoolStats {
+        SpoolStats {
+            pending: self.next_seq - self.acked,
+            bytes: self.segments.iter().map(|s| s.bytes).sum(),
+            dropped: self.dropped,
+            repaired: self.repaired,
+            next_seq: self.next_seq,
+            acked: self.acked,
+        }
+    }
+
+    /// Appends one record and returns its sequence number. With `sync_every_append` it is on
+    /// stable storage when this returns.
+    pub fn append(&mut self, payload: &[u8], now_ms: i64) -> io::Result<u64> {
+        if payload.len() > MAX_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("record of {} bytes exceeds {MAX_RECORD}", payload.len()),
+            ));
+        }
+        let rotate = self
+            .segments
+            .back()
+            .is_none_or(|s| s.bytes >= self.limits.segment_bytes)
+            || self.active.is_none();
+        if rotate {
+            self.start_segment()?;
+        }
+        let mut buf = Vec::with_capacity(HEADER + payload.len());
+        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&checksum(now_ms, payload).to_le_bytes());
+        buf.extend_from_slice(&now_ms.to_le_bytes());
+        buf.extend_from_slice(payload);
+        let f = self.active.as_mut().expect("segment open");
+        if let Err(e) = f.write_all(&buf) {
+            // A full disk or I/O error: close this segment so a partial write is cut at next open,
+            // and report the failure to the caller (who keeps the report in memory or drops it).
+            self.active = None;
+            return Err(e);
+        }
+        if self.limits.sync_every_append {
+            f.sync_data()?;
+        }
+        let seg = self.segments.back_mut().expect("segment exists");
+        seg.records += 1;
+        seg.bytes += buf.len() as u64;
+        seg.newest_ms = now_ms;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.enforce(now_ms)?;
+        Ok(seq)
+    }
+
+    fn start_segment(&mut self) -> io::Result<()> {
+        // Continue the newest segment if it still has room (after a restart), else start one.
+        if let Some(last) = self.segments.back()
+            && last.bytes < self.limits.segment_bytes
+        {
+            self.active = Some(OpenOptions::new().append(true).open(&last.path)?);
+            return Ok(());
+        }
+        let path = self.dir.join(seg_name(self.next_seq));
+        let f = OpenOptions::new().create(true).append(true).open(&path)?;
+        File::open(&self.dir)?.sync_all()?;
+        self.segments.push_back(Segment {
+            first_seq: self.next_seq,
+            records: 0,
+            bytes: 0,
+            newest_ms: i64::MIN,
+            path,
+        });
+        self.active = Some(f);
+        Ok(())
+    }
+
+    /// Drops the oldest segments while the spool is over its byte bound or holds records older than
+    /// its age bound. The newest segment is never dropped for size (it holds what was just written).
+    pub fn enforce(&mut self, now_ms: i64) -> io::Result<()> {
+        let mut changed = false;
+        loop {
+            let total: u64 = self.segments.iter().map(|s| s.bytes).sum();
+            let Some(oldest) = self.segments.front() else { break };
+            let too_big = total > self.limits.max_bytes && self.segments.len() > 1;
+            let too_old = oldest.newest_ms != i64::MIN && oldest.newest_ms < now_ms - self.limits.max_age_ms;
+            if !(too_big || too_old) {
+                break;
+            }
+            let seg = self.segments.pop_front().expect("front exists");
+            let end = seg.first_seq + seg.records;
+            if end > self.acked {
+                self.dropped += end - self.acked.max(seg.first_seq);
+                self.acked = end;
+            }
+            if self.segments.is_empty() {
+                self.active = None;
+            }
+            fs::remove_file(&seg.path)?;
+            changed = true;
+        }
+        if changed {
+            self.write_cursor()?;
+        }
+        Ok(())
+    }
+
+    /// Up to `max` records after the acknowledged position, oldest first.
+    pub fn read(&self, max: usize) -> io::Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            if out.len() >= max {
+                break;
+            }
+            if seg.first_seq + seg.records <= self.acked {
+                continue;
+            }
+            let mut f = File::open(&seg.path)?;
+            let mut data = Vec::with_capacity(seg.bytes as usize);
+            f.seek(SeekFrom::Start(0))?;
+            f.take(seg.bytes).read_to_end(&mut data)?;
+            let mut pos = 0usize;
+            let mut seq = seg.first_seq;
+            while pos + HEADER <= data.len() && out.len() < max {
+                let (len, crc, at) = read_header(&data[pos..pos + HEADER]);
+                if pos + HEADER + len > data.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("record {seq} runs past the end of its segment"),
+                    ));
+                }
+                let payload = &data[pos + HEADER..pos + HEADER + len];
+                if checksum(at, payload) != crc {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("record {seq} fails its checksum"),
+                    ));
+                }
+                if seq >= self.acked {
+                    out.push(Record {
+                        seq,
+                        appended_at_ms: at,
+                        payload: payload.to_vec(),
+                    });
+                }
+                pos += HEADER + len;
+                seq += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges every record below `upto` (the server has committed them). Segments that are
+    /// wholly acknowledged are deleted.
+    pub fn ack(&mut self, upto: u64) -> io::Result<()> {
+        let upto = upto.min(self.next_seq);
+        if upto <= self.acked {
+            return Ok(());
+        }
+        self.acked = upto;
+        self.write_cursor()?;
+        while self.segments.len() > 1
+            && self
+                .segments
+                .front()
+                .is_some_and(|s| s.first_seq + s.records <= self.acked)
+        {
+            let seg = self.segments.pop_front().expect("front exists");
+            fs::remove_file(&seg.path)?;
+        }
+        Ok(())
+    }
+
+    /// Persists the cursor atomically (write, fsync, rename, fsync the directory).
+    fn write_cursor(&self) -> io::Result<()> {
+        let tmp = self.dir.join("cursor.tmp");
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "{} {} {}", self.acked, self.dropped, self.repaired)?;
+        f.sync_all()?;
+        fs::rename(&tmp, self.dir.join("cursor"))?;
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+fn read_cursor(dir: &Path) -> io::Result<(u64, u64, u64)> {
+    match fs::read_to_string(dir.join("cursor")) {
+        Ok(text) => {
+            let n: Vec<u64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            if n.len() != 3 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("spool cursor {:?} is not three numbers", text.trim()),
+                ));
+            }
+            Ok((n[0], n[1], n[2]))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((0, 0, 0)),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tod-spool-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn small() -> SpoolLimits {
+        SpoolLimits {
+            max_bytes: 10_000,
+            max_age_ms: 3_600_000,
+            segment_bytes: 1_000,
+            sync_every_append: false,
+        }
+    }
+
+    #[test]
+    fn append_read_ack_and_reopen() {
+        let d = dir("basic");
+        let mut s = Spool::open(&d, small()).unwrap();
+        for i in 0..50u64 {
+            assert_eq!(s.append(format!("report {i}").as_bytes(), 1_000 + i as i64).unwrap(), i);
+        }
+        let first = s.read(10).unwrap();
+        assert_eq!(first.len(), 10);
+        assert_eq!(first[3].payload, b"report 3");
+        s.ack(10).unwrap();
+        assert_eq!(s.read(1).unwrap()[0].seq, 10);
+        drop(s);
+        let mut s = Spool::open(&d, small()).unwrap();
+        let st = s.stats();
+        assert_eq!((st.acked, st.next_seq, st.pending), (10, 50, 40));
+        assert_eq!(
+            s.read(100).unwrap().len(),
+            40,
+            "unacknowledged records are redelivered after a restart"
+        );
+        assert_eq!(s.append(b"after restart", 9_000).unwrap(), 50);
+        s.ack(51).unwrap();
+        assert_eq!(s.stats().pending, 0);
+        assert!(s.stats().bytes < 1_100, "acknowledged segments are deleted");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_earlier_records_survive() {
+        let d = dir("torn");
+        let mut s = Spool::open(&d, small()).unwrap();
+        for i in 0..5 {
+            s.append(format!("r{i}").as_bytes(), i).unwrap();
+        }
+        drop(s);
+        let seg = fs::read_dir(&d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+            .unwrap()
+            .path();
+        // Half a record at the end, as a crash mid-write leaves it.
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&[42, 0, 0, 0, 1, 2]).unwrap();
+        drop(f);
+        let mut s = Spool::open(&d, small()).unwrap();
+        assert_eq!(s.stats().repaired, 1);
+        let all = s.read(100).unwrap();
+        assert_eq!(all.len(), 5);
+        assert_eq!(s.append(b"next", 10).unwrap(), 5);
+        assert_eq!(s.read(100).unwrap().last().unwrap().payload, b"next");
+        // A flipped byte in the last record: that record is cut, the rest stay.
+        drop(s);
+        let mut bytes = fs::read(&seg).unwrap();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0xff;
+        fs::write(&seg, bytes).unwrap();
+        let s = Spool::open(&d, small()).unwrap();
+        assert_eq!(s.read(100).unwrap().len(), 5);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn bounds_drop_the_oldest_and_count_it() {
+        let d = dir("bounds");
+        let mut s = Spool::open(&d, small()).unwrap();
+        let payload = [7u8; 84]; // 100 bytes a record with its header
+        for i in 0..300 {
+            s.append(&payload, 1_000 + i).unwrap();
+        }
+        let st = s.stats();
+        assert!(st.bytes <= 10_000 + 1_000, "{st:?}");
+        assert!(st.dropped >= 190, "{st:?}");
+        assert_eq!(
+            st.pending + st.dropped,
+            300,
+            "every record is delivered or counted as dropped"
+        );
+        // Age: everything older than an hour goes, even below the byte bound.
+        let mut s2 = Spool::open(dir("age"), small()).unwrap();
+        s2.append(b"old", 0).unwrap();
+        for i in 0..12 {
+            s2.append(&payload, 1 + i).unwrap();
+        }
+        s2.append(b"new", 3_600_000 + 500).unwrap();
+        assert!(s2.stats().dropped >= 1);
+        assert_ne!(s2.read(1).unwrap()[0].payload, b"old");
+        let _ = fs::remove_dir_all(&d);
+        let _ = fs::remove_dir_all(dir("age"));
+    }
+
+    #[test]
+    fn a_bad_cursor_is_an_error_not_a_reset() {
+        let d = dir("cursor");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("cursor"), "garbage").unwrap();
+        assert_eq!(Spool::open(&d, small()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let _ = fs::remove_dir_all(&d);
+    }
+}
