@@ -119,25 +119,38 @@ fn checksum(at: i64, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// Scans a segment: the valid records (seq offset, at, payload position) and where validity ends.
-fn scan(path: &Path) -> io::Result<(Vec<(i64, u64, usize)>, u64, u64)> {
+/// What a scan of a segment found.
+struct Scan {
+    records: u64,
+    newest_ms: i64,
+    valid_end: u64,
+    file_len: u64,
+}
+
+/// Scans a segment: how many records are valid and where validity ends.
+fn scan(path: &Path) -> io::Result<Scan> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     let mut pos = 0usize;
-    let mut records = Vec::new();
+    let (mut records, mut newest_ms) = (0u64, i64::MIN);
     while pos + HEADER <= data.len() {
         let (len, crc, at) = read_header(&data[pos..pos + HEADER]);
         if len > MAX_RECORD || pos + HEADER + len > data.len() {
             break;
         }
-        let payload = &data[pos + HEADER..pos + HEADER + len];
-        if checksum(at, payload) != crc {
+        if checksum(at, &data[pos + HEADER..pos + HEADER + len]) != crc {
             break;
         }
-        records.push((at, (pos + HEADER) as u64, len));
+        records += 1;
+        newest_ms = at;
         pos += HEADER + len;
     }
-    Ok((records, pos as u64, data.len() as u64))
+    Ok(Scan {
+        records,
+        newest_ms,
+        valid_end: pos as u64,
+        file_len: data.len() as u64,
+    })
 }
 
 impl Spool {
@@ -167,7 +180,12 @@ impl Spool {
         let count = firsts.len();
         for (i, first) in firsts.into_iter().enumerate() {
             let path = s.dir.join(seg_name(first));
-            let (records, valid_end, file_len) = scan(&path)?;
+            let Scan {
+                records,
+                newest_ms,
+                valid_end,
+                file_len,
+            } = scan(&path)?;
             if valid_end < file_len {
                 // Only the newest segment can have a torn tail; anything after the last valid
                 // record is cut off, so appends continue on a clean boundary.
@@ -179,11 +197,10 @@ impl Spool {
                     tracing::warn!(segment = %path.display(), "corrupt record inside a closed segment; later records of it are lost");
                 }
             }
-            let newest_ms = records.last().map_or(i64::MIN, |r| r.0);
-            s.next_seq = s.next_seq.max(first + records.len() as u64);
+            s.next_seq = s.next_seq.max(first + records);
             s.segments.push_back(Segment {
                 first_seq: first,
-                records: records.len() as u64,
+                records,
                 bytes: valid_end,
                 newest_ms,
                 path,
