@@ -8,13 +8,19 @@
 //! | [`poll`] | normalisation into `tod_core::telemetry`, device sessions, breaker, scheduler |
 //! | [`check`] | `tod-agent check`: try every device once |
 //! | [`spool`] | the crash-safe, bounded on-disk store-and-forward queue |
+//! | [`uplink`] | delivery transports behind one trait (HTTP so far) |
+//! | [`forward`] | spool → batches → uplink, acknowledged only after the server commits |
+//! | [`pipeline`] | poller → spool → forwarder, started and stopped as one |
 //! | [`sim`] | `tod-sim`, the simulated fleet used by tests, benches and the demo |
 //!
-//! Not built yet: the uplinks, `run`/`status`, and the WireGuard tunnel.
+//! Not built yet: the NATS and MQTT uplinks, `run`/`status`, and the WireGuard tunnel.
 
 pub mod check;
 pub mod config;
+pub mod forward;
+pub mod pipeline;
 pub mod poll;
 pub mod routeros;
 pub mod sim;
 pub mod spool;
+pub mod uplink;

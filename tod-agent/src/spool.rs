@@ -225,6 +225,22 @@ impl Spool {
         }
     }
 
+    /// Appends several records with one flush at the end (group commit); returns the sequence
+    /// number of the first. With `sync_every_append` they are all on stable storage when this
+    /// returns.
+    pub fn append_many(&mut self, payloads: &[Vec<u8>], now_ms: i64) -> io::Result<u64> {
+        let sync = self.limits.sync_every_append;
+        self.limits.sync_every_append = false;
+        let first = self.next_seq;
+        let result = payloads.iter().try_for_each(|p| self.append(p, now_ms).map(|_| ()));
+        self.limits.sync_every_append = sync;
+        result?;
+        if sync && let Some(f) = self.active.as_mut() {
+            f.sync_data()?;
+        }
+        Ok(first)
+    }
+
     /// Appends one record and returns its sequence number. With `sync_every_append` it is on
     /// stable storage when this returns.
     pub fn append(&mut self, payload: &[u8], now_ms: i64) -> io::Result<u64> {
