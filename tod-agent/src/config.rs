@@ -52,6 +52,30 @@ pub struct AgentConfig {
     /// The devices this agent polls.
     #[serde(default)]
     pub devices: Vec<DeviceEntry>,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Where `/metrics` listens (loopback by default); empty disables it.
+    #[serde(default = "default_metrics")]
+    pub listen: String,
+}
+
+fn default_metrics() -> String {
+    "127.0.0.1:9464".into()
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            listen: default_metrics(),
+        }
+    }
 }
 
 /// `[agent]`
@@ -86,6 +110,13 @@ pub struct ServerSection {
     /// The uplink carried through the tunnel.
     #[serde(default)]
     pub uplink: UplinkKind,
+    /// `host:port` of the HTTP ingest endpoint (the tunnel's local forward).
+    #[serde(default = "default_ingest")]
+    pub ingest: String,
+}
+
+fn default_ingest() -> String {
+    "127.0.0.1:8080".into()
 }
 
 /// `[poll]`
@@ -291,8 +322,14 @@ impl AgentConfig {
         if self.server.endpoint.trim().is_empty() || !self.server.endpoint.contains(':') {
             return Err(err("server.endpoint", "must be host:port"));
         }
-        if !(10..=3600).contains(&self.poll.interval_secs) {
-            return Err(err("poll.interval_secs", "must be between 10 and 3600"));
+        if !self.server.ingest.contains(':') {
+            return Err(err("server.ingest", "must be host:port"));
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(err("metrics.listen", "must be an address:port, or empty to disable"));
+        }
+        if !(1..=3600).contains(&self.poll.interval_secs) {
+            return Err(err("poll.interval_secs", "must be between 1 and 3600"));
         }
         if !(1..=1024).contains(&self.poll.connect_concurrency) {
             return Err(err("poll.connect_concurrency", "must be between 1 and 1024"));
@@ -419,7 +456,7 @@ credentials = "towers"
         );
         let dup = GOOD.replace("000000000002", "000000000001");
         assert_eq!(AgentConfig::parse(&dup).unwrap_err().field, "devices[1].id");
-        let interval = format!("{GOOD}\n[poll]\ninterval_secs = 5\n");
+        let interval = format!("{GOOD}\n[poll]\ninterval_secs = 0\n");
         assert_eq!(AgentConfig::parse(&interval).unwrap_err().field, "poll.interval_secs");
         let pinned = GOOD.replace("transport = \"plain\"", "transport = \"tls_pinned\"");
         assert_eq!(AgentConfig::parse(&pinned).unwrap_err().field, "devices[1].fingerprint");

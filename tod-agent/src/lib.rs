@@ -7,16 +7,18 @@
 //! | [`routeros`] | the RouterOS API: sans-IO codec, sentence model, async client, TLS |
 //! | [`poll`] | normalisation into `tod_core::telemetry`, device sessions, breaker, scheduler |
 //! | [`check`] | `tod-agent check`: try every device once |
+//! | [`daemon`] | `tod-agent run` and `status`: status file, `/metrics`, graceful stop |
 //! | [`spool`] | the crash-safe, bounded on-disk store-and-forward queue |
 //! | [`uplink`] | delivery transports behind one trait (HTTP so far) |
 //! | [`forward`] | spool → batches → uplink, acknowledged only after the server commits |
 //! | [`pipeline`] | poller → spool → forwarder, started and stopped as one |
 //! | [`sim`] | `tod-sim`, the simulated fleet used by tests, benches and the demo |
 //!
-//! Not built yet: the NATS and MQTT uplinks, `run`/`status`, and the WireGuard tunnel.
+//! Not built yet: the NATS and MQTT uplinks, `TOD_AGENT_*` overrides, and the WireGuard tunnel.
 
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod forward;
 pub mod pipeline;
 pub mod poll;

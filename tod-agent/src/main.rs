@@ -31,11 +31,73 @@ enum Command {
     CheckConfig,
     /// Validate the configuration, then try every device once and print a table.
     Check,
+    /// Poll the devices, spool, and deliver to the server until Ctrl-C or SIGTERM.
+    Run,
+    /// Print the running agent's status (spool depth, last delivery, per-device state).
+    Status,
+}
+
+fn load(path: &std::path::Path) -> Result<AgentConfig, ExitCode> {
+    AgentConfig::load(path).map_err(|e| {
+        eprintln!("invalid configuration: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            let cfg = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match rt.block_on(tod_agent::daemon::run(cfg, shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tod-agent: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Status => {
+            let cfg = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let path = tod_agent::daemon::status_path(&cfg);
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<tod_agent::daemon::StatusFile>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(s) => {
+                    print!(
+                        "{}",
+                        tod_agent::daemon::render_status(&s, chrono::Utc::now().timestamp_millis())
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("no status at {} ({e}); is the agent running?", path.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check => {
             let cfg = match AgentConfig::load(&cli.config) {
                 Ok(c) => Arc::new(c),

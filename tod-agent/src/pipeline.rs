@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::forward::{self, ForwardConfig, ForwardStats};
 use crate::poll::collector::Target;
-use crate::poll::scheduler::{Poller, PollerConfig};
+use crate::poll::scheduler::{Poller, PollerConfig, StatusTable};
 use crate::spool::{Spool, SpoolLimits};
 use crate::uplink::Uplink;
 
@@ -29,6 +29,8 @@ pub struct Pipeline {
     pub spool: Arc<Mutex<Spool>>,
     /// Delivery counters.
     pub stats: Arc<Mutex<ForwardStats>>,
+    /// Per-device poll state.
+    pub devices: StatusTable,
 }
 
 impl Pipeline {
@@ -56,6 +58,7 @@ impl Pipeline {
             stats.clone(),
         ));
         let poller = Poller::start(targets, poller, tx);
+        let devices = poller.status();
         Ok(Self {
             poller,
             writer,
@@ -63,6 +66,7 @@ impl Pipeline {
             stop_forwarder,
             spool,
             stats,
+            devices,
         })
     }
 

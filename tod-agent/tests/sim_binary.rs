@@ -1,37 +1,16 @@
 //! The `tod-sim` command-line contract: device i on BASE_PORT + i, a manifest, the control
 //! surface, and a clean exit on SIGTERM.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tod_agent::routeros::client::{Client, ClientConfig, Credentials, Error, Transport};
 
-/// A base port with `n` free ports above it (checked by binding each).
-fn free_range(n: u16) -> u16 {
-    for attempt in 0..200u32 {
-        let base = 30_000 + ((std::process::id() * 7 + attempt * 389) % 30_000) as u16;
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
-
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let json = text.split("\r\n\r\n").nth(1).unwrap_or("null");
-    (status, serde_json::from_str(json).unwrap_or(serde_json::Value::Null))
-}
-
 #[tokio::test]
 async fn cli_contract_manifest_control_and_sigterm() {
-    let base = free_range(12);
+    let base = common::free_range(12);
     let control_port = base + 10;
     let dir = std::env::temp_dir().join(format!("tod-sim-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -87,7 +66,7 @@ async fn cli_contract_manifest_control_and_sigterm() {
     let ctl = format!("127.0.0.1:{control_port}");
     let (status, list) = tokio::task::spawn_blocking({
         let ctl = ctl.clone();
-        move || http(&ctl, "GET", "/devices", "")
+        move || common::http(&ctl, "GET", "/devices", "")
     })
     .await
     .unwrap();
@@ -95,7 +74,7 @@ async fn cli_contract_manifest_control_and_sigterm() {
     assert_eq!(list[3]["stats"]["logins"], 1);
     let (status, _) = tokio::task::spawn_blocking({
         let ctl = ctl.clone();
-        move || http(&ctl, "PUT", "/devices/4/faults", r#"{"auth_fail": true}"#)
+        move || common::http(&ctl, "PUT", "/devices/4/faults", r#"{"auth_fail": true}"#)
     })
     .await
     .unwrap();
@@ -105,14 +84,15 @@ async fn cli_contract_manifest_control_and_sigterm() {
     assert!(matches!(refused, Err(Error::AuthFailed(_))), "{refused:?}");
     let (status, body) = tokio::task::spawn_blocking({
         let ctl = ctl.clone();
-        move || http(&ctl, "PUT", "/devices/99/faults", "{}")
+        move || common::http(&ctl, "PUT", "/devices/99/faults", "{}")
     })
     .await
     .unwrap();
     assert_eq!((status, body["detail"].as_str().unwrap()), (404, "no device 99"));
-    let (status, _) = tokio::task::spawn_blocking(move || http(&ctl, "PUT", "/devices/1/faults", r#"{"nonsense": 1}"#))
-        .await
-        .unwrap();
+    let (status, _) =
+        tokio::task::spawn_blocking(move || common::http(&ctl, "PUT", "/devices/1/faults", r#"{"nonsense": 1}"#))
+            .await
+            .unwrap();
     assert_eq!(status, 422, "unknown fault names are rejected");
 
     Command::new("kill")

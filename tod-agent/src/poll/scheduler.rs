@@ -8,7 +8,8 @@
 //! `DeviceReport` on a channel: `Online` with data, `Offline` for each failed attempt, `AuthFailed`
 //! once per streak.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -50,11 +51,30 @@ impl Default for PollerConfig {
     }
 }
 
+/// What the agent knows about one device right now (for `status` and `/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DevicePollState {
+    /// Last successful poll, ms since the epoch.
+    pub last_ok_ms: Option<i64>,
+    /// Last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// Consecutive failures.
+    pub failures: u32,
+    /// Successful polls since start.
+    pub polls_ok: u64,
+    /// Failed polls since start.
+    pub polls_failed: u64,
+}
+
+/// Every device's state, shared with the status writer and the metrics endpoint.
+pub type StatusTable = Arc<Mutex<HashMap<DeviceId, DevicePollState>>>;
+
 /// Running pollers. Dropping the handle does not stop them; call [`Poller::stop`].
 #[derive(Debug)]
 pub struct Poller {
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
+    status: StatusTable,
 }
 
 impl Poller {
@@ -64,20 +84,28 @@ impl Poller {
         let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
         let config = Arc::new(config);
         let start = Instant::now();
+        let status: StatusTable = Arc::new(Mutex::new(
+            targets.iter().map(|t| (t.id, DevicePollState::default())).collect(),
+        ));
         let tasks = targets
             .into_iter()
             .map(|t| {
-                tokio::spawn(device_loop(
-                    t,
-                    config.clone(),
-                    gate.clone(),
-                    out.clone(),
-                    stop_rx.clone(),
+                let ctx = LoopCtx {
+                    config: config.clone(),
+                    gate: gate.clone(),
+                    out: out.clone(),
+                    status: status.clone(),
                     start,
-                ))
+                };
+                tokio::spawn(device_loop(t, ctx, stop_rx.clone()))
             })
             .collect();
-        Self { tasks, stop }
+        Self { tasks, stop, status }
+    }
+
+    /// Every device's state.
+    pub fn status(&self) -> StatusTable {
+        self.status.clone()
     }
 
     /// Stops every device task and waits for them.
@@ -114,14 +142,22 @@ fn offline(id: DeviceId, sequence: u64, at: DateTime<Utc>, e: &Error) -> DeviceR
     DeviceReport::new(id, sequence, at, status)
 }
 
-async fn device_loop(
-    target: Target,
+struct LoopCtx {
     config: Arc<PollerConfig>,
     gate: Arc<Semaphore>,
     out: mpsc::Sender<DeviceReport>,
-    mut stop: watch::Receiver<bool>,
+    status: StatusTable,
     start: Instant,
-) {
+}
+
+async fn device_loop(target: Target, ctx: LoopCtx, mut stop: watch::Receiver<bool>) {
+    let LoopCtx {
+        config,
+        gate,
+        out,
+        status,
+        start,
+    } = ctx;
     let seed = mix(target.id.0.as_u128() as u64);
     let interval = config.interval;
     let deadline = interval.mul_f64(0.8);
@@ -166,6 +202,23 @@ async fn device_loop(
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(Phase::Command)),
         };
+        {
+            let mut table = status.lock().expect("status lock");
+            let st = table.entry(target.id).or_default();
+            match &result {
+                Ok(_) => {
+                    st.last_ok_ms = Some(at.timestamp_millis());
+                    st.last_error = None;
+                    st.failures = 0;
+                    st.polls_ok += 1;
+                }
+                Err(e) => {
+                    st.last_error = Some(e.to_string());
+                    st.failures += 1;
+                    st.polls_failed += 1;
+                }
+            }
+        }
         let report = match result {
             Ok(report) => {
                 breaker.success();

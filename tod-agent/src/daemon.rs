@@ -1,0 +1,337 @@
+//! `tod-agent run` and `tod-agent status`: the pipeline with its operational surface — a status
+//! file rewritten every few seconds, a Prometheus `/metrics` endpoint on loopback, and a graceful
+//! stop that flushes the spool.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tod_core::DeviceId;
+
+use crate::config::{AgentConfig, UplinkKind};
+use crate::forward::{ForwardConfig, ForwardStats};
+use crate::pipeline::Pipeline;
+use crate::poll::breaker::BreakerConfig;
+use crate::poll::collector::Target;
+use crate::poll::scheduler::{DevicePollState, PollerConfig};
+use crate::routeros::client::ClientConfig;
+use crate::spool::{SpoolLimits, SpoolStats};
+use crate::uplink::http::HttpUplink;
+
+/// What `status.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusFile {
+    /// When it was written, ms since the epoch.
+    pub written_ms: i64,
+    /// Spool depth and counters.
+    pub spool_pending: u64,
+    /// Bytes on disk.
+    pub spool_bytes: u64,
+    /// Records dropped by spool bounds, ever.
+    pub spool_dropped: u64,
+    /// Batches delivered since start.
+    pub batches: u64,
+    /// Reports delivered since start.
+    pub reports: u64,
+    /// Failed delivery attempts since start.
+    pub retries: u64,
+    /// Batches rejected by the server since start.
+    pub rejected: u64,
+    /// Last successful delivery, ms since the epoch.
+    pub last_delivery_ms: Option<i64>,
+    /// Per device.
+    pub devices: Vec<(DeviceId, DevicePollState)>,
+}
+
+/// The parts of a running pipeline the status writer and `/metrics` read.
+#[derive(Clone)]
+struct Observed {
+    spool: Arc<std::sync::Mutex<crate::spool::Spool>>,
+    stats: Arc<std::sync::Mutex<ForwardStats>>,
+    devices: crate::poll::scheduler::StatusTable,
+}
+
+impl Observed {
+    fn of(p: &Pipeline) -> Self {
+        Self {
+            spool: p.spool.clone(),
+            stats: p.stats.clone(),
+            devices: p.devices.clone(),
+        }
+    }
+}
+
+fn snapshot(p: &Observed) -> StatusFile {
+    let spool: SpoolStats = p.spool.lock().expect("spool lock").stats();
+    let fwd: ForwardStats = *p.stats.lock().expect("stats lock");
+    let mut devices: Vec<(DeviceId, DevicePollState)> = p
+        .devices
+        .lock()
+        .expect("status lock")
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    devices.sort_by_key(|d| d.0);
+    StatusFile {
+        written_ms: chrono::Utc::now().timestamp_millis(),
+        spool_pending: spool.pending,
+        spool_bytes: spool.bytes,
+        spool_dropped: spool.dropped,
+        batches: fwd.batches,
+        reports: fwd.reports,
+        retries: fwd.retries,
+        rejected: fwd.rejected,
+        last_delivery_ms: fwd.last_delivery_ms,
+        devices,
+    }
+}
+
+/// Prometheus text exposition of a status snapshot.
+pub fn metrics_text(s: &StatusFile) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in lines {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let ok = s
+        .devices
+        .iter()
+        .filter(|d| d.1.failures == 0 && d.1.last_ok_ms.is_some())
+        .count();
+    let failing = s.devices.iter().filter(|d| d.1.failures > 0).count();
+    let unknown = s.devices.len() - ok - failing;
+    metric(
+        "tod_agent_devices",
+        "gauge",
+        "Devices by poll state.",
+        &[
+            ("{state=\"ok\"}".into(), ok as f64),
+            ("{state=\"failing\"}".into(), failing as f64),
+            ("{state=\"unknown\"}".into(), unknown as f64),
+        ],
+    );
+    let (polls_ok, polls_failed) = s
+        .devices
+        .iter()
+        .fold((0, 0), |a, d| (a.0 + d.1.polls_ok, a.1 + d.1.polls_failed));
+    metric(
+        "tod_agent_polls_total",
+        "counter",
+        "Polls by result.",
+        &[
+            ("{result=\"ok\"}".into(), polls_ok as f64),
+            ("{result=\"failed\"}".into(), polls_failed as f64),
+        ],
+    );
+    metric(
+        "tod_agent_spool_pending_records",
+        "gauge",
+        "Reports waiting for delivery.",
+        &[(String::new(), s.spool_pending as f64)],
+    );
+    metric(
+        "tod_agent_spool_bytes",
+        "gauge",
+        "Bytes in the spool.",
+        &[(String::new(), s.spool_bytes as f64)],
+    );
+    metric(
+        "tod_agent_spool_dropped_records_total",
+        "counter",
+        "Reports dropped by spool bounds.",
+        &[(String::new(), s.spool_dropped as f64)],
+    );
+    metric(
+        "tod_agent_uplink_batches_total",
+        "counter",
+        "Batches delivered.",
+        &[(String::new(), s.batches as f64)],
+    );
+    metric(
+        "tod_agent_uplink_reports_total",
+        "counter",
+        "Reports delivered.",
+        &[(String::new(), s.reports as f64)],
+    );
+    metric(
+        "tod_agent_uplink_retries_total",
+        "counter",
+        "Failed delivery attempts.",
+        &[(String::new(), s.retries as f64)],
+    );
+    metric(
+        "tod_agent_uplink_rejected_total",
+        "counter",
+        "Batches rejected by the server.",
+        &[(String::new(), s.rejected as f64)],
+    );
+    if let Some(ms) = s.last_delivery_ms {
+        metric(
+            "tod_agent_last_delivery_timestamp_seconds",
+            "gauge",
+            "Time of the last delivery.",
+            &[(String::new(), ms as f64 / 1000.0)],
+        );
+    }
+    out
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+/// The status file's path for a configuration.
+pub fn status_path(cfg: &AgentConfig) -> PathBuf {
+    cfg.spool.dir.join("status.json")
+}
+
+/// Resolves every configured device into a poll target.
+pub async fn targets(cfg: &AgentConfig) -> Result<Vec<Target>, String> {
+    let mut out = Vec::with_capacity(cfg.devices.len());
+    for (i, d) in cfg.devices.iter().enumerate() {
+        let transport = d.transport(i).map_err(|e| e.to_string())?;
+        let address = format!("{}:{}", d.host, d.api_port());
+        let addr = tokio::net::lookup_host(&address)
+            .await
+            .map_err(|e| format!("devices[{i}].host: cannot resolve {address}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("devices[{i}].host: {address} resolves to nothing"))?;
+        out.push(Target {
+            id: d.id,
+            addr,
+            host: d.host.clone(),
+            transport,
+            credentials: cfg.credentials_for(d),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the agent until `shutdown` resolves, then stops gracefully.
+pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
+    if cfg.server.uplink != UplinkKind::Http {
+        return Err(format!(
+            "server.uplink = {:?} is not available in this build yet; use \"http\"",
+            cfg.server.uplink
+        ));
+    }
+    let targets = targets(&cfg).await?;
+    let interval = Duration::from_secs(cfg.poll.interval_secs);
+    let poller = PollerConfig {
+        interval,
+        health_every: 5,
+        connect_concurrency: cfg.poll.connect_concurrency,
+        client: ClientConfig::default(),
+        breaker: BreakerConfig::default(),
+    };
+    let limits = SpoolLimits {
+        max_bytes: cfg.spool.max_bytes,
+        max_age_ms: cfg.spool.max_age_hours as i64 * 3_600_000,
+        ..SpoolLimits::default()
+    };
+    let mut uplink = HttpUplink::new(cfg.server.ingest.clone());
+    uplink.token = cfg.agent.enrolment_token.clone();
+    let forward = ForwardConfig {
+        agent: cfg.agent.id,
+        max_batch: 500,
+        retry_min: Duration::from_secs(1),
+        retry_max: Duration::from_secs(60),
+        rejected_dir: cfg.spool.dir.join("rejected"),
+    };
+    let pipeline = Pipeline::start(
+        targets,
+        poller,
+        cfg.spool.dir.join("queue"),
+        limits,
+        Arc::new(uplink),
+        forward,
+    )
+    .map_err(|e| format!("spool.dir {}: {e}", cfg.spool.dir.display()))?;
+    let observed = Observed::of(&pipeline);
+    let status_file = status_path(&cfg);
+    if !cfg.metrics.listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&cfg.metrics.listen)
+            .await
+            .map_err(|e| format!("metrics.listen {}: {e}", cfg.metrics.listen))?;
+        let p = observed.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let p = p.clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4")],
+                        metrics_text(&snapshot(&p)),
+                    )
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    let writer = {
+        let (p, path) = (observed.clone(), status_file.clone());
+        tokio::spawn(async move {
+            loop {
+                let json = serde_json::to_vec_pretty(&snapshot(&p)).expect("status serialises");
+                if let Err(e) = write_atomically(&path, &json) {
+                    tracing::warn!(error = %e, "cannot write the status file");
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
+    tracing::info!(devices = cfg.devices.len(), ingest = %cfg.server.ingest, "agent running");
+    shutdown.await;
+    tracing::info!("stopping: finishing polls and flushing the spool");
+    writer.abort();
+    pipeline.stop(Duration::from_secs(10)).await;
+    let json = serde_json::to_vec_pretty(&snapshot(&observed)).expect("status serialises");
+    if let Err(e) = write_atomically(&status_file, &json) {
+        tracing::warn!(error = %e, "cannot write the final status file");
+    }
+    Ok(())
+}
+
+/// Renders `status.json` for `tod-agent status`.
+pub fn render_status(s: &StatusFile, now_ms: i64) -> String {
+    let ago = |ms: Option<i64>| {
+        ms.map_or("never".to_owned(), |m| {
+            format!("{:.0} s ago", (now_ms - m) as f64 / 1000.0)
+        })
+    };
+    let mut out = format!(
+        "status written {}\nspool: {} pending, {} bytes, {} dropped by bounds\ndelivery: {} batches, {} reports, {} retries, {} rejected, last {}\n",
+        ago(Some(s.written_ms)),
+        s.spool_pending,
+        s.spool_bytes,
+        s.spool_dropped,
+        s.batches,
+        s.reports,
+        s.retries,
+        s.rejected,
+        ago(s.last_delivery_ms)
+    );
+    let _ = writeln!(
+        out,
+        "{:<38} {:>9} {:>7} {:>14}  last error",
+        "device", "ok polls", "failed", "last ok"
+    );
+    for (id, d) in &s.devices {
+        let _ = writeln!(
+            out,
+            "{:<38} {:>9} {:>7} {:>14}  {}",
+            id,
+            d.polls_ok,
+            d.polls_failed,
+            ago(d.last_ok_ms),
+            d.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    out
+}
