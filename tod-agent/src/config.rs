@@ -113,6 +113,20 @@ pub struct ServerSection {
     /// `host:port` of the HTTP ingest endpoint (the tunnel's local forward).
     #[serde(default = "default_ingest")]
     pub ingest: String,
+    /// NATS URL for the `nats` uplink.
+    #[serde(default = "default_nats")]
+    pub nats: String,
+    /// `host:port` of the MQTT broker for the `mqtt` uplink.
+    #[serde(default = "default_mqtt")]
+    pub mqtt: String,
+}
+
+fn default_nats() -> String {
+    "nats://127.0.0.1:4222".into()
+}
+
+fn default_mqtt() -> String {
+    "127.0.0.1:1883".into()
 }
 
 fn default_ingest() -> String {
@@ -299,20 +313,62 @@ impl AgentConfig {
         }
     }
 
-    /// Reads, parses and validates a file.
+    /// Reads, parses and validates a file, with `TOD_AGENT_<SECTION>_<KEY>` environment variables
+    /// overriding single values (`TOD_AGENT_SERVER_ENDPOINT`, `TOD_AGENT_POLL_INTERVAL_SECS`, ...).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| err(path.display().to_string(), e.to_string()))?;
-        Self::parse(&text)
+        Self::parse_with_env(&text, std::env::vars())
     }
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let cfg: AgentConfig = toml::from_str(text).map_err(|e| {
+        Self::parse_with_env(text, std::iter::empty())
+    }
+
+    /// Parses TOML text, applies `TOD_AGENT_<SECTION>_<KEY>` overrides from `vars`, validates.
+    pub fn parse_with_env(text: &str, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let located = |e: toml::de::Error| {
             let field = e
                 .span()
                 .map_or_else(|| "config".to_owned(), |s| format!("line {}", line_of(text, s.start)));
             err(field, e.message().to_owned())
-        })?;
+        };
+        // The typed parse first, so syntax and field errors point at a line of the file.
+        let cfg: AgentConfig = toml::from_str(text).map_err(located)?;
+        let overrides: Vec<(String, &str, String, String)> = vars
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let rest = name.strip_prefix("TOD_AGENT_")?.to_ascii_lowercase();
+                let (section, key) = ["agent", "server", "poll", "spool", "metrics"]
+                    .iter()
+                    .find_map(|s| rest.strip_prefix(&format!("{s}_")).map(|k| (*s, k.to_owned())))?;
+                Some((name, section, key, value))
+            })
+            .collect();
+        let cfg = if overrides.is_empty() {
+            cfg
+        } else {
+            let mut doc: toml::Table = toml::from_str(text).map_err(located)?;
+            for (name, section, key, value) in overrides {
+                let table = doc
+                    .entry(section)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let Some(table) = table.as_table_mut() else {
+                    return Err(err(name, format!("[{section}] is not a table")));
+                };
+                // Keep strings strings (an id or token of digits must not turn into a number).
+                let typed = match (table.get(&key), value.parse::<i64>(), value.parse::<bool>()) {
+                    (Some(toml::Value::String(_)), _, _) => toml::Value::String(value),
+                    (_, Ok(i), _) => toml::Value::Integer(i),
+                    (_, _, Ok(b)) => toml::Value::Boolean(b),
+                    _ => toml::Value::String(value),
+                };
+                table.insert(key, typed);
+            }
+            toml::Value::Table(doc)
+                .try_into()
+                .map_err(|e: toml::de::Error| err("TOD_AGENT_* overrides", e.message().to_owned()))?
+        };
         cfg.validate()?;
         Ok(cfg)
     }
@@ -324,6 +380,17 @@ impl AgentConfig {
         }
         if !self.server.ingest.contains(':') {
             return Err(err("server.ingest", "must be host:port"));
+        }
+        if !self.server.nats.starts_with("nats://") {
+            return Err(err("server.nats", "must be a nats:// URL"));
+        }
+        if self
+            .server
+            .mqtt
+            .rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
+            return Err(err("server.mqtt", "must be host:port"));
         }
         if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(err("metrics.listen", "must be an address:port, or empty to disable"));
@@ -444,6 +511,29 @@ credentials = "towers"
         assert!(
             !format!("{:?}", c.credentials[0]).contains("s3cret"),
             "passwords stay out of logs"
+        );
+    }
+
+    #[test]
+    fn environment_variables_override_single_values() {
+        let vars = [
+            (
+                "TOD_AGENT_SERVER_ENDPOINT".to_owned(),
+                "vpn2.example.net:51821".to_owned(),
+            ),
+            ("TOD_AGENT_POLL_INTERVAL_SECS".to_owned(), "30".to_owned()),
+            ("TOD_AGENT_SERVER_UPLINK".to_owned(), "nats".to_owned()),
+            ("TOD_AGENT_CONFIG".to_owned(), "/ignored".to_owned()),
+            ("OTHER".to_owned(), "x".to_owned()),
+        ];
+        let c = AgentConfig::parse_with_env(GOOD, vars).unwrap();
+        assert_eq!(c.server.endpoint, "vpn2.example.net:51821");
+        assert_eq!(c.poll.interval_secs, 30);
+        assert_eq!(c.server.uplink, UplinkKind::Nats);
+        let bad = [("TOD_AGENT_POLL_INTERVAL_SECS".to_owned(), "0".to_owned())];
+        assert_eq!(
+            AgentConfig::parse_with_env(GOOD, bad).unwrap_err().field,
+            "poll.interval_secs"
         );
     }
 

@@ -18,7 +18,10 @@ use crate::poll::collector::Target;
 use crate::poll::scheduler::{DevicePollState, PollerConfig};
 use crate::routeros::client::ClientConfig;
 use crate::spool::{SpoolLimits, SpoolStats};
+use crate::uplink::Uplink;
 use crate::uplink::http::HttpUplink;
+use crate::uplink::mqtt::{MqttConfig, MqttUplink};
+use crate::uplink::nats::{NatsConfig, NatsUplink};
 
 /// What `status.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,12 +218,6 @@ pub async fn targets(cfg: &AgentConfig) -> Result<Vec<Target>, String> {
 
 /// Runs the agent until `shutdown` resolves, then stops gracefully.
 pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
-    if cfg.server.uplink != UplinkKind::Http {
-        return Err(format!(
-            "server.uplink = {:?} is not available in this build yet; use \"http\"",
-            cfg.server.uplink
-        ));
-    }
     let targets = targets(&cfg).await?;
     let interval = Duration::from_secs(cfg.poll.interval_secs);
     let poller = PollerConfig {
@@ -235,24 +232,42 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         max_age_ms: cfg.spool.max_age_hours as i64 * 3_600_000,
         ..SpoolLimits::default()
     };
-    let mut uplink = HttpUplink::new(cfg.server.ingest.clone());
-    uplink.token = cfg.agent.enrolment_token.clone();
+    let (uplink, max_batch): (Arc<dyn Uplink>, usize) = match cfg.server.uplink {
+        UplinkKind::Http => {
+            let mut http = HttpUplink::new(cfg.server.ingest.clone());
+            http.token = cfg.agent.enrolment_token.clone();
+            (Arc::new(http), 500)
+        }
+        UplinkKind::Nats => {
+            let nats = NatsConfig {
+                url: cfg.server.nats.clone(),
+                ..NatsConfig::default()
+            };
+            let up = NatsUplink::connect(&nats, cfg.agent.id)
+                .await
+                .map_err(|e| format!("server.nats: {e}"))?;
+            // Keep messages well under the broker's default 1 MiB payload limit.
+            (Arc::new(up), 100)
+        }
+        UplinkKind::Mqtt => {
+            let (host, port) = cfg.server.mqtt.rsplit_once(':').expect("validated host:port");
+            let mqtt = MqttConfig {
+                host: host.to_owned(),
+                port: port.parse().expect("validated port"),
+                ..MqttConfig::default()
+            };
+            (Arc::new(MqttUplink::start(&mqtt, cfg.agent.id)), 100)
+        }
+    };
     let forward = ForwardConfig {
         agent: cfg.agent.id,
-        max_batch: 500,
+        max_batch,
         retry_min: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
         rejected_dir: cfg.spool.dir.join("rejected"),
     };
-    let pipeline = Pipeline::start(
-        targets,
-        poller,
-        cfg.spool.dir.join("queue"),
-        limits,
-        Arc::new(uplink),
-        forward,
-    )
-    .map_err(|e| format!("spool.dir {}: {e}", cfg.spool.dir.display()))?;
+    let pipeline = Pipeline::start(targets, poller, cfg.spool.dir.join("queue"), limits, uplink, forward)
+        .map_err(|e| format!("spool.dir {}: {e}", cfg.spool.dir.display()))?;
     let observed = Observed::of(&pipeline);
     let status_file = status_path(&cfg);
     if !cfg.metrics.listen.is_empty() {

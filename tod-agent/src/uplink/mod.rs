@@ -5,6 +5,8 @@
 //! is unacceptable (4xx other than 429), which no retry can fix.
 
 pub mod http;
+pub mod mqtt;
+pub mod nats;
 
 use std::time::Duration;
 

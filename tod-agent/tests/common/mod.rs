@@ -33,3 +33,30 @@ pub fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_jso
     let (status, text) = http_text(addr, method, path, body);
     (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
 }
+
+/// The URL of a service the test needs, from `var` (or `default`), if it answers on TCP.
+/// Without it the test is skipped with a message — unless `TOD_REQUIRE_SERVICES` is set (as
+/// `.ci/run` does), in which case it fails.
+pub fn service(var: &str, default: &str) -> Option<String> {
+    let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    let hostport = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&url)
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&hostport.as_str())
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok());
+    if reachable {
+        return Some(url);
+    }
+    if std::env::var_os("TOD_REQUIRE_SERVICES").is_some() {
+        panic!("{var} ({url}) is required but does not answer");
+    }
+    eprintln!("SKIP: {url} does not answer; set {var} to a running service to run this test");
+    None
+}
