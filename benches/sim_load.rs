@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tod_agent::routeros::client::{Client, ClientConfig, Credentials, Transport};
 use tod_agent::sim::{SimConfig, Simulator};
+use tod_benches::proc_usage;
 use tokio::sync::Semaphore;
 
 const INTERVAL: Duration = Duration::from_secs(10);
@@ -80,34 +81,6 @@ fn run_child(n: usize) {
         let mut line = String::new();
         let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
     });
-}
-
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// (CPU seconds, peak RSS MiB) of a process.
-fn proc_usage(pid: &str) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, r)| r)
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).and_then(|s| s.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
-    (ticks / clk_tck(), hwm_kb / 1024.0)
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {

@@ -1,6 +1,8 @@
 //! Shared inputs for TOD's benches. The criterion micro-benches live in `core.rs`; the end-to-end
 //! load harness (simulator → agents → tunnel → server) will live beside them.
 
+use std::process::Command;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tod_core::RuleId;
 use tod_core::alerts::{DeviceRule, Metric, Metrics, Op, RuleScope, Severity};
@@ -68,4 +70,32 @@ pub fn metrics(d: u64, p: u64) -> Metrics {
         client_count: Some(r(8, 60)),
         device_offline: Some(if r(9, 100) < 1.0 { 1.0 } else { 0.0 }),
     }
+}
+
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// (CPU seconds, peak RSS MiB) of a process (`"self"` or a pid), from /proc.
+pub fn proc_usage(pid: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|s| s.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    (ticks / clk_tck(), hwm_kb / 1024.0)
 }

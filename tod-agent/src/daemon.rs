@@ -265,6 +265,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         retry_min: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
         rejected_dir: cfg.spool.dir.join("rejected"),
+        linger: Duration::from_secs(2),
     };
     let pipeline = Pipeline::start(targets, poller, cfg.spool.dir.join("queue"), limits, uplink, forward)
         .map_err(|e| format!("spool.dir {}: {e}", cfg.spool.dir.display()))?;

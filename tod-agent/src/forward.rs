@@ -30,6 +30,8 @@ pub struct ForwardConfig {
     pub retry_max: Duration,
     /// Where rejected batches are kept.
     pub rejected_dir: PathBuf,
+    /// After new reports arrive, wait this long for more before sending (fewer, fuller batches).
+    pub linger: Duration,
 }
 
 /// Delivery counters.
@@ -71,7 +73,14 @@ pub async fn run(
                 return;
             }
             tokio::select! {
-                _ = wake.notified() => {}
+                _ = wake.notified() => {
+                    if !config.linger.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(config.linger) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                }
                 _ = stop.changed() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }

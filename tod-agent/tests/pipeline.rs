@@ -118,6 +118,7 @@ async fn reports_survive_an_uplink_outage_in_order_and_once() {
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(1),
             rejected_dir: dir.join("rejected"),
+            linger: Duration::from_millis(200),
         },
     )
     .unwrap();
