@@ -50,7 +50,7 @@ pub struct Capabilities {
 pub struct Session {
     client: Client,
     caps: Capabilities,
-    routerboard: Option<Sentence>,
+    routerboard: normalise::Routerboard,
     counters: CounterDeltas,
     last_uptime: Option<u64>,
     cycles: u64,
@@ -127,8 +127,7 @@ impl Session {
             self.reprobe = false;
         }
         self.last_uptime = uptime.or(self.last_uptime);
-        let system: SystemInfo =
-            normalise::system_info(&resource, self.routerboard.as_ref(), self.caps.package, &mut warnings);
+        let system: SystemInfo = normalise::system_info(&resource, &self.routerboard, self.caps.package, &mut warnings);
 
         let health = if health_every > 0 && self.cycles.is_multiple_of(health_every) {
             trap_to_warning(
@@ -217,7 +216,7 @@ impl Session {
     }
 }
 
-async fn probe(c: &Client, warnings: &mut Vec<String>) -> Result<(Capabilities, Option<Sentence>), Error> {
+async fn probe(c: &Client, warnings: &mut Vec<String>) -> Result<(Capabilities, normalise::Routerboard), Error> {
     let packages = trap_to_warning(
         c.print("/system/package", &["name", "disabled"], &[]).await,
         "/system/package",
@@ -248,12 +247,15 @@ async fn probe(c: &Client, warnings: &mut Vec<String>) -> Result<(Capabilities, 
         "/system/routerboard",
         &mut Vec::new(),
     )?;
+    let rb = rb
+        .and_then(|rows| rows.first().map(normalise::Routerboard::from_row))
+        .unwrap_or_default();
     Ok((
         Capabilities {
             package,
             radios,
             version,
         },
-        rb.and_then(|r| r.into_iter().next()),
+        rb,
     ))
 }

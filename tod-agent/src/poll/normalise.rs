@@ -68,10 +68,29 @@ pub fn menu(package: WirelessPackage) -> Option<&'static str> {
     }
 }
 
-/// Identity and version from `/system/resource` and (optionally) `/system/routerboard`.
+/// What `/system/routerboard` says, kept as owned text (a session holds it between probes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routerboard {
+    /// `serial-number`.
+    pub serial_number: Option<String>,
+    /// `current-firmware`.
+    pub firmware: Option<String>,
+}
+
+impl Routerboard {
+    /// From a `/system/routerboard/print` row.
+    pub fn from_row(r: &Sentence) -> Self {
+        Self {
+            serial_number: text(r, "serial-number"),
+            firmware: text(r, "current-firmware"),
+        }
+    }
+}
+
+/// Identity and version from `/system/resource` and what the probe read from `/system/routerboard`.
 pub fn system_info(
     resource: &Sentence,
-    routerboard: Option<&Sentence>,
+    routerboard: &Routerboard,
     package: WirelessPackage,
     warnings: &mut Vec<String>,
 ) -> SystemInfo {
@@ -86,8 +105,8 @@ pub fn system_info(
         routeros_version: text(resource, "version").unwrap_or_default(),
         board_name: text(resource, "board-name"),
         architecture: text(resource, "architecture-name"),
-        serial_number: routerboard.and_then(|r| text(r, "serial-number")),
-        firmware_version: routerboard.and_then(|r| text(r, "current-firmware")),
+        serial_number: routerboard.serial_number.clone(),
+        firmware_version: routerboard.firmware.clone(),
         uptime_secs,
         wireless_package: package,
     }

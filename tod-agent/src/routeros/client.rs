@@ -290,7 +290,7 @@ impl Client {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let (ops, rx) = mpsc::channel(64);
+        let (ops, rx) = mpsc::channel(16);
         let config = Arc::new(config);
         tokio::spawn(Connection::new(stream, rx, config.clone()).run());
         let mut client = Self {
@@ -478,6 +478,9 @@ struct Connection<S> {
     cancels: u32,
 }
 
+/// Read buffer size of an idle session.
+const IDLE_BUFFER: usize = 2048;
+
 fn io_closed(e: &io::Error) -> Error {
     Error::Closed(e.to_string())
 }
@@ -496,7 +499,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection<S> {
     }
 
     async fn run(mut self) {
-        let mut buf = BytesMut::with_capacity(16 * 1024);
+        // Small to start: an agent holds thousands of idle sessions. A big reply grows it, and it
+        // is handed back once drained (see below).
+        let mut buf = BytesMut::with_capacity(IDLE_BUFFER);
         let outcome: Error = loop {
             let next_deadline = self.next_deadline();
             tokio::select! {
@@ -506,6 +511,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection<S> {
                     Ok(_) => {
                         if let Err(e) = self.drain(&mut buf).await {
                             break e;
+                        }
+                        if buf.is_empty() && buf.capacity() > 8 * IDLE_BUFFER {
+                            buf = BytesMut::with_capacity(IDLE_BUFFER);
                         }
                     }
                 },
