@@ -1,6 +1,16 @@
 //! tod-server: ingest, storage, the domain engines and the REST API.
 //!
-//! What exists so far: the server's settings and their validation. Storage, auth and the API
-//! groups are the next issues.
+//! | module | owns |
+//! |---|---|
+//! | [`settings`] | flags and `TOD_*` variables |
+//! | [`store`] | the storage interface and its SQLite and PostgreSQL backends |
+//! | [`error`] | the `{"detail": ...}` error answer and its status codes |
+//! | [`app`] | the router |
+//!
+//! Not built yet: authentication, RBAC on routes, tenants/users/API keys over HTTP, ingest, the
+//! fleet API groups, the WireGuard gateway.
 
+pub mod app;
+pub mod error;
 pub mod settings;
+pub mod store;
