@@ -186,7 +186,9 @@ async fn device_loop(target: Target, ctx: LoopCtx, mut stop: watch::Receiver<boo
         }
         let at = Utc::now();
         let seq = next_sequence(&mut sequence, at);
-        let attempt = async {
+        // Boxed so an idle device task (sleeping between polls) does not carry the space of a
+        // whole connect-and-collect in its state.
+        let attempt = Box::pin(async {
             if session.as_ref().is_none_or(Session::is_closed) {
                 session = None;
                 let _permit = gate
@@ -197,7 +199,7 @@ async fn device_loop(target: Target, ctx: LoopCtx, mut stop: watch::Receiver<boo
             }
             let s = session.as_mut().expect("just opened");
             s.collect(target.id, seq, at, config.health_every).await
-        };
+        });
         let result = match timeout(deadline, attempt).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(Phase::Command)),
