@@ -500,7 +500,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection<S> {
 
     async fn run(mut self) {
         // Small to start: an agent holds thousands of idle sessions. A big reply grows it, and it
-        // is handed back once drained (see below).
+        // is replaced once drained (see below).
         let mut buf = BytesMut::with_capacity(IDLE_BUFFER);
         let outcome: Error = loop {
             let next_deadline = self.next_deadline();
@@ -512,7 +512,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection<S> {
                         if let Err(e) = self.drain(&mut buf).await {
                             break e;
                         }
-                        if buf.is_empty() && buf.capacity() > 8 * IDLE_BUFFER {
+                        // The rows just decoded share the buffer's allocation; once they are
+                        // gone, a drained buffer would still pin all of it. Start afresh.
+                        if buf.is_empty() {
                             buf = BytesMut::with_capacity(IDLE_BUFFER);
                         }
                     }
