@@ -6,7 +6,7 @@ mod common;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -92,14 +92,7 @@ async fn run_metrics_status_and_sigterm() {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "tod-agent did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let code = common::wait_for_exit(&mut child, Duration::from_secs(15), "tod-agent after SIGTERM").await;
     assert!(code.success());
     let reports: usize = received.lock().unwrap().iter().map(|b| b.reports.len()).sum();
     assert!(reports >= 20, "delivered {reports} reports");

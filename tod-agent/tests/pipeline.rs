@@ -1,6 +1,8 @@
 //! Poller → spool → forwarder → HTTP uplink, against a real axum ingest handler that goes down
 //! for a while: every report reaches the server, in per-device order, none twice.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +18,7 @@ use axum::routing::post;
 use tod_agent::forward::ForwardConfig;
 use tod_agent::pipeline::Pipeline;
 use tod_agent::poll::breaker::BreakerConfig;
-use tod_agent::poll::collector::Target;
 use tod_agent::poll::scheduler::PollerConfig;
-use tod_agent::routeros::client::{Credentials, Transport};
 use tod_agent::sim::{SimConfig, Simulator};
 use tod_agent::spool::SpoolLimits;
 use tod_agent::uplink::http::HttpUplink;
@@ -80,18 +80,7 @@ async fn reports_survive_an_uplink_outage_in_order_and_once() {
     let server_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let targets = (0..40)
-        .map(|i| Target {
-            id: DeviceId::from_u128(i as u128 + 1),
-            addr: sim.ports(i).plain,
-            host: "127.0.0.1".into(),
-            transport: Transport::Plain,
-            credentials: Credentials {
-                username: "admin".into(),
-                password: "admin".into(),
-            },
-        })
-        .collect();
+    let targets = common::targets(&sim, 40);
     let dir = std::env::temp_dir().join(format!("tod-pipeline-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let agent = AgentId::from_u128(77);

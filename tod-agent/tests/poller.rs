@@ -1,13 +1,14 @@
 //! The poll scheduler against 200 simulated devices over loopback: persistent sessions, reports
 //! every cycle, an unreachable device backs off and recovers, an auth failure is reported once.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tod_agent::poll::breaker::BreakerConfig;
-use tod_agent::poll::collector::Target;
 use tod_agent::poll::scheduler::{Poller, PollerConfig};
-use tod_agent::routeros::client::{ClientConfig, Credentials, Transport};
+use tod_agent::routeros::client::ClientConfig;
 use tod_agent::sim::state::Faults;
 use tod_agent::sim::world::Role;
 use tod_agent::sim::{SimConfig, Simulator};
@@ -27,18 +28,7 @@ async fn two_hundred_devices_with_flapping_and_an_auth_failure() {
     .await
     .unwrap();
     let id = |i: usize| DeviceId::from_u128(i as u128 + 1);
-    let targets: Vec<Target> = (0..N)
-        .map(|i| Target {
-            id: id(i),
-            addr: sim.ports(i).plain,
-            host: "127.0.0.1".into(),
-            transport: Transport::Plain,
-            credentials: Credentials {
-                username: "admin".into(),
-                password: "admin".into(),
-            },
-        })
-        .collect();
+    let targets = common::targets(&sim, N);
     let flapping: Vec<usize> = (0..N).step_by(20).collect(); // 5 %
     let auth = 7;
     sim.set_faults(

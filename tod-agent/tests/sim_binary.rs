@@ -99,14 +99,7 @@ async fn cli_contract_manifest_control_and_sigterm() {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "tod-sim did not exit on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = common::wait_for_exit(&mut child, Duration::from_secs(10), "tod-sim after SIGTERM").await;
     assert!(status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn serve_answers_health_and_stops_on_sigterm() {
     let db = common::TestDb::sqlite();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tod-server"))
         .arg("serve")
         .env("TOD_DATABASE_URL", &db.url)
@@ -21,7 +25,9 @@ async fn serve_answers_health_and_stops_on_sigterm() {
     let body = loop {
         if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            s.write_all(b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+            s.write_all(b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
             let mut text = String::new();
             s.read_to_string(&mut text).await.unwrap();
             break text;
@@ -31,7 +37,10 @@ async fn serve_answers_health_and_stops_on_sigterm() {
     };
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"database\":\"sqlite\""), "{body}");
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -60,3 +60,38 @@ pub fn service(var: &str, default: &str) -> Option<String> {
     eprintln!("SKIP: {url} does not answer; set {var} to a running service to run this test");
     None
 }
+
+/// Waits for a child process to exit, failing the test after `limit`.
+pub async fn wait_for_exit(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not exit within {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Poll targets for the first `n` devices of a simulator, plain API, user admin/admin.
+pub fn targets(sim: &tod_agent::sim::Simulator, n: usize) -> Vec<tod_agent::poll::collector::Target> {
+    (0..n)
+        .map(|i| tod_agent::poll::collector::Target {
+            id: tod_core::DeviceId::from_u128(i as u128 + 1),
+            addr: sim.ports(i).plain,
+            host: "127.0.0.1".into(),
+            transport: tod_agent::routeros::client::Transport::Plain,
+            credentials: tod_agent::routeros::client::Credentials {
+                username: "admin".into(),
+                password: "admin".into(),
+            },
+        })
+        .collect()
+}
