@@ -82,21 +82,58 @@ impl Pipeline {
     }
 }
 
+/// Most reports kept in memory while the spool cannot be written (full disk, I/O errors).
+const HOLD_LIMIT: usize = 100_000;
+
 async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, spool: Arc<Mutex<Spool>>, wake: Arc<Notify>) {
     let mut buf = Vec::with_capacity(256);
-    while rx.recv_many(&mut buf, 256).await > 0 {
-        let payloads: Vec<Vec<u8>> = buf
-            .drain(..)
-            .map(|r| serde_json::to_vec(&r).expect("telemetry types always serialise"))
-            .collect();
+    // Reports the spool refused, kept in order and retried before anything newer.
+    let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+    let mut lost = 0u64;
+    loop {
+        let received = if held.is_empty() {
+            rx.recv_many(&mut buf, 256).await
+        } else {
+            // Retry held reports at least once a second even when no new report arrives.
+            match tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv_many(&mut buf, 256)).await {
+                Ok(n) => n,
+                Err(_) => usize::MAX,
+            }
+        };
+        if received == 0 {
+            break;
+        }
+        held.extend(
+            buf.drain(..)
+                .map(|r| serde_json::to_vec(&r).expect("telemetry types always serialise")),
+        );
+        while held.len() > HOLD_LIMIT {
+            held.pop_front();
+            lost += 1;
+        }
+        let payloads: Vec<Vec<u8>> = held.iter().cloned().collect();
         let spool = spool.clone();
         let now = Utc::now().timestamp_millis();
         let written =
             tokio::task::spawn_blocking(move || spool.lock().expect("spool lock").append_many(&payloads, now)).await;
         match written {
-            Ok(Ok(_)) => wake.notify_one(),
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot write to the spool; these reports are lost"),
+            Ok((n, failure)) => {
+                held.drain(..n);
+                if n > 0 {
+                    wake.notify_one();
+                }
+                if let Some(e) = failure {
+                    tracing::error!(error = %e, held = held.len(), lost, "cannot write to the spool; keeping reports in memory");
+                }
+            }
             Err(e) => tracing::error!(error = %e, "spool writer panicked"),
         }
+    }
+    if !held.is_empty() || lost > 0 {
+        tracing::error!(
+            held = held.len(),
+            lost,
+            "stopping with reports the spool could not take"
+        );
     }
 }

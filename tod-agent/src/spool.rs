@@ -225,20 +225,34 @@ impl Spool {
         }
     }
 
-    /// Appends several records with one flush at the end (group commit); returns the sequence
-    /// number of the first. With `sync_every_append` they are all on stable storage when this
-    /// returns.
-    pub fn append_many(&mut self, payloads: &[Vec<u8>], now_ms: i64) -> io::Result<u64> {
+    /// Appends several records with one flush at the end (group commit). Returns how many were
+    /// appended, and the error that stopped it, if any: the first `n` are stored, the rest are
+    /// not (with `sync_every_append`, the stored ones are on stable storage).
+    pub fn append_many(&mut self, payloads: &[Vec<u8>], now_ms: i64) -> (usize, Option<io::Error>) {
         let sync = self.limits.sync_every_append;
         self.limits.sync_every_append = false;
-        let first = self.next_seq;
-        let result = payloads.iter().try_for_each(|p| self.append(p, now_ms).map(|_| ()));
-        self.limits.sync_every_append = sync;
-        result?;
-        if sync && let Some(f) = self.active.as_mut() {
-            f.sync_data()?;
+        let mut appended = 0;
+        let mut failure = None;
+        for p in payloads {
+            match self.append(p, now_ms) {
+                Ok(_) => appended += 1,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
-        Ok(first)
+        self.limits.sync_every_append = sync;
+        if sync
+            && appended > 0
+            && let Some(f) = self.active.as_mut()
+            && let Err(e) = f.sync_data()
+        {
+            // Not known to be durable: report none as stored; a retry may duplicate, which
+            // delivery de-duplicates, while a loss could not be undone.
+            return (0, Some(e));
+        }
+        (appended, failure)
     }
 
     /// Appends one record and returns its sequence number. With `sync_every_append` it is on
@@ -288,7 +302,11 @@ impl Spool {
         if let Some(last) = self.segments.back()
             && last.bytes < self.limits.segment_bytes
         {
-            self.active = Some(OpenOptions::new().append(true).open(&last.path)?);
+            let f = OpenOptions::new().append(true).open(&last.path)?;
+            // Cut whatever a failed write (full disk, I/O error) left after the last good record,
+            // so new records never follow a torn one.
+            f.set_len(last.bytes)?;
+            self.active = Some(f);
             return Ok(());
         }
         let path = self.dir.join(seg_name(self.next_seq));
@@ -508,6 +526,29 @@ mod tests {
         fs::write(&seg, bytes).unwrap();
         let s = Spool::open(&d, small()).unwrap();
         assert_eq!(s.read(100).unwrap().len(), 5);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn appends_after_a_failed_write_start_on_a_clean_boundary() {
+        let d = dir("failed-write");
+        let mut s = Spool::open(&d, small()).unwrap();
+        s.append(b"one", 1).unwrap();
+        // What a write that failed halfway leaves behind, and the segment closed by the error.
+        let path = s.segments.back().unwrap().path.clone();
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&[9, 0, 0, 0, 1])
+            .unwrap();
+        s.active = None;
+        s.append(b"two", 2).unwrap();
+        drop(s);
+        let s = Spool::open(&d, small()).unwrap();
+        let all: Vec<Vec<u8>> = s.read(10).unwrap().into_iter().map(|r| r.payload).collect();
+        assert_eq!(all, vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(s.stats().repaired, 0, "nothing torn was left in the file");
         let _ = fs::remove_dir_all(&d);
     }
 
