@@ -7,8 +7,8 @@
 //! | [`error`] | the `{"detail": ...}` error answer and its status codes |
 //! | [`app`] | the router |
 //!
-//! Not built yet: authentication, RBAC on routes, tenants/users/API keys over HTTP, ingest, the
-//! fleet API groups, the WireGuard gateway.
+//! Not built yet: authentication, RBAC on routes, tenants/users/API keys/sites over HTTP, ingest,
+//! the fleet API groups, the WireGuard gateway.
 
 pub mod app;
 pub mod error;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tod_core::TenantId;
+use tod_core::{SiteId, TenantId};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -64,6 +64,8 @@ fn conflict_message(constraint: &str) -> String {
     // SQLite reports "UNIQUE constraint failed: tenants.name"; PostgreSQL names the constraint.
     if constraint.contains("uq_tenants_name") || constraint.contains("tenants.name") {
         "A tenant with this name already exists".into()
+    } else if constraint.contains("uq_sites_tenant_name") || constraint.contains("sites.tenant_id, sites.name") {
+        "A site with this name already exists".into()
     } else {
         format!("duplicate ({constraint})")
     }
@@ -84,7 +86,38 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The storage interface the server is written against.
+/// A site (tower, POP).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Site {
+    /// Id.
+    pub id: SiteId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Name, unique per tenant.
+    pub name: String,
+    /// Latitude, −90…90.
+    pub latitude: Option<f64>,
+    /// Longitude, −180…180.
+    pub longitude: Option<f64>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields of a new site.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewSite<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Latitude.
+    pub latitude: Option<f64>,
+    /// Longitude.
+    pub longitude: Option<f64>,
+}
+
+/// The storage interface the server is written against. Every tenant-scoped method takes the
+/// tenant it works for; on PostgreSQL it also runs under Row-Level Security for that tenant.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Which backend.
@@ -104,6 +137,12 @@ pub trait Store: Send + Sync {
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
     /// Deletes a tenant (and, by cascade, everything it owns).
     async fn delete_tenant(&self, id: TenantId) -> Result<(), StoreError>;
+    /// Creates a site for a tenant; a duplicate name within the tenant is a conflict.
+    async fn create_site(&self, tenant: TenantId, site: NewSite<'_>, now: DateTime<Utc>) -> Result<Site, StoreError>;
+    /// One site of a tenant (another tenant's id is "not found").
+    async fn get_site(&self, tenant: TenantId, id: SiteId) -> Result<Site, StoreError>;
+    /// A tenant's sites, by name.
+    async fn list_sites(&self, tenant: TenantId) -> Result<Vec<Site>, StoreError>;
 }
 
 /// Opens the store a URL names (`sqlite://PATH` or `postgres://...`) and runs its migrations.

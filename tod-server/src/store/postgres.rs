@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
-use tod_core::TenantId;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use tod_core::{SiteId, TenantId};
 use uuid::Uuid;
 
-use super::{Store, StoreError, Tenant, map_err};
+use super::{NewSite, Site, Store, StoreError, Tenant, map_err};
 
 /// PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -24,7 +24,35 @@ fn tenant(r: &PgRow) -> Result<Tenant, StoreError> {
     })
 }
 
+fn site(r: &PgRow) -> Result<Site, StoreError> {
+    Ok(Site {
+        id: SiteId(r.try_get::<Uuid, _>("id").map_err(map_err)?),
+        tenant_id: TenantId(r.try_get::<Uuid, _>("tenant_id").map_err(map_err)?),
+        name: r.try_get("name").map_err(map_err)?,
+        latitude: r.try_get("latitude").map_err(map_err)?,
+        longitude: r.try_get("longitude").map_err(map_err)?,
+        created_at: r.try_get("created_at").map_err(map_err)?,
+        updated_at: r.try_get("updated_at").map_err(map_err)?,
+    })
+}
+
 impl PgStore {
+    /// A transaction scoped to one tenant: it runs as the non-superuser role `tod_app` with the
+    /// tenant in `tod.tenant_id`, so Row-Level Security applies whatever the queries say.
+    pub async fn tenant_tx(&self, tenant: TenantId) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SET LOCAL ROLE tod_app")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("SELECT set_config('tod.tenant_id', $1, true)")
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Ok(tx)
+    }
+
     /// Connects and migrates.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
@@ -103,5 +131,48 @@ impl Store for PgStore {
             return Err(StoreError::NotFound("tenant"));
         }
         Ok(())
+    }
+
+    async fn create_site(&self, tenant: TenantId, new: NewSite<'_>, now: DateTime<Utc>) -> Result<Site, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let row = sqlx::query(
+            "INSERT INTO sites (id, tenant_id, name, latitude, longitude, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *",
+        )
+        .bind(Uuid::new_v4())
+        .bind(tenant.0)
+        .bind(new.name.trim())
+        .bind(new.latitude)
+        .bind(new.longitude)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        site(&row)
+    }
+
+    async fn get_site(&self, tenant: TenantId, id: SiteId) -> Result<Site, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let row = sqlx::query("SELECT * FROM sites WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound("site"))?;
+        tx.commit().await.map_err(map_err)?;
+        site(&row)
+    }
+
+    async fn list_sites(&self, tenant: TenantId) -> Result<Vec<Site>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let rows = sqlx::query("SELECT * FROM sites WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter().map(site).collect()
     }
 }

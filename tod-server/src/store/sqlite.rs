@@ -5,10 +5,10 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
 use sqlx::{Row, SqlitePool};
-use tod_core::TenantId;
+use tod_core::{SiteId, TenantId};
 use uuid::Uuid;
 
-use super::{Store, StoreError, Tenant, map_err};
+use super::{NewSite, Site, Store, StoreError, Tenant, map_err};
 
 /// SQLite store.
 #[derive(Debug, Clone)]
@@ -30,6 +30,30 @@ fn tenant(r: &SqliteRow) -> Result<Tenant, StoreError> {
         description: r.try_get("description").map_err(map_err)?,
         created_at: parse_time("created_at")?,
         updated_at: parse_time("updated_at")?,
+    })
+}
+
+fn time(r: &SqliteRow, col: &str) -> Result<DateTime<Utc>, StoreError> {
+    let t: String = r.try_get(col).map_err(map_err)?;
+    DateTime::parse_from_rfc3339(&t)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Other(format!("{col}: {e}")))
+}
+
+fn uuid(r: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
+    let s: String = r.try_get(col).map_err(map_err)?;
+    Uuid::parse_str(&s).map_err(|e| StoreError::Other(format!("{col}: {e}")))
+}
+
+fn site(r: &SqliteRow) -> Result<Site, StoreError> {
+    Ok(Site {
+        id: SiteId(uuid(r, "id")?),
+        tenant_id: TenantId(uuid(r, "tenant_id")?),
+        name: r.try_get("name").map_err(map_err)?,
+        latitude: r.try_get("latitude").map_err(map_err)?,
+        longitude: r.try_get("longitude").map_err(map_err)?,
+        created_at: time(r, "created_at")?,
+        updated_at: time(r, "updated_at")?,
     })
 }
 
@@ -118,5 +142,44 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound("tenant"));
         }
         Ok(())
+    }
+
+    async fn create_site(&self, tenant: TenantId, new: NewSite<'_>, now: DateTime<Utc>) -> Result<Site, StoreError> {
+        let id = Uuid::new_v4();
+        let ts = now.to_rfc3339();
+        sqlx::query(
+            "INSERT INTO sites (id, tenant_id, name, latitude, longitude, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .bind(new.name.trim())
+        .bind(new.latitude)
+        .bind(new.longitude)
+        .bind(&ts)
+        .bind(&ts)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        self.get_site(tenant, SiteId(id)).await
+    }
+
+    async fn get_site(&self, tenant: TenantId, id: SiteId) -> Result<Site, StoreError> {
+        let row = sqlx::query("SELECT * FROM sites WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound("site"))?;
+        site(&row)
+    }
+
+    async fn list_sites(&self, tenant: TenantId) -> Result<Vec<Site>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM sites WHERE tenant_id = ? ORDER BY name")
+            .bind(tenant.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(site).collect()
     }
 }
