@@ -236,8 +236,9 @@ async fn device_loop(target: Target, ctx: LoopCtx, mut stop: watch::Receiver<boo
                 (verdict.report && class != FailureClass::Command).then(|| offline(target.id, seq, at, &e))
             }
         };
+        // Boxed like the poll itself: a report in flight should not size every idle task.
         if let Some(r) = report
-            && out.send(r).await.is_err()
+            && Box::pin(out.send(r)).await.is_err()
         {
             return;
         }
