@@ -88,6 +88,9 @@ pub struct Spool {
     acked: u64,
     dropped: u64,
     repaired: u64,
+    /// Where the last `read` stopped: (segment's first sequence, byte offset, sequence there),
+    /// so delivering a long backlog reads each record once instead of rescanning segments.
+    read_hint: std::cell::Cell<Option<(u64, u64, u64)>>,
 }
 
 /// One record handed out for delivery.
@@ -176,6 +179,7 @@ impl Spool {
             acked,
             dropped,
             repaired,
+            read_hint: std::cell::Cell::new(None),
         };
         let count = firsts.len();
         for (i, first) in firsts.into_iter().enumerate() {
@@ -356,6 +360,7 @@ impl Spool {
     /// Up to `max` records after the acknowledged position, oldest first.
     pub fn read(&self, max: usize) -> io::Result<Vec<Record>> {
         let mut out = Vec::new();
+        let bad = |seq: u64, what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("record {seq} {what}"));
         for seg in &self.segments {
             if out.len() >= max {
                 break;
@@ -363,36 +368,38 @@ impl Spool {
             if seg.first_seq + seg.records <= self.acked {
                 continue;
             }
-            let mut f = File::open(&seg.path)?;
-            let mut data = Vec::with_capacity(seg.bytes as usize);
-            f.seek(SeekFrom::Start(0))?;
-            f.take(seg.bytes).read_to_end(&mut data)?;
-            let mut pos = 0usize;
-            let mut seq = seg.first_seq;
-            while pos + HEADER <= data.len() && out.len() < max {
-                let (len, crc, at) = read_header(&data[pos..pos + HEADER]);
-                if pos + HEADER + len > data.len() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("record {seq} runs past the end of its segment"),
-                    ));
-                }
-                let payload = &data[pos + HEADER..pos + HEADER + len];
-                if checksum(at, payload) != crc {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("record {seq} fails its checksum"),
-                    ));
+            // Resume where the previous read stopped when that is exactly the first unread
+            // record; otherwise walk the segment from its start.
+            let (mut pos, mut seq) = match self.read_hint.get() {
+                Some((first, pos, seq)) if first == seg.first_seq && seq <= self.acked => (pos, seq),
+                _ => (0, seg.first_seq),
+            };
+            let mut f = io::BufReader::with_capacity(64 << 10, File::open(&seg.path)?);
+            f.seek(SeekFrom::Start(pos))?;
+            let mut header = [0u8; HEADER];
+            while pos + HEADER as u64 <= seg.bytes && out.len() < max {
+                f.read_exact(&mut header)?;
+                let (len, crc, at) = read_header(&header);
+                if pos + (HEADER + len) as u64 > seg.bytes {
+                    return Err(bad(seq, "runs past the end of its segment"));
                 }
                 if seq >= self.acked {
+                    let mut payload = vec![0u8; len];
+                    f.read_exact(&mut payload)?;
+                    if checksum(at, &payload) != crc {
+                        return Err(bad(seq, "fails its checksum"));
+                    }
                     out.push(Record {
                         seq,
                         appended_at_ms: at,
-                        payload: payload.to_vec(),
+                        payload,
                     });
+                } else {
+                    f.seek_relative(len as i64)?;
                 }
-                pos += HEADER + len;
+                pos += (HEADER + len) as u64;
                 seq += 1;
+                self.read_hint.set(Some((seg.first_seq, pos, seq)));
             }
         }
         Ok(out)
@@ -491,6 +498,35 @@ mod tests {
         s.ack(51).unwrap();
         assert_eq!(s.stats().pending, 0);
         assert!(s.stats().bytes < 1_100, "acknowledged segments are deleted");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn draining_a_backlog_in_chunks_returns_every_record_once_in_order() {
+        let d = dir("drain");
+        let mut s = Spool::open(
+            &d,
+            SpoolLimits {
+                max_bytes: 1 << 30,
+                ..small()
+            },
+        )
+        .unwrap();
+        for i in 0..200u64 {
+            s.append(format!("r{i}").as_bytes(), i as i64).unwrap();
+        }
+        assert!(s.segments.len() > 3, "the backlog spans several segments");
+        let mut got = Vec::new();
+        loop {
+            let chunk = s.read(7).unwrap();
+            let Some(last) = chunk.last().map(|r| r.seq) else { break };
+            got.extend(chunk.iter().map(|r| r.seq));
+            // Acknowledge all but the last of each chunk (so the next read must resume at a record
+            // it already handed out), except at the very end.
+            s.ack(if chunk.len() > 1 { last } else { last + 1 }).unwrap();
+        }
+        got.dedup();
+        assert_eq!(got, (0..200).collect::<Vec<u64>>());
         let _ = fs::remove_dir_all(&d);
     }
 
