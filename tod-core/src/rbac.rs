@@ -186,11 +186,26 @@ impl Principal {
     }
 }
 
-/// Everything the API lets a caller do, one variant per distinct permission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum Action {
+/// Declares [`Action`] and [`Action::ALL`] from one list, so the list of every action cannot
+/// drift from the enum.
+macro_rules! actions {
+    ($($(#[$meta:meta])* $name:ident,)*) => {
+        /// Everything the API lets a caller do, one variant per distinct permission.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        #[allow(missing_docs)]
+        pub enum Action {
+            $($(#[$meta])* $name,)*
+        }
+
+        impl Action {
+            /// Every action (for matrix tests that must cover all of them).
+            pub const ALL: [Action; [$(stringify!($name)),*].len()] = [$(Action::$name),*];
+        }
+    };
+}
+
+actions! {
     // Fleet: devices, groups, tags, sites, sectors and assignments.
     DeviceRead,
     DeviceWrite,
@@ -255,51 +270,6 @@ const fn req(min_role: Role, api_key_scope: Option<Scope>) -> Requirement {
 }
 
 impl Action {
-    /// Every action (for matrix tests that must cover all of them).
-    pub const ALL: [Action; 38] = {
-        use Action::*;
-        [
-            DeviceRead,
-            DeviceWrite,
-            DeviceDelete,
-            SiteRead,
-            SiteWrite,
-            SiteDelete,
-            SectorRead,
-            SectorWrite,
-            SectorDelete,
-            LinkRead,
-            SignalHistoryRead,
-            MetricsRead,
-            WirelessIssuesRead,
-            FleetWirelessIssuesRead,
-            AlertRead,
-            AlertRuleWrite,
-            AlertRuleDelete,
-            AlertEventWrite,
-            SiteAlertRead,
-            SiteAlertRuleWrite,
-            SiteAlertEventResolve,
-            NotificationChannelWrite,
-            MaintenanceRead,
-            MaintenanceWrite,
-            ConfigRead,
-            ConfigWrite,
-            FirmwareWrite,
-            RemoteAccess,
-            PluginRead,
-            PluginWrite,
-            AuditRead,
-            UserRead,
-            UserWrite,
-            ApiKeyManage,
-            AgentManage,
-            VpnManage,
-            TenantRead,
-            TenantManage,
-        ]
-    };
-
     /// The matrix. One line per action; this is the whole policy.
     pub const fn requirement(self) -> Requirement {
         use Role::*;
