@@ -46,7 +46,7 @@ impl Pipeline {
         let spool = Arc::new(Mutex::new(Spool::open(spool_dir, limits)?));
         let (tx, rx) = mpsc::channel::<DeviceReport>(4096);
         let wake = Arc::new(Notify::new());
-        let writer = tokio::spawn(write_loop(rx, spool.clone(), wake.clone()));
+        let writer = tokio::spawn(write_loop(rx, spool_sink(spool.clone()), wake.clone()));
         let (stop_forwarder, stop_rx) = watch::channel(false);
         let stats = Arc::new(Mutex::new(ForwardStats::default()));
         let forwarder = tokio::spawn(forward::run(
@@ -85,23 +85,37 @@ impl Pipeline {
 /// Most reports kept in memory while the spool cannot be written (full disk, I/O errors).
 const HOLD_LIMIT: usize = 100_000;
 
-async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, spool: Arc<Mutex<Spool>>, wake: Arc<Notify>) {
+/// Where the writer puts serialised reports: returns how many of them were stored (a prefix)
+/// and the error that stopped it, if any.
+type Sink = Arc<dyn Fn(&[Vec<u8>], i64) -> (usize, Option<std::io::Error>) + Send + Sync>;
+
+fn spool_sink(spool: Arc<Mutex<Spool>>) -> Sink {
+    Arc::new(move |payloads, now| spool.lock().expect("spool lock").append_many(payloads, now))
+}
+
+async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, sink: Sink, wake: Arc<Notify>) {
     let mut buf = Vec::with_capacity(256);
     // Reports the spool refused, kept in order and retried before anything newer.
     let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
     let mut lost = 0u64;
-    loop {
-        let received = if held.is_empty() {
+    let mut open = true;
+    while open || !held.is_empty() {
+        let received = if !open {
+            0
+        } else if held.is_empty() {
             rx.recv_many(&mut buf, 256).await
         } else {
             // Retry held reports at least once a second even when no new report arrives.
-            match tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv_many(&mut buf, 256)).await {
-                Ok(n) => n,
-                Err(_) => usize::MAX,
-            }
+            tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv_many(&mut buf, 256))
+                .await
+                .unwrap_or(usize::MAX)
         };
         if received == 0 {
-            break;
+            // The poller stopped: one last attempt for what is held, then give up.
+            if !open || held.is_empty() {
+                break;
+            }
+            open = false;
         }
         held.extend(
             buf.drain(..)
@@ -112,11 +126,9 @@ async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, spool: Arc<Mutex<Spool
             lost += 1;
         }
         let payloads: Vec<Vec<u8>> = held.iter().cloned().collect();
-        let spool = spool.clone();
+        let sink = sink.clone();
         let now = Utc::now().timestamp_millis();
-        let written =
-            tokio::task::spawn_blocking(move || spool.lock().expect("spool lock").append_many(&payloads, now)).await;
-        match written {
+        match tokio::task::spawn_blocking(move || sink(&payloads, now)).await {
             Ok((n, failure)) => {
                 held.drain(..n);
                 if n > 0 {
@@ -128,6 +140,9 @@ async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, spool: Arc<Mutex<Spool
             }
             Err(e) => tracing::error!(error = %e, "spool writer panicked"),
         }
+        if !open {
+            break;
+        }
     }
     if !held.is_empty() || lost > 0 {
         tracing::error!(
@@ -135,5 +150,53 @@ async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, spool: Arc<Mutex<Spool
             lost,
             "stopping with reports the spool could not take"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tod_core::DeviceId;
+    use tod_core::telemetry::PollStatus;
+
+    #[tokio::test]
+    async fn reports_the_spool_refuses_are_held_and_written_later_in_order() {
+        let stored: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (s, c) = (stored.clone(), calls.clone());
+        // A spool that fails twice (a full disk), then takes everything.
+        let sink: Sink = Arc::new(move |payloads, _| {
+            if c.fetch_add(1, Ordering::SeqCst) < 2 {
+                return (0, Some(std::io::Error::other("No space left on device")));
+            }
+            let mut s = s.lock().unwrap();
+            for p in payloads {
+                s.push(serde_json::from_slice::<DeviceReport>(p).unwrap().sequence);
+            }
+            (payloads.len(), None)
+        });
+        let (tx, rx) = mpsc::channel(16);
+        let writer = tokio::spawn(write_loop(rx, sink, Arc::new(Notify::new())));
+        for seq in 1..=3 {
+            tx.send(DeviceReport::new(
+                DeviceId::from_u128(1),
+                seq,
+                Utc::now(),
+                PollStatus::Online,
+            ))
+            .await
+            .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        drop(tx);
+        writer.await.unwrap();
+        assert_eq!(
+            *stored.lock().unwrap(),
+            vec![1, 2, 3],
+            "nothing lost, nothing twice, in order"
+        );
+        assert!(calls.load(Ordering::SeqCst) >= 3);
     }
 }
