@@ -9,7 +9,6 @@
 //! Run: `cargo bench -p tod-benches --bench agent_load` (`TOD_BENCH_AGENT_SIZES=1000,5000,10000`,
 //! `TOD_BENCH_AGENT_CYCLES=2`, `TOD_BENCH_AGENT_INTERVAL=60`).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +18,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
-use tod_agent::sim::{SimConfig, Simulator};
-use tod_benches::proc_usage;
+use tod_benches::{SimChild, proc_usage, run_sim_child};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -29,7 +27,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--sim-child") {
-        return sim_child(args[i + 1].parse().expect("count"), args[i + 2].parse().expect("seed"));
+        return run_sim_child(args[i + 1].parse().expect("count"), args[i + 2].parse().expect("seed"));
     }
     if let Some(i) = args.iter().position(|a| a == "--agent-child") {
         return agent_child(&args[i + 1]);
@@ -54,26 +52,6 @@ fn main() {
         .map(|n| rt.block_on(run(n, cycles, interval)))
         .collect();
     println!("\n{}", serde_json::to_string_pretty(&results).expect("json"));
-}
-
-fn sim_child(n: usize, seed: u64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let sim = Simulator::start(SimConfig {
-            seed,
-            devices: n,
-            ..SimConfig::default()
-        })
-        .await
-        .expect("simulator");
-        let ports: Vec<u16> = (0..n).map(|i| sim.ports(i).plain.port()).collect();
-        println!("{}", serde_json::json!({ "ports": ports }));
-        let mut line = String::new();
-        let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
-    });
 }
 
 fn agent_child(config: &str) {
@@ -106,25 +84,9 @@ async fn run(n: usize, cycles: u64, interval: u64) -> serde_json::Value {
     let mut seed = 1;
     while left > 0 {
         let k = left.min(5_000);
-        let mut child = Command::new(&exe)
-            .args(["--sim-child", &k.to_string(), &seed.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("sim child");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("ports");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
-        ports.extend(
-            v["ports"]
-                .as_array()
-                .expect("ports")
-                .iter()
-                .map(|p| p.as_u64().expect("port") as u16),
-        );
-        sims.push(child);
+        let sim = SimChild::spawn(k, seed);
+        ports.extend(&sim.ports);
+        sims.push(sim);
         left -= k;
         seed += 1;
     }
@@ -183,9 +145,8 @@ async fn run(n: usize, cycles: u64, interval: u64) -> serde_json::Value {
 
     drop(agent.stdin.take());
     let _ = agent.wait();
-    for mut s in sims {
-        drop(s.stdin.take());
-        let _ = s.wait();
+    for s in sims {
+        s.stop();
     }
     server.abort();
     let _ = std::fs::remove_dir_all(&dir);

@@ -10,14 +10,12 @@
 //! Run: `cargo bench -p tod-benches --bench sim_load` (sizes: `TOD_BENCH_SIM_SIZES=1000,5000`,
 //! cycles per size: `TOD_BENCH_SIM_CYCLES=3`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tod_agent::routeros::client::{Client, ClientConfig, Credentials, Transport};
-use tod_agent::sim::{SimConfig, Simulator};
-use tod_benches::proc_usage;
+use tod_benches::{SimChild, proc_usage, run_sim_child};
 use tokio::sync::Semaphore;
 
 const INTERVAL: Duration = Duration::from_secs(10);
@@ -25,8 +23,10 @@ const INTERVAL: Duration = Duration::from_secs(10);
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--sim-child") {
-        let n: usize = args[i + 1].parse().expect("device count");
-        return run_child(n);
+        return run_sim_child(
+            args[i + 1].parse().expect("device count"),
+            args[i + 2].parse().expect("seed"),
+        );
     }
     if args.iter().any(|a| a == "--list") {
         return; // `cargo bench -- --list` compatibility
@@ -52,37 +52,6 @@ fn main() {
     println!("\n{}", serde_json::to_string_pretty(&results).expect("json"));
 }
 
-fn run_child(n: usize) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let sim = Simulator::start(SimConfig {
-            seed: 7,
-            devices: n,
-            ..SimConfig::default()
-        })
-        .await
-        .expect("simulator");
-        let ports: Vec<String> = (0..n).map(|i| sim.ports(i).plain.port().to_string()).collect();
-        let aps: Vec<String> = sim
-            .world()
-            .devices
-            .iter()
-            .map(|d| d.package.menu().unwrap_or("").to_owned())
-            .collect();
-        let legacy: Vec<bool> = sim.world().devices.iter().map(|d| !d.version.plain_login()).collect();
-        println!(
-            "{}",
-            serde_json::json!({"ports": ports, "menus": aps, "legacy": legacy})
-        );
-        // Run until the parent closes our stdin.
-        let mut line = String::new();
-        let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
-    });
-}
-
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -91,37 +60,9 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 async fn run_size(n: usize, cycles: u32) -> serde_json::Value {
-    let exe = std::env::current_exe().expect("own path");
-    let mut child = Command::new(exe)
-        .args(["--sim-child", &n.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("child");
-    let pid = child.id().to_string();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("ports line");
-    let info: serde_json::Value = serde_json::from_str(&line).expect("ports json");
-    let ports: Vec<u16> = info["ports"]
-        .as_array()
-        .expect("ports")
-        .iter()
-        .map(|p| p.as_str().unwrap().parse().unwrap())
-        .collect();
-    let legacy: Vec<bool> = info["legacy"]
-        .as_array()
-        .expect("legacy")
-        .iter()
-        .map(|b| b.as_bool().unwrap())
-        .collect();
-    let menus: Vec<String> = info["menus"]
-        .as_array()
-        .expect("menus")
-        .iter()
-        .map(|m| m.as_str().unwrap().to_owned())
-        .collect();
+    let sim = SimChild::spawn(n, 7);
+    let pid = sim.pid();
+    let (ports, menus, legacy) = (sim.ports.clone(), sim.menus.clone(), sim.legacy.clone());
     let (sim_cpu0, _) = proc_usage(&pid);
     let (own_cpu0, _) = proc_usage("self");
 
@@ -208,8 +149,7 @@ async fn run_size(n: usize, cycles: u32) -> serde_json::Value {
         }
         Err(e) => serde_json::json!({"error": e.to_string()}),
     };
-    drop(child.stdin.take());
-    let _ = child.wait();
+    sim.stop();
     let _ = own_cpu0;
 
     let ours_per_1000 = own_cpu / device_polls as f64 * 1000.0;

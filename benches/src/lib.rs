@@ -1,7 +1,8 @@
 //! Shared inputs for TOD's benches. The criterion micro-benches live in `core.rs`; the end-to-end
 //! load harness (simulator → agents → tunnel → server) will live beside them.
 
-use std::process::Command;
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tod_core::RuleId;
@@ -98,4 +99,86 @@ pub fn proc_usage(pid: &str) -> (f64, f64) {
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0.0);
     (ticks / clk_tck(), hwm_kb / 1024.0)
+}
+
+/// A simulator running in a child process (this bench binary re-executed with
+/// `--sim-child N SEED`), so its CPU and memory are its own.
+#[derive(Debug)]
+pub struct SimChild {
+    /// The process.
+    pub child: Child,
+    /// Plain API port per device.
+    pub ports: Vec<u16>,
+    /// Wireless menu per device (`""` without one).
+    pub menus: Vec<String>,
+    /// Whether the device only accepts the legacy login.
+    pub legacy: Vec<bool>,
+}
+
+impl SimChild {
+    /// Starts one and waits until its devices listen.
+    pub fn spawn(devices: usize, seed: u64) -> Self {
+        let exe = std::env::current_exe().expect("own path");
+        let mut child = Command::new(exe)
+            .args(["--sim-child", &devices.to_string(), &seed.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("simulator child");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("device line");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("device json");
+        let list = |k: &str| v[k].as_array().unwrap_or_else(|| panic!("{k}")).clone();
+        Self {
+            child,
+            ports: list("ports").iter().map(|p| p.as_u64().expect("port") as u16).collect(),
+            menus: list("menus")
+                .iter()
+                .map(|m| m.as_str().expect("menu").to_owned())
+                .collect(),
+            legacy: list("legacy").iter().map(|b| b.as_bool().expect("legacy")).collect(),
+        }
+    }
+
+    /// The child's pid, for `/proc` readings.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Stops it (closing its stdin) and waits.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The child side of [`SimChild`]: serve `devices` simulated devices, print their ports, menus
+/// and login kinds as one JSON line, and run until stdin closes.
+pub fn run_sim_child(devices: usize, seed: u64) {
+    use tod_agent::sim::{SimConfig, Simulator};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let sim = Simulator::start(SimConfig {
+            seed,
+            devices,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator");
+        let w = sim.world();
+        let ports: Vec<u16> = (0..devices).map(|i| sim.ports(i).plain.port()).collect();
+        let menus: Vec<&str> = w.devices.iter().map(|d| d.package.menu().unwrap_or("")).collect();
+        let legacy: Vec<bool> = w.devices.iter().map(|d| !d.version.plain_login()).collect();
+        println!(
+            "{}",
+            serde_json::json!({ "ports": ports, "menus": menus, "legacy": legacy })
+        );
+        let mut line = String::new();
+        let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
+    });
 }
