@@ -14,6 +14,7 @@
 //! | [`signal`] | signal-history bucketing and trend detection |
 //! | [`links`] | wireless link discovery and its state machine |
 //! | [`alerts`] | the `Rule` trait, alert lifecycle with hysteresis, device and site/sector rules |
+//! | [`srp`] | SRP-6a password login, client and server side, with TOD's wire conventions |
 //! | [`sites`] | site health rollups and sector statistics |
 //! | [`model`] | id newtypes and the device status shared by the modules above |
 
@@ -25,6 +26,7 @@ pub mod rbac;
 pub mod routeros;
 pub mod signal;
 pub mod sites;
+pub mod srp;
 pub mod telemetry;
 
 pub use mac::MacAddr;

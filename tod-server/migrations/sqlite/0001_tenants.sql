@@ -1,6 +1,7 @@
--- Tenants: one ISP or customer organisation.
+-- Tenants: one ISP or customer organisation. Ids are UUIDs stored as 16-byte BLOBs, times as
+-- sqlx's UTC text, so one set of queries serves SQLite and PostgreSQL.
 CREATE TABLE tenants (
-    id          TEXT PRIMARY KEY NOT NULL,
+    id          BLOB PRIMARY KEY NOT NULL,
     name        TEXT NOT NULL,
     description TEXT,
     created_at  TEXT NOT NULL,

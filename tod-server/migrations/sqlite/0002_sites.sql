@@ -1,7 +1,7 @@
 -- Sites (towers, POPs), owned by a tenant.
 CREATE TABLE sites (
-    id          TEXT PRIMARY KEY NOT NULL,
-    tenant_id   TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id          BLOB PRIMARY KEY NOT NULL,
+    tenant_id   BLOB NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     name        TEXT NOT NULL,
     latitude    REAL,
     longitude   REAL,

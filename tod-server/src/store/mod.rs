@@ -2,14 +2,20 @@
 //! PostgreSQL (production) — chosen by the URL scheme. Each backend has its own migrations, run
 //! at start-up. The error type knows nothing about HTTP; the server maps it.
 
+mod audit;
 mod postgres;
+mod queries;
 mod sqlite;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tod_core::{SiteId, TenantId};
+use tod_core::rbac::{Role, Scope};
+use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
+use uuid::Uuid;
+
+pub use audit::{ChainCheck, GENESIS_HASH, link_hash};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -64,12 +70,18 @@ fn conflict_message(constraint: &str) -> String {
     // SQLite reports "UNIQUE constraint failed: tenants.name"; PostgreSQL names the constraint.
     if constraint.contains("uq_tenants_name") || constraint.contains("tenants.name") {
         "A tenant with this name already exists".into()
+    } else if constraint.contains("uq_users_email") || constraint.contains("users.email") {
+        "A user with this email already exists".into()
     } else if constraint.contains("uq_sites_tenant_name") || constraint.contains("sites.tenant_id, sites.name") {
         "A site with this name already exists".into()
     } else {
         format!("duplicate ({constraint})")
     }
 }
+
+/// The audit chain of platform-level actions (tenant management, super-admin logins): the
+/// all-zero tenant id, which no real tenant has.
+pub const PLATFORM_CHAIN: TenantId = TenantId::from_u128(0);
 
 /// A tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,33 +128,332 @@ pub struct NewSite<'a> {
     pub longitude: Option<f64>,
 }
 
-/// The storage interface the server is written against. Every tenant-scoped method takes the
-/// tenant it works for; on PostgreSQL it also runs under Row-Level Security for that tenant.
+/// A user account (without its SRP credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Id.
+    pub id: UserId,
+    /// Lower-cased e-mail, unique across the platform.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Tenant; `None` only for super admins.
+    pub tenant_id: Option<TenantId>,
+    /// Whether the account may log in.
+    pub is_active: bool,
+    /// Last successful login.
+    pub last_login: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A user with the SRP salt and verifier login needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCredentials {
+    /// The account.
+    pub user: User,
+    /// SRP salt.
+    pub salt: Vec<u8>,
+    /// SRP verifier.
+    pub verifier: Vec<u8>,
+}
+
+/// The fields of a new user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewUser<'a> {
+    /// E-mail (stored trimmed and lower-cased).
+    pub email: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Role.
+    pub role: Role,
+    /// Tenant; `None` only for a super admin.
+    pub tenant: Option<TenantId>,
+    /// SRP salt.
+    pub salt: &'a [u8],
+    /// SRP verifier.
+    pub verifier: &'a [u8],
+}
+
+/// A change to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserPatch<'a> {
+    /// New display name.
+    pub name: Option<&'a str>,
+    /// New role.
+    pub role: Option<Role>,
+    /// Enable or disable the account (disabling ends its sessions).
+    pub is_active: Option<bool>,
+}
+
+/// An SRP challenge between `init` and `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrpChallenge {
+    /// Session id the client echoes.
+    pub id: Uuid,
+    /// The identity it was issued for.
+    pub email: String,
+    /// The account, or `None` for the fake challenge an unknown address gets.
+    pub user_id: Option<UserId>,
+    /// The server's ephemeral secret.
+    pub b: Vec<u8>,
+    /// Salt sent.
+    pub salt: Vec<u8>,
+    /// Verifier used for `B`.
+    pub verifier: Vec<u8>,
+    /// When it stops being usable.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was the current token: the session now expects `new_jti`.
+    Rotated,
+    /// It was an older token of the family: the whole session is now revoked.
+    Reused,
+    /// The session is revoked, expired or gone.
+    Dead,
+}
+
+/// A live login session and its user, as the access-token check needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    /// The account.
+    pub user: User,
+    /// Whether the session was revoked (logout, password change, reuse).
+    pub revoked: bool,
+}
+
+/// An API key as listed (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    /// Id.
+    pub id: ApiKeyId,
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Who created it.
+    pub created_by: Option<UserId>,
+    /// Name.
+    pub name: String,
+    /// `mktp_` and the next four characters, to recognise a key.
+    pub key_prefix: String,
+    /// What it may touch.
+    pub scopes: Vec<Scope>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last authenticated request.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Revoked (soft delete).
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The fields of a new API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewApiKey<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// The first characters of the raw key.
+    pub key_prefix: &'a str,
+    /// SHA-256 hex of the raw key.
+    pub key_hash: &'a str,
+    /// Scopes.
+    pub scopes: &'a [Scope],
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Creator.
+    pub created_by: Option<UserId>,
+}
+
+/// One audit record to append, in the same transaction as the change it records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audit {
+    /// The chain: the tenant the change belongs to, or [`PLATFORM_CHAIN`].
+    pub chain: TenantId,
+    /// Acting user.
+    pub actor_user: Option<UserId>,
+    /// Acting API key.
+    pub actor_api_key: Option<ApiKeyId>,
+    /// What happened, e.g. `user.created`.
+    pub action: String,
+    /// Kind of thing changed.
+    pub resource_type: Option<String>,
+    /// Its id.
+    pub resource_id: Option<String>,
+    /// Anything else worth keeping (never secrets).
+    pub details: serde_json::Value,
+    /// Client address.
+    pub ip: Option<String>,
+}
+
+/// A stored audit record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// Id.
+    pub id: Uuid,
+    /// Chain (tenant, or the all-zero platform chain).
+    pub tenant_id: TenantId,
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Acting user.
+    pub actor_user_id: Option<UserId>,
+    /// Acting API key.
+    pub actor_api_key_id: Option<ApiKeyId>,
+    /// What happened.
+    pub action: String,
+    /// Kind of thing changed.
+    pub resource_type: Option<String>,
+    /// Its id.
+    pub resource_id: Option<String>,
+    /// Details.
+    pub details: serde_json::Value,
+    /// Client address.
+    pub ip_address: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Hash of the previous record.
+    pub prev_hash: String,
+    /// This record's hash.
+    pub hash: String,
+}
+
+/// The storage interface the server is written against. Tenant-scoped methods take the tenant
+/// they work for; on PostgreSQL they also run under Row-Level Security for that tenant. Every
+/// write that changes who can do what takes the [`Audit`] record that goes with it.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Which backend.
     fn backend(&self) -> &'static str;
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
     /// Creates a tenant; a duplicate name is a conflict.
     async fn create_tenant(
         &self,
         name: &str,
         description: Option<&str>,
         now: DateTime<Utc>,
+        audit: &Audit,
     ) -> Result<Tenant, StoreError>;
     /// One tenant.
     async fn get_tenant(&self, id: TenantId) -> Result<Tenant, StoreError>;
     /// All tenants, by name.
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
-    /// Deletes a tenant (and, by cascade, everything it owns).
-    async fn delete_tenant(&self, id: TenantId) -> Result<(), StoreError>;
+    /// Renames or re-describes a tenant.
+    async fn update_tenant(
+        &self,
+        id: TenantId,
+        name: Option<&str>,
+        description: Option<Option<&str>>,
+        now: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<Tenant, StoreError>;
+    /// Deletes a tenant (and, by cascade, everything it owns but its audit chain).
+    async fn delete_tenant(&self, id: TenantId, audit: &Audit) -> Result<(), StoreError>;
+
     /// Creates a site for a tenant; a duplicate name within the tenant is a conflict.
     async fn create_site(&self, tenant: TenantId, site: NewSite<'_>, now: DateTime<Utc>) -> Result<Site, StoreError>;
     /// One site of a tenant (another tenant's id is "not found").
     async fn get_site(&self, tenant: TenantId, id: SiteId) -> Result<Site, StoreError>;
     /// A tenant's sites, by name.
     async fn list_sites(&self, tenant: TenantId) -> Result<Vec<Site>, StoreError>;
+
+    /// How many accounts exist (bootstrap runs on zero).
+    async fn count_users(&self) -> Result<i64, StoreError>;
+    /// Creates an account; a taken e-mail is a conflict.
+    async fn create_user(&self, user: NewUser<'_>, now: DateTime<Utc>, audit: &Audit) -> Result<User, StoreError>;
+    /// One account; `tenant` limits the lookup to that tenant (another tenant's id is "not found").
+    async fn get_user(&self, tenant: Option<TenantId>, id: UserId) -> Result<User, StoreError>;
+    /// Accounts of one tenant, or of the whole platform for `None`, by e-mail.
+    async fn list_users(&self, tenant: Option<TenantId>) -> Result<Vec<User>, StoreError>;
+    /// Changes an account; disabling it or changing its role ends its sessions.
+    async fn update_user(
+        &self,
+        tenant: Option<TenantId>,
+        id: UserId,
+        patch: UserPatch<'_>,
+        now: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<User, StoreError>;
+    /// Deletes an account.
+    async fn delete_user(&self, tenant: Option<TenantId>, id: UserId, audit: &Audit) -> Result<(), StoreError>;
+    /// Replaces an account's SRP salt and verifier and ends all its sessions.
+    async fn set_user_verifier(
+        &self,
+        id: UserId,
+        salt: &[u8],
+        verifier: &[u8],
+        now: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<(), StoreError>;
+    /// An account with its credentials, by identity (lower-cased e-mail).
+    async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
+
+    /// Keeps an SRP challenge until `take_srp_challenge`, and drops expired ones.
+    async fn put_srp_challenge(&self, challenge: &SrpChallenge, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Removes and returns a challenge, if it exists and has not expired (single use).
+    async fn take_srp_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<SrpChallenge>, StoreError>;
+
+    /// Opens a login session (refresh-token family) after a successful login.
+    async fn open_session(
+        &self,
+        id: Uuid,
+        user: UserId,
+        refresh_jti: Uuid,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<(), StoreError>;
+    /// Presents a refresh token of a session: rotates to `new_jti`, or detects reuse.
+    async fn rotate_session(
+        &self,
+        id: Uuid,
+        presented_jti: Uuid,
+        new_jti: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Rotation, StoreError>;
+    /// Ends a session (logout).
+    async fn revoke_session(&self, id: Uuid, reason: &str, now: DateTime<Utc>, audit: &Audit)
+    -> Result<(), StoreError>;
+    /// A session and its user, for the check every authenticated request makes.
+    async fn live_session(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<LiveSession>, StoreError>;
+
+    /// Creates an API key for a tenant.
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        key: NewApiKey<'_>,
+        now: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<ApiKey, StoreError>;
+    /// A tenant's keys, newest first, revoked ones included.
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revokes a key; a revoked or unknown one is "not found".
+    async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        id: ApiKeyId,
+        now: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<(), StoreError>;
+    /// The usable key with this hash (not revoked, not expired), marking it used.
+    async fn use_api_key(&self, key_hash: &str, now: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Appends a record on its own (e.g. a refused login).
+    async fn append_audit(&self, audit: &Audit, now: DateTime<Utc>) -> Result<AuditRecord, StoreError>;
+    /// A chain's records, newest first.
+    async fn list_audit(&self, chain: TenantId, limit: i64, offset: i64) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Recomputes a chain's hashes from the start.
+    async fn verify_audit(&self, chain: TenantId) -> Result<ChainCheck, StoreError>;
+
+    /// A named secret, generated by `generate` and stored on first use (e.g. the dev JWT key).
+    async fn secret(&self, name: &str, generate: &(dyn Fn() -> Vec<u8> + Send + Sync)) -> Result<Vec<u8>, StoreError>;
 }
 
 /// Opens the store a URL names (`sqlite://PATH` or `postgres://...`) and runs its migrations.

@@ -1,12 +1,18 @@
 //! The PostgreSQL backend.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, Row, Transaction};
-use tod_core::{SiteId, TenantId};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres, Transaction};
+use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
-use super::{NewSite, Site, Store, StoreError, Tenant, map_err};
+use super::queries::{ApiKeyRow, AuditRow, SiteRow, TenantRow, UserRow, impl_store, micros};
+use super::{
+    ApiKey, Audit, AuditRecord, ChainCheck, GENESIS_HASH, LiveSession, NewApiKey, NewSite, NewUser, Rotation, Site,
+    SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch, link_hash, map_err,
+};
+
+type Tx = Transaction<'static, Postgres>;
 
 /// PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -14,45 +20,7 @@ pub struct PgStore {
     pool: PgPool,
 }
 
-fn tenant(r: &PgRow) -> Result<Tenant, StoreError> {
-    Ok(Tenant {
-        id: TenantId(r.try_get::<Uuid, _>("id").map_err(map_err)?),
-        name: r.try_get("name").map_err(map_err)?,
-        description: r.try_get("description").map_err(map_err)?,
-        created_at: r.try_get("created_at").map_err(map_err)?,
-        updated_at: r.try_get("updated_at").map_err(map_err)?,
-    })
-}
-
-fn site(r: &PgRow) -> Result<Site, StoreError> {
-    Ok(Site {
-        id: SiteId(r.try_get::<Uuid, _>("id").map_err(map_err)?),
-        tenant_id: TenantId(r.try_get::<Uuid, _>("tenant_id").map_err(map_err)?),
-        name: r.try_get("name").map_err(map_err)?,
-        latitude: r.try_get("latitude").map_err(map_err)?,
-        longitude: r.try_get("longitude").map_err(map_err)?,
-        created_at: r.try_get("created_at").map_err(map_err)?,
-        updated_at: r.try_get("updated_at").map_err(map_err)?,
-    })
-}
-
 impl PgStore {
-    /// A transaction scoped to one tenant: it runs as the non-superuser role `tod_app` with the
-    /// tenant in `tod.tenant_id`, so Row-Level Security applies whatever the queries say.
-    pub async fn tenant_tx(&self, tenant: TenantId) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query("SET LOCAL ROLE tod_app")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query("SELECT set_config('tod.tenant_id', $1, true)")
-            .bind(tenant.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        Ok(tx)
-    }
-
     /// Connects and migrates.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
@@ -67,15 +35,24 @@ impl PgStore {
             .map_err(|e| StoreError::Other(format!("migrations: {e}")))?;
         Ok(Self { pool })
     }
-}
 
-#[async_trait::async_trait]
-impl Store for PgStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
+    /// A transaction scoped to one tenant: it runs as the non-superuser role `tod_app` with the
+    /// tenant in `tod.tenant_id`, so Row-Level Security applies whatever the queries say.
+    pub async fn tenant_tx(&self, tenant: TenantId) -> Result<Tx, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SET LOCAL ROLE tod_app")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("SELECT set_config('tod.tenant_id', $1, true)")
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Ok(tx)
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping_db(&self) -> Result<(), StoreError> {
         // Whatever the reason, a database that cannot answer `SELECT 1` is unavailable.
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -84,95 +61,28 @@ impl Store for PgStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
-    async fn create_tenant(
-        &self,
-        name: &str,
-        description: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Tenant, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO tenants (id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING *",
-        )
-        .bind(Uuid::new_v4())
-        .bind(name.trim())
-        .bind(description)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        tenant(&row)
-    }
-
-    async fn get_tenant(&self, id: TenantId) -> Result<Tenant, StoreError> {
-        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound("tenant"))?;
-        tenant(&row)
-    }
-
-    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM tenants ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(tenant).collect()
-    }
-
-    async fn delete_tenant(&self, id: TenantId) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("tenant"));
+    /// Tenant work under RLS; platform work (`None`) as the server's own role.
+    async fn tx(&self, tenant: Option<TenantId>) -> Result<Tx, StoreError> {
+        match tenant {
+            Some(t) => self.tenant_tx(t).await,
+            None => self.pool.begin().await.map_err(map_err),
         }
+    }
+
+    /// PostgreSQL takes concurrent writers; row locks and [`Self::lock_chain`] order them.
+    async fn wtx(&self, tenant: Option<TenantId>) -> Result<((), Tx), StoreError> {
+        Ok(((), self.tx(tenant).await?))
+    }
+
+    /// One appender per chain at a time, until the transaction ends.
+    async fn lock_chain(tx: &mut Tx, chain: TenantId) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(chain.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
-
-    async fn create_site(&self, tenant: TenantId, new: NewSite<'_>, now: DateTime<Utc>) -> Result<Site, StoreError> {
-        let mut tx = self.tenant_tx(tenant).await?;
-        let row = sqlx::query(
-            "INSERT INTO sites (id, tenant_id, name, latitude, longitude, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *",
-        )
-        .bind(Uuid::new_v4())
-        .bind(tenant.0)
-        .bind(new.name.trim())
-        .bind(new.latitude)
-        .bind(new.longitude)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        site(&row)
-    }
-
-    async fn get_site(&self, tenant: TenantId, id: SiteId) -> Result<Site, StoreError> {
-        let mut tx = self.tenant_tx(tenant).await?;
-        let row = sqlx::query("SELECT * FROM sites WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound("site"))?;
-        tx.commit().await.map_err(map_err)?;
-        site(&row)
-    }
-
-    async fn list_sites(&self, tenant: TenantId) -> Result<Vec<Site>, StoreError> {
-        let mut tx = self.tenant_tx(tenant).await?;
-        let rows = sqlx::query("SELECT * FROM sites WHERE tenant_id = $1 ORDER BY name")
-            .bind(tenant.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        rows.iter().map(site).collect()
-    }
 }
+
+impl_store!(PgStore, "postgres");

@@ -1,60 +1,29 @@
-//! The SQLite backend: one file, WAL journal, foreign keys on, created on first start.
+//! The SQLite backend: one file, WAL journal, foreign keys on, created on first start. SQLite has
+//! one writer at a time; write transactions queue on a mutex here instead of failing busy.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
-use sqlx::{Row, SqlitePool};
-use tod_core::{SiteId, TenantId};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Sqlite, SqlitePool};
+use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
-use super::{NewSite, Site, Store, StoreError, Tenant, map_err};
+use super::queries::{ApiKeyRow, AuditRow, SiteRow, TenantRow, UserRow, impl_store, micros};
+use super::{
+    ApiKey, Audit, AuditRecord, ChainCheck, GENESIS_HASH, LiveSession, NewApiKey, NewSite, NewUser, Rotation, Site,
+    SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch, link_hash, map_err,
+};
+
+type Tx = sqlx::Transaction<'static, Sqlite>;
 
 /// SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn tenant(r: &SqliteRow) -> Result<Tenant, StoreError> {
-    let id: String = r.try_get("id").map_err(map_err)?;
-    let parse_time = |col: &str| -> Result<DateTime<Utc>, StoreError> {
-        let t: String = r.try_get(col).map_err(map_err)?;
-        DateTime::parse_from_rfc3339(&t)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| StoreError::Other(format!("{col}: {e}")))
-    };
-    Ok(Tenant {
-        id: TenantId(Uuid::parse_str(&id).map_err(|e| StoreError::Other(format!("tenant id: {e}")))?),
-        name: r.try_get("name").map_err(map_err)?,
-        description: r.try_get("description").map_err(map_err)?,
-        created_at: parse_time("created_at")?,
-        updated_at: parse_time("updated_at")?,
-    })
-}
-
-fn time(r: &SqliteRow, col: &str) -> Result<DateTime<Utc>, StoreError> {
-    let t: String = r.try_get(col).map_err(map_err)?;
-    DateTime::parse_from_rfc3339(&t)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Other(format!("{col}: {e}")))
-}
-
-fn uuid(r: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
-    let s: String = r.try_get(col).map_err(map_err)?;
-    Uuid::parse_str(&s).map_err(|e| StoreError::Other(format!("{col}: {e}")))
-}
-
-fn site(r: &SqliteRow) -> Result<Site, StoreError> {
-    Ok(Site {
-        id: SiteId(uuid(r, "id")?),
-        tenant_id: TenantId(uuid(r, "tenant_id")?),
-        name: r.try_get("name").map_err(map_err)?,
-        latitude: r.try_get("latitude").map_err(map_err)?,
-        longitude: r.try_get("longitude").map_err(map_err)?,
-        created_at: time(r, "created_at")?,
-        updated_at: time(r, "updated_at")?,
-    })
+    writer: Arc<Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -75,17 +44,13 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrations: {e}")))?;
-        Ok(Self { pool })
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
+        Ok(Self {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        })
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping_db(&self) -> Result<(), StoreError> {
         // Whatever the reason, a database that cannot answer `SELECT 1` is unavailable.
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -94,92 +59,22 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
-    async fn create_tenant(
-        &self,
-        name: &str,
-        description: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Tenant, StoreError> {
-        let id = Uuid::new_v4();
-        let ts = now.to_rfc3339();
-        sqlx::query("INSERT INTO tenants (id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(id.to_string())
-            .bind(name.trim())
-            .bind(description)
-            .bind(&ts)
-            .bind(&ts)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        self.get_tenant(TenantId(id)).await
+    /// A read transaction. SQLite has no row-level security: the tenant filter in every query is
+    /// the isolation, and the conformance suite checks it.
+    async fn tx(&self, _tenant: Option<TenantId>) -> Result<Tx, StoreError> {
+        self.pool.begin().await.map_err(map_err)
     }
 
-    async fn get_tenant(&self, id: TenantId) -> Result<Tenant, StoreError> {
-        let row = sqlx::query("SELECT * FROM tenants WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound("tenant"))?;
-        tenant(&row)
+    /// A write transaction, after the writers before it.
+    async fn wtx(&self, tenant: Option<TenantId>) -> Result<(OwnedMutexGuard<()>, Tx), StoreError> {
+        let guard = self.writer.clone().lock_owned().await;
+        Ok((guard, self.tx(tenant).await?))
     }
 
-    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM tenants ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(tenant).collect()
-    }
-
-    async fn delete_tenant(&self, id: TenantId) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM tenants WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("tenant"));
-        }
+    /// Writers are already one at a time.
+    async fn lock_chain(_tx: &mut Tx, _chain: TenantId) -> Result<(), StoreError> {
         Ok(())
     }
-
-    async fn create_site(&self, tenant: TenantId, new: NewSite<'_>, now: DateTime<Utc>) -> Result<Site, StoreError> {
-        let id = Uuid::new_v4();
-        let ts = now.to_rfc3339();
-        sqlx::query(
-            "INSERT INTO sites (id, tenant_id, name, latitude, longitude, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(tenant.to_string())
-        .bind(new.name.trim())
-        .bind(new.latitude)
-        .bind(new.longitude)
-        .bind(&ts)
-        .bind(&ts)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        self.get_site(tenant, SiteId(id)).await
-    }
-
-    async fn get_site(&self, tenant: TenantId, id: SiteId) -> Result<Site, StoreError> {
-        let row = sqlx::query("SELECT * FROM sites WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound("site"))?;
-        site(&row)
-    }
-
-    async fn list_sites(&self, tenant: TenantId) -> Result<Vec<Site>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM sites WHERE tenant_id = ? ORDER BY name")
-            .bind(tenant.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(site).collect()
-    }
 }
+
+impl_store!(SqliteStore, "sqlite");
