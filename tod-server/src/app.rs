@@ -1,50 +1,177 @@
-//! The router. Built in a function so tests can serve it on a port-0 listener.
+//! The application: state, the router with its middleware, and start-up (keys, bootstrap).
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::{Json, response::IntoResponse};
 use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 
+use crate::auth::TokenKeys;
 use crate::error::ApiError;
-use crate::store::Store;
+use crate::limits::AuthLimiter;
+use crate::settings::{Environment, Settings};
+use crate::store::{Audit, NewUser, PLATFORM_CHAIN, Store, StoreError};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// Storage.
     pub store: Arc<dyn Store>,
+    /// Token keys and lifetimes.
+    pub keys: Arc<TokenKeys>,
+    /// The authentication endpoints' rate limit.
+    pub auth_limiter: Arc<AuthLimiter>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[IpAddr]>,
+    /// Browser origins allowed to call with credentials.
+    pub cors_origins: Arc<[HeaderValue]>,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("store", &self.store.backend())
-            .finish()
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State for a store and settings: the JWT key from the settings or, in `dev`, generated once
+    /// and kept in the database; the first super admin created if the database has no users.
+    pub async fn start(store: Arc<dyn Store>, settings: &Settings) -> Result<Self, String> {
+        settings.validate().map_err(|e| e.to_string())?;
+        let secret = match &settings.jwt_secret {
+            Some(k) => k.as_bytes().to_vec(),
+            None => store
+                .secret("jwt_signing_key", &|| {
+                    crate::auth::random_bytes::<32>().map(|b| b.to_vec()).unwrap_or_default()
+                })
+                .await
+                .map_err(|e| format!("JWT key: {e}"))?,
+        };
+        if secret.len() < 32 {
+            return Err("JWT key: fewer than 32 bytes".into());
+        }
+        bootstrap_admin(store.as_ref(), settings).await?;
+        let cors_origins: Vec<HeaderValue> = settings
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        Ok(Self {
+            store,
+            keys: Arc::new(TokenKeys::new(&secret, settings.environment != Environment::Dev)),
+            auth_limiter: Arc::new(AuthLimiter::new(settings.auth_rate_limit)),
+            trusted_proxies: settings.trusted_proxies.clone().into(),
+            cors_origins: cors_origins.into(),
+        })
+    }
+}
+
+/// Creates the first super admin from `TOD_ADMIN_EMAIL`/`TOD_ADMIN_PASSWORD` when there are no
+/// users. The password only feeds the SRP verifier; it is not stored or logged.
+async fn bootstrap_admin(store: &dyn Store, settings: &Settings) -> Result<(), String> {
+    if store.count_users().await.map_err(|e| e.to_string())? > 0 {
+        return Ok(());
+    }
+    let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) else {
+        tracing::warn!("no users yet: set TOD_ADMIN_EMAIL and TOD_ADMIN_PASSWORD to create the first super admin");
+        return Ok(());
+    };
+    let salt = crate::auth::random_bytes::<{ tod_core::srp::SALT_LEN }>().map_err(|e| e.detail)?;
+    let enrolment = tod_core::srp::enrol(email, password, salt);
+    let new = NewUser {
+        email,
+        name: "Administrator",
+        role: tod_core::rbac::Role::SuperAdmin,
+        tenant: None,
+        salt: &enrolment.salt,
+        verifier: &enrolment.verifier,
+    };
+    let audit = Audit {
+        chain: PLATFORM_CHAIN,
+        actor_user: None,
+        actor_api_key: None,
+        action: "user.bootstrapped".into(),
+        resource_type: None,
+        resource_id: None,
+        details: json!({ "email": tod_core::srp::identity(email) }),
+        ip: None,
+    };
+    match store.create_user(new, chrono::Utc::now(), &audit).await {
+        // Another replica bootstrapped at the same moment.
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(format!("bootstrap admin: {e}")),
     }
 }
 
 /// The whole HTTP surface.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/api/health", get(health))
-        .route("/health/ready", get(ready))
+    let cors = if state.cors_origins.is_empty() {
+        CorsLayer::new()
+    } else {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(state.cors_origins.iter().cloned()))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-api-key")])
+            .max_age(Duration::from_secs(600))
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+    crate::api::router(&state)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed") })
         .with_state(state)
+        .layer(cors)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
 /// Liveness: the process answers.
-async fn health() -> impl IntoResponse {
+pub(crate) async fn health() -> impl IntoResponse {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
 /// Readiness: 200 only when the database answers.
-async fn ready(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub(crate) async fn ready(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     st.store.ping().await?;
     Ok(Json(json!({ "status": "ready", "database": st.store.backend() })))
 }

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Human-readable detail.
     pub detail: String,
+    /// Extra response headers (`Retry-After`, `X-Auth-Method`, `WWW-Authenticate`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -22,13 +24,56 @@ impl ApiError {
         Self {
             status,
             detail: detail.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same error with one more response header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// 400 with a detail.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// 403 with a detail.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+
+    /// 404 with a detail.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    /// 422 with a detail.
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    }
+}
+
+impl From<tod_core::rbac::Denied> for ApiError {
+    fn from(d: tod_core::rbac::Denied) -> Self {
+        Self::forbidden(d.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "detail": self.detail }))).into_response()
+        let mut r = (self.status, Json(json!({ "detail": self.detail }))).into_response();
+        for (name, value) in self.headers {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                r.headers_mut().insert(name, v);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED && !r.headers().contains_key("www-authenticate") {
+            r.headers_mut()
+                .insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        r
     }
 }
 

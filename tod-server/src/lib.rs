@@ -5,12 +5,19 @@
 //! | [`settings`] | flags and `TOD_*` variables |
 //! | [`store`] | the storage interface and its SQLite and PostgreSQL backends |
 //! | [`error`] | the `{"detail": ...}` error answer and its status codes |
-//! | [`app`] | the router |
+//! | [`auth`] | tokens, API keys, cookies and the authenticated caller |
+//! | [`client`] | SRP login and enrolment for scripts (`tod-server login`, `tod-server enrol`) |
+//! | [`limits`] | the per-address rate limit of the authentication endpoints |
+//! | [`api`] | the route table, its guard (authentication + tod-core RBAC) and the handlers |
+//! | [`app`] | state, middleware (security headers, request id, CORS, access log), start-up |
 //!
-//! Not built yet: authentication, RBAC on routes, tenants/users/API keys/sites over HTTP, ingest,
-//! the fleet API groups, the WireGuard gateway.
+//! Not built yet: ingest, the fleet API groups, the WireGuard gateway.
 
+pub mod api;
 pub mod app;
+pub mod auth;
+pub mod client;
+pub mod limits;
 pub mod error;
 pub mod settings;
 pub mod store;

@@ -1,4 +1,7 @@
+use std::io::BufRead;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tod_server::settings::Settings;
@@ -20,6 +23,23 @@ enum Command {
     Serve,
     /// Validate the settings (flags and TOD_* variables) and print the effective values.
     CheckConfig,
+    /// Log in to a server with SRP-6a and print the tokens as JSON (password from TOD_PASSWORD,
+    /// else the first line of standard input).
+    Login {
+        /// Server base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long, env = "TOD_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Account e-mail.
+        #[arg(long)]
+        email: String,
+    },
+    /// Print the SRP salt and verifier for an account as JSON, for `POST /api/users` or
+    /// `POST /api/auth/change-password` (password from TOD_PASSWORD, else standard input).
+    Enrol {
+        /// Account e-mail.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 async fn shutdown_signal() {
@@ -31,23 +51,54 @@ async fn shutdown_signal() {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
-    settings.backend().map_err(|e| e.to_string())?;
+    settings.validate().map_err(|e| e.to_string())?;
     let store = tod_server::store::open(&settings.database_url)
         .await
         .map_err(|e| format!("database: {e}"))?;
+    let state = tod_server::app::AppState::start(store, &settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("listen {}: {e}", settings.listen))?;
-    tracing::info!(listen = %settings.listen, database = store.backend(), "tod-server ready");
-    let app = tod_server::app::app(tod_server::app::AppState { store });
-    axum::serve(listener, app)
+    tracing::info!(listen = %settings.listen, database = state.store.backend(), "tod-server ready");
+    let limiter = state.auth_limiter.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            limiter.prune();
+        }
+    });
+    let app = tod_server::app::app(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }
 
+fn password() -> Result<String, String> {
+    if let Ok(p) = std::env::var("TOD_PASSWORD") {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let run = |f: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>>| {
+        let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+        match rt.block_on(f) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tod-server: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    };
     match cli.command {
         Command::Serve => {
             tracing_subscriber::fmt()
@@ -56,22 +107,32 @@ fn main() -> ExitCode {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .init();
-            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-            match rt.block_on(serve(cli.settings)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("tod-server: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            run(Box::pin(serve(cli.settings)))
         }
-        Command::CheckConfig => match cli.settings.backend() {
+        Command::Login { url, email } => run(Box::pin(async move {
+            let tokens = tod_server::client::login(&url, &email, &password()?).await?;
+            println!("{tokens}");
+            Ok(())
+        })),
+        Command::Enrol { email } => match password().and_then(|p| tod_server::client::enrolment(&email, &p)) {
+            Ok(v) => {
+                println!("{v}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tod-server: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::CheckConfig => match cli.settings.validate() {
             Ok(backend) => {
                 let s = &cli.settings;
                 println!("listen            {}", s.listen);
                 println!("database backend  {backend:?}");
                 println!("wireguard listen  {}", s.wireguard_listen);
                 println!("environment       {:?}", s.environment);
+                println!("jwt key           {}", if s.jwt_secret.is_some() { "set" } else { "generated (dev)" });
+                println!("auth rate limit   {}/min", s.auth_rate_limit);
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -40,6 +40,25 @@ pub struct Settings {
     /// Deployment environment.
     #[arg(long = "env", env = "TOD_ENV", value_enum, default_value = "production")]
     pub environment: Environment,
+    /// Key that signs access and refresh tokens (at least 32 bytes). Required outside `dev`; in
+    /// `dev` one is generated and kept in the database.
+    #[arg(long, env = "TOD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// E-mail of the first super admin, created when the database has no users.
+    #[arg(long, env = "TOD_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// Password of the first super admin (used once to compute its SRP verifier, never stored).
+    #[arg(long, env = "TOD_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Requests per minute per client address on the login, SRP and refresh endpoints.
+    #[arg(long, env = "TOD_AUTH_RATE_LIMIT", default_value_t = 5)]
+    pub auth_rate_limit: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses).
+    #[arg(long, env = "TOD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Browser origins allowed to call the API with credentials (comma-separated; none by default).
+    #[arg(long, env = "TOD_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 /// A setting that cannot be used.
@@ -55,6 +74,64 @@ impl fmt::Display for SettingsError {
 impl std::error::Error for SettingsError {}
 
 impl Settings {
+    /// Settings with every default, for a database URL (tests and embedding).
+    pub fn for_database(url: &str) -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            database_url: url.to_owned(),
+            wireguard_listen: ([0, 0, 0, 0], 51820).into(),
+            environment: Environment::Production,
+            jwt_secret: None,
+            admin_email: None,
+            admin_password: None,
+            auth_rate_limit: 5,
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+        }
+    }
+
+    /// Checks what can be checked without the database: the backend, the JWT key outside `dev`,
+    /// the bootstrap pair, the rate limit and the CORS origins.
+    pub fn validate(&self) -> Result<Backend, SettingsError> {
+        let backend = self.backend()?;
+        match (&self.jwt_secret, self.environment) {
+            (Some(k), _) if k.len() < 32 => {
+                return Err(SettingsError("jwt_secret (TOD_JWT_SECRET): must be at least 32 bytes".into()));
+            }
+            (None, env) if env != Environment::Dev => {
+                return Err(SettingsError(
+                    "jwt_secret (TOD_JWT_SECRET): required outside TOD_ENV=dev (at least 32 random bytes)".into(),
+                ));
+            }
+            _ => {}
+        }
+        match (&self.admin_email, &self.admin_password) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(SettingsError(
+                    "admin_email/admin_password (TOD_ADMIN_EMAIL, TOD_ADMIN_PASSWORD): set both or neither".into(),
+                ));
+            }
+            (Some(e), Some(_)) if !e.contains('@') => {
+                return Err(SettingsError("admin_email (TOD_ADMIN_EMAIL): not an e-mail address".into()));
+            }
+            (Some(_), Some(p)) if p.chars().count() < 12 => {
+                return Err(SettingsError(
+                    "admin_password (TOD_ADMIN_PASSWORD): at least 12 characters".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.auth_rate_limit == 0 {
+            return Err(SettingsError("auth_rate_limit (TOD_AUTH_RATE_LIMIT): must be at least 1".into()));
+        }
+        for o in &self.cors_origins {
+            if !(o.starts_with("https://") || o.starts_with("http://")) || axum::http::HeaderValue::from_str(o).is_err() {
+                return Err(SettingsError(format!("cors_origins (TOD_CORS_ORIGINS): {o:?} is not an origin")));
+            }
+        }
+        Ok(backend)
+    }
+
     /// The backend the database URL selects.
     pub fn backend(&self) -> Result<Backend, SettingsError> {
         let url = self.database_url.trim();
@@ -94,8 +171,28 @@ mod tests {
     fn urls_pick_the_backend_and_bad_ones_say_which_setting() {
         let p = Probe::try_parse_from(["tod-server", "--database-url", "postgres://u@h/db", "--env", "dev"]).unwrap();
         assert_eq!(p.settings.backend(), Ok(Backend::Postgres));
+        assert_eq!(p.settings.validate(), Ok(Backend::Postgres), "dev generates its own JWT key");
         let p = Probe::try_parse_from(["tod-server", "--database-url", "mysql://x"]).unwrap();
         assert!(p.settings.backend().unwrap_err().0.contains("TOD_DATABASE_URL"));
         assert!(Probe::try_parse_from(["tod-server", "--listen", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn production_needs_a_jwt_key_and_bootstrap_needs_both_halves() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["tod-server"];
+            all.extend_from_slice(args);
+            Probe::try_parse_from(all).unwrap().settings.validate()
+        };
+        assert!(parse(&[]).unwrap_err().0.contains("TOD_JWT_SECRET"));
+        assert!(parse(&["--jwt-secret", "short"]).unwrap_err().0.contains("32 bytes"));
+        let key = "k".repeat(32);
+        assert_eq!(parse(&["--jwt-secret", &key]), Ok(Backend::Sqlite));
+        assert!(parse(&["--jwt-secret", &key, "--admin-email", "a@b.c"]).unwrap_err().0.contains("both"));
+        assert!(parse(&["--jwt-secret", &key, "--admin-email", "a@b.c", "--admin-password", "short"]).unwrap_err().0.contains("12"));
+        assert!(parse(&["--jwt-secret", &key, "--auth-rate-limit", "0"]).is_err());
+        assert!(parse(&["--jwt-secret", &key, "--cors-origins", "evil"]).unwrap_err().0.contains("TOD_CORS_ORIGINS"));
+        let p = Probe::try_parse_from(["tod-server", "--trusted-proxies", "10.0.0.1,10.0.0.2"]).unwrap();
+        assert_eq!(p.settings.trusted_proxies.len(), 2);
     }
 }

@@ -5,15 +5,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use tod_server::app::{AppState, app};
-use tod_server::store;
 
 async fn serve(url: &str) -> SocketAddr {
-    let store = store::open(url).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(AppState { store })).await });
-    addr
+    common::TestServer::start(url, 5).await.addr
 }
 
 /// A tiny HTTP/1.1 client: status and JSON body.

@@ -19,6 +19,7 @@ async fn serve_answers_health_and_stops_on_sigterm() {
         .env("TOD_DATABASE_URL", &db.url)
         .env("TOD_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
+        .env("TOD_ENV", "dev")
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);

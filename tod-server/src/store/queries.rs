@@ -704,10 +704,10 @@ macro_rules! impl_store {
 
             async fn use_api_key(&self, key_hash: &str, now: DateTime<Utc>) -> Result<Option<ApiKey>, StoreError> {
                 let now = micros(now);
-                let (_w, mut tx) = self.wtx(None).await?;
+                let mut tx = self.tx(None).await?;
                 let row: Option<ApiKeyRow> = sqlx::query_as(
-                    "UPDATE api_keys SET last_used_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL \
-                     AND (expires_at IS NULL OR expires_at > $2) RETURNING *",
+                    "SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL \
+                     AND (expires_at IS NULL OR expires_at > $2)",
                 )
                 .bind(key_hash)
                 .bind(now)
@@ -715,7 +715,22 @@ macro_rules! impl_store {
                 .await
                 .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
-                row.map(ApiKey::try_from).transpose()
+                let Some(mut key) = row.map(ApiKey::try_from).transpose()? else {
+                    return Ok(None);
+                };
+                // `last_used_at` is kept to the minute: a key in steady use costs no write per request.
+                if key.last_used_at.is_none_or(|t| now - t >= chrono::Duration::seconds(60)) {
+                    let (_w, mut tx) = self.wtx(None).await?;
+                    sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+                        .bind(key.id.0)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    key.last_used_at = Some(now);
+                }
+                Ok(Some(key))
             }
 
             async fn append_audit(&self, audit: &Audit, now: DateTime<Utc>) -> Result<AuditRecord, StoreError> {

@@ -83,3 +83,137 @@ impl TestDb {
         }
     }
 }
+
+/// A server on a loopback port, over a store, with the settings a test chose.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Its base URL.
+    pub url: String,
+    /// Its state (store, keys).
+    pub state: tod_server::app::AppState,
+}
+
+/// The bootstrap super admin of test servers.
+pub const ADMIN_EMAIL: &str = "root@tod.test";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+impl TestServer {
+    /// Serves `db_url` with a bootstrap super admin; `rate_limit` requests/min on auth routes.
+    pub async fn start(db_url: &str, rate_limit: u32) -> Self {
+        let mut settings = tod_server::settings::Settings::for_database(db_url);
+        settings.jwt_secret = Some("test-signing-key-of-at-least-32-bytes!".into());
+        settings.admin_email = Some(ADMIN_EMAIL.into());
+        settings.admin_password = Some(ADMIN_PASSWORD.into());
+        settings.auth_rate_limit = rate_limit;
+        let store = tod_server::store::open(db_url).await.expect("store");
+        let state = tod_server::app::AppState::start(store, &settings).await.expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = tod_server::app::app(state.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+        });
+        Self {
+            addr,
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    /// A request with optional credentials and JSON body.
+    pub async fn call(&self, method: &str, path: &str, auth: &Auth, body: Option<serde_json::Value>) -> Resp {
+        request(self.addr, method, path, auth, body.map(|b| b.to_string()), "application/json").await
+    }
+
+    /// Logs in with SRP (the crate's client) and returns the token answer.
+    pub async fn login(&self, email: &str, password: &str) -> serde_json::Value {
+        tod_server::client::login(&self.url, email, password).await.expect("login")
+    }
+
+    /// Logs in and returns a bearer credential.
+    pub async fn bearer(&self, email: &str, password: &str) -> Auth {
+        let t = self.login(email, password).await;
+        Auth::Bearer(t["access_token"].as_str().unwrap().to_owned())
+    }
+}
+
+/// Credentials for a request.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// None.
+    None,
+    /// `Authorization: Bearer ...`.
+    Bearer(String),
+    /// `X-API-Key: ...`.
+    ApiKey(String),
+    /// `Cookie: ...`.
+    Cookie(String),
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: axum::http::HeaderMap,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub json: serde_json::Value,
+}
+
+impl Resp {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Every `Set-Cookie`.
+    pub fn cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+pub async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    auth: &Auth,
+    body: Option<String>,
+    content_type: &str,
+) -> Resp {
+    use http_body_util::{BodyExt, Full};
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder().method(method).uri(path).header("host", "test");
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(t) => req = req.header("authorization", format!("Bearer {t}")),
+        Auth::ApiKey(k) => req = req.header("x-api-key", k),
+        Auth::Cookie(c) => req = req.header("cookie", c),
+    }
+    if body.is_some() {
+        req = req.header("content-type", content_type);
+    }
+    let req = req
+        .body(Full::new(hyper::body::Bytes::from(body.unwrap_or_default())))
+        .unwrap();
+    let resp = sender.send_request(req).await.expect("send");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    Resp {
+        status,
+        headers,
+        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    }
+}
