@@ -53,7 +53,9 @@ impl AppState {
             Some(k) => k.as_bytes().to_vec(),
             None => store
                 .secret("jwt_signing_key", &|| {
-                    crate::auth::random_bytes::<32>().map(|b| b.to_vec()).unwrap_or_default()
+                    crate::auth::random_bytes::<32>()
+                        .map(|b| b.to_vec())
+                        .unwrap_or_default()
                 })
                 .await
                 .map_err(|e| format!("JWT key: {e}"))?,
@@ -123,7 +125,11 @@ pub fn app(state: AppState) -> Router {
             .allow_origin(AllowOrigin::list(state.cors_origins.iter().cloned()))
             .allow_credentials(true)
             .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-api-key")])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+            ])
             .max_age(Duration::from_secs(600))
     };
     let request_id = HeaderName::from_static("x-request-id");
@@ -153,15 +159,17 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_owned();
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned();
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 

@@ -140,7 +140,12 @@ impl TokenKeys {
     pub fn cookies(&self, pair: &TokenPair) -> [HeaderValue; 2] {
         [
             self.cookie(ACCESS_COOKIE, &pair.access_token, "/", self.access_ttl),
-            self.cookie(REFRESH_COOKIE, &pair.refresh_token, "/api/auth/refresh", self.refresh_ttl),
+            self.cookie(
+                REFRESH_COOKIE,
+                &pair.refresh_token,
+                "/api/auth/refresh",
+                self.refresh_ttl,
+            ),
         ]
     }
 
@@ -276,7 +281,12 @@ pub async fn authenticate(
     ip: Option<IpAddr>,
 ) -> Result<Caller, ApiError> {
     let now = Utc::now();
-    let header_str = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::trim);
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::trim)
+    };
     let bearer = header_str(header::AUTHORIZATION).and_then(|v| {
         let (scheme, rest) = v.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
@@ -412,15 +422,26 @@ mod tests {
         let (sid, jti) = (Uuid::new_v4(), Uuid::new_v4());
         let pair = keys.issue(&user(), sid, jti, Utc::now()).unwrap();
         let a = keys.access(&pair.access_token).unwrap();
-        assert_eq!((a.sid, a.tid, a.role.as_str()), (sid, Some(TenantId::from_u128(2).0), "operator"));
+        assert_eq!(
+            (a.sid, a.tid, a.role.as_str()),
+            (sid, Some(TenantId::from_u128(2).0), "operator")
+        );
         let r = keys.refresh(&pair.refresh_token).unwrap();
         assert_eq!((r.sid, r.jti), (sid, jti));
-        assert!(keys.access(&pair.refresh_token).is_err(), "a refresh token is not an access token");
+        assert!(
+            keys.access(&pair.refresh_token).is_err(),
+            "a refresh token is not an access token"
+        );
         assert!(keys.refresh(&pair.access_token).is_err());
         let other = TokenKeys::new(&[8; 32], false);
         assert!(other.access(&pair.access_token).is_err(), "another key's token");
-        let old = keys.issue(&user(), sid, jti, Utc::now() - chrono::Duration::hours(1)).unwrap();
-        assert_eq!(keys.access(&old.access_token).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        let old = keys
+            .issue(&user(), sid, jti, Utc::now() - chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(
+            keys.access(&old.access_token).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     #[test]
@@ -451,8 +472,14 @@ mod tests {
     fn fake_challenges_are_stable_per_address_and_case_blind() {
         let keys = TokenKeys::new(&[7; 32], false);
         let id = tod_core::srp::identity("Ghost@Example.NET");
-        assert_eq!(fake_credentials(&keys, &id), fake_credentials(&keys, "ghost@example.net"));
-        assert_ne!(fake_credentials(&keys, &id).0, fake_credentials(&keys, "other@example.net").0);
+        assert_eq!(
+            fake_credentials(&keys, &id),
+            fake_credentials(&keys, "ghost@example.net")
+        );
+        assert_ne!(
+            fake_credentials(&keys, &id).0,
+            fake_credentials(&keys, "other@example.net").0
+        );
         assert_eq!(fake_credentials(&keys, &id).0.len(), tod_core::srp::SALT_LEN);
     }
 }

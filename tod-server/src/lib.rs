@@ -17,7 +17,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod client;
-pub mod limits;
 pub mod error;
+pub mod limits;
 pub mod settings;
 pub mod store;

@@ -80,7 +80,11 @@ mod tests {
         }
         let e = l.check(a).unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
-        assert!(e.headers.iter().any(|(n, v)| *n == "retry-after" && v.parse::<u64>().unwrap() >= 1));
+        assert!(
+            e.headers
+                .iter()
+                .any(|(n, v)| *n == "retry-after" && v.parse::<u64>().unwrap() >= 1)
+        );
         l.check(b).unwrap();
         l.prune();
     }
@@ -93,7 +97,11 @@ mod tests {
         let stranger: SocketAddr = "198.51.100.7:4000".parse().unwrap();
         let trusted: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
         assert_eq!(client_ip(proxy, &h, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip(stranger, &h, &trusted), stranger.ip(), "a forged header from a stranger is ignored");
+        assert_eq!(
+            client_ip(stranger, &h, &trusted),
+            stranger.ip(),
+            "a forged header from a stranger is ignored"
+        );
         assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy.ip());
     }
 }

@@ -131,7 +131,14 @@ fn main() -> ExitCode {
                 println!("database backend  {backend:?}");
                 println!("wireguard listen  {}", s.wireguard_listen);
                 println!("environment       {:?}", s.environment);
-                println!("jwt key           {}", if s.jwt_secret.is_some() { "set" } else { "generated (dev)" });
+                println!(
+                    "jwt key           {}",
+                    if s.jwt_secret.is_some() {
+                        "set"
+                    } else {
+                        "generated (dev)"
+                    }
+                );
                 println!("auth rate limit   {}/min", s.auth_rate_limit);
                 ExitCode::SUCCESS
             }

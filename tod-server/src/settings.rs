@@ -96,7 +96,9 @@ impl Settings {
         let backend = self.backend()?;
         match (&self.jwt_secret, self.environment) {
             (Some(k), _) if k.len() < 32 => {
-                return Err(SettingsError("jwt_secret (TOD_JWT_SECRET): must be at least 32 bytes".into()));
+                return Err(SettingsError(
+                    "jwt_secret (TOD_JWT_SECRET): must be at least 32 bytes".into(),
+                ));
             }
             (None, env) if env != Environment::Dev => {
                 return Err(SettingsError(
@@ -112,7 +114,9 @@ impl Settings {
                 ));
             }
             (Some(e), Some(_)) if !e.contains('@') => {
-                return Err(SettingsError("admin_email (TOD_ADMIN_EMAIL): not an e-mail address".into()));
+                return Err(SettingsError(
+                    "admin_email (TOD_ADMIN_EMAIL): not an e-mail address".into(),
+                ));
             }
             (Some(_), Some(p)) if p.chars().count() < 12 => {
                 return Err(SettingsError(
@@ -122,11 +126,16 @@ impl Settings {
             _ => {}
         }
         if self.auth_rate_limit == 0 {
-            return Err(SettingsError("auth_rate_limit (TOD_AUTH_RATE_LIMIT): must be at least 1".into()));
+            return Err(SettingsError(
+                "auth_rate_limit (TOD_AUTH_RATE_LIMIT): must be at least 1".into(),
+            ));
         }
         for o in &self.cors_origins {
-            if !(o.starts_with("https://") || o.starts_with("http://")) || axum::http::HeaderValue::from_str(o).is_err() {
-                return Err(SettingsError(format!("cors_origins (TOD_CORS_ORIGINS): {o:?} is not an origin")));
+            if !(o.starts_with("https://") || o.starts_with("http://")) || axum::http::HeaderValue::from_str(o).is_err()
+            {
+                return Err(SettingsError(format!(
+                    "cors_origins (TOD_CORS_ORIGINS): {o:?} is not an origin"
+                )));
             }
         }
         Ok(backend)
@@ -171,7 +180,11 @@ mod tests {
     fn urls_pick_the_backend_and_bad_ones_say_which_setting() {
         let p = Probe::try_parse_from(["tod-server", "--database-url", "postgres://u@h/db", "--env", "dev"]).unwrap();
         assert_eq!(p.settings.backend(), Ok(Backend::Postgres));
-        assert_eq!(p.settings.validate(), Ok(Backend::Postgres), "dev generates its own JWT key");
+        assert_eq!(
+            p.settings.validate(),
+            Ok(Backend::Postgres),
+            "dev generates its own JWT key"
+        );
         let p = Probe::try_parse_from(["tod-server", "--database-url", "mysql://x"]).unwrap();
         assert!(p.settings.backend().unwrap_err().0.contains("TOD_DATABASE_URL"));
         assert!(Probe::try_parse_from(["tod-server", "--listen", "nowhere"]).is_err());
@@ -188,10 +201,32 @@ mod tests {
         assert!(parse(&["--jwt-secret", "short"]).unwrap_err().0.contains("32 bytes"));
         let key = "k".repeat(32);
         assert_eq!(parse(&["--jwt-secret", &key]), Ok(Backend::Sqlite));
-        assert!(parse(&["--jwt-secret", &key, "--admin-email", "a@b.c"]).unwrap_err().0.contains("both"));
-        assert!(parse(&["--jwt-secret", &key, "--admin-email", "a@b.c", "--admin-password", "short"]).unwrap_err().0.contains("12"));
+        assert!(
+            parse(&["--jwt-secret", &key, "--admin-email", "a@b.c"])
+                .unwrap_err()
+                .0
+                .contains("both")
+        );
+        assert!(
+            parse(&[
+                "--jwt-secret",
+                &key,
+                "--admin-email",
+                "a@b.c",
+                "--admin-password",
+                "short"
+            ])
+            .unwrap_err()
+            .0
+            .contains("12")
+        );
         assert!(parse(&["--jwt-secret", &key, "--auth-rate-limit", "0"]).is_err());
-        assert!(parse(&["--jwt-secret", &key, "--cors-origins", "evil"]).unwrap_err().0.contains("TOD_CORS_ORIGINS"));
+        assert!(
+            parse(&["--jwt-secret", &key, "--cors-origins", "evil"])
+                .unwrap_err()
+                .0
+                .contains("TOD_CORS_ORIGINS")
+        );
         let p = Probe::try_parse_from(["tod-server", "--trusted-proxies", "10.0.0.1,10.0.0.2"]).unwrap();
         assert_eq!(p.settings.trusted_proxies.len(), 2);
     }

@@ -5,7 +5,6 @@ mod common;
 
 use std::net::SocketAddr;
 
-
 async fn serve(url: &str) -> SocketAddr {
     common::TestServer::start(url, 5).await.addr
 }

@@ -497,6 +497,66 @@ async fn postgres_store_conforms() {
     db.drop_db().await;
 }
 
+/// The audit log refuses edits, and an edit made behind its back (trigger removed by someone with
+/// the keys to the database) is found by verification at the record where it happened.
+async fn tamper(s: &dyn Store, url: &str, postgres: bool) {
+    use sqlx::Connection;
+    let now = Utc.with_ymd_and_hms(2026, 3, 19, 8, 0, 0).unwrap();
+    let t = s
+        .create_tenant("Tamper Co", None, now, &platform("tenant.created"))
+        .await
+        .unwrap();
+    for action in ["one", "two", "three"] {
+        s.append_audit(&audit(t.id, action), now).await.unwrap();
+    }
+    assert!(s.verify_audit(t.id).await.unwrap().intact);
+    let edit = "UPDATE audit_logs SET action = 'forged' WHERE seq = 2 AND tenant_id = $1";
+    if postgres {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let refused = sqlx::query(edit).bind(t.id.0).execute(&mut c).await.unwrap_err();
+        assert!(refused.to_string().contains("append-only"), "{refused}");
+        sqlx::query("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(edit).bind(t.id.0).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let refused = sqlx::query(edit).bind(t.id.0).execute(&mut c).await.unwrap_err();
+        assert!(refused.to_string().contains("append-only"), "{refused}");
+        sqlx::query("DROP TRIGGER audit_logs_no_update")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(edit).bind(t.id.0).execute(&mut c).await.unwrap();
+    }
+    let check = s.verify_audit(t.id).await.unwrap();
+    assert_eq!(
+        (check.intact, check.first_broken_seq, check.records),
+        (false, Some(2), 2)
+    );
+}
+
+#[tokio::test]
+async fn audit_tampering_is_refused_and_detected_on_sqlite() {
+    let db = common::TestDb::sqlite();
+    let s = store::open(&db.url).await.unwrap();
+    tamper(s.as_ref(), &db.url, false).await;
+    drop(s);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn audit_tampering_is_refused_and_detected_on_postgres() {
+    let Some(db) = common::TestDb::postgres().await else {
+        return;
+    };
+    let s = store::open(&db.url).await.unwrap();
+    tamper(s.as_ref(), &db.url, true).await;
+    drop(s);
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn unsupported_urls_are_refused() {
     assert!(matches!(store::open("mysql://x").await, Err(StoreError::Invalid(_))));

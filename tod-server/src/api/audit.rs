@@ -46,7 +46,9 @@ pub(super) async fn list(
     if offset < 0 {
         return Err(ApiError::unprocessable("offset: must not be negative"));
     }
-    Ok(Json(st.store.list_audit(chain(scope, q.tenant_id)?, limit, offset).await?))
+    Ok(Json(
+        st.store.list_audit(chain(scope, q.tenant_id)?, limit, offset).await?,
+    ))
 }
 
 pub(super) async fn verify(

@@ -1,9 +1,9 @@
 //! `/api/auth/*`: SRP-6a login, token refresh with rotation, logout, the caller, password change.
 
+use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
@@ -29,7 +29,13 @@ fn chain_of(tenant: Option<TenantId>) -> TenantId {
     tenant.unwrap_or(PLATFORM_CHAIN)
 }
 
-fn system_audit(chain: TenantId, user: Option<UserId>, action: &str, ip: ClientIp, details: serde_json::Value) -> Audit {
+fn system_audit(
+    chain: TenantId,
+    user: Option<UserId>,
+    action: &str,
+    ip: ClientIp,
+    details: serde_json::Value,
+) -> Audit {
     Audit {
         chain,
         actor_user: user,
@@ -123,8 +129,9 @@ pub(super) async fn login(
 ) -> Result<Response, ApiError> {
     match body {
         LoginBody::Srp(v) => verify(&st, ip, v).await,
-        LoginBody::Password { .. } => Err(ApiError::new(StatusCode::CONFLICT, "srp_required")
-            .with_header("x-auth-method", "srp")),
+        LoginBody::Password { .. } => {
+            Err(ApiError::new(StatusCode::CONFLICT, "srp_required").with_header("x-auth-method", "srp"))
+        }
     }
 }
 
@@ -147,7 +154,14 @@ async fn verify(st: &AppState, ip: ClientIp, body: VerifyBody) -> Result<Respons
         .try_into()
         .map_err(|_| ApiError::internal("stored SRP secret has the wrong length"))?;
     // The fake challenge runs the same computation and fails the same way.
-    let proof = srp::server_verify(&identity, &challenge.salt, &challenge.verifier, &b, &client_public, &client_proof);
+    let proof = srp::server_verify(
+        &identity,
+        &challenge.salt,
+        &challenge.verifier,
+        &b,
+        &client_public,
+        &client_proof,
+    );
     let user = match (challenge.user_id, &proof) {
         (Some(id), Ok(_)) => Some(st.store.get_user(None, id).await?).filter(|u| u.is_active),
         _ => None,
@@ -158,7 +172,13 @@ async fn verify(st: &AppState, ip: ClientIp, body: VerifyBody) -> Result<Respons
             None => None,
         };
         let chain = known.as_ref().map_or(PLATFORM_CHAIN, |u| chain_of(u.tenant_id));
-        let audit = system_audit(chain, known.map(|u| u.id), "login.failed", ip, json!({ "email": identity }));
+        let audit = system_audit(
+            chain,
+            known.map(|u| u.id),
+            "login.failed",
+            ip,
+            json!({ "email": identity }),
+        );
         st.store.append_audit(&audit, now).await?;
         return Err(match proof {
             Err(SrpError::Parameter(p)) => ApiError::bad_request(format!("invalid SRP parameter: {p}")),
@@ -168,10 +188,20 @@ async fn verify(st: &AppState, ip: ClientIp, body: VerifyBody) -> Result<Respons
     let (sid, jti) = (Uuid::new_v4(), Uuid::new_v4());
     let pair = st.keys.issue(&user, sid, jti, now)?;
     let expires = now + chrono::Duration::from_std(st.keys.refresh_ttl).unwrap_or(chrono::Duration::days(7));
-    let mut audit = system_audit(chain_of(user.tenant_id), Some(user.id), "login", ip, json!({ "method": "srp" }));
+    let mut audit = system_audit(
+        chain_of(user.tenant_id),
+        Some(user.id),
+        "login",
+        ip,
+        json!({ "method": "srp" }),
+    );
     audit.resource_id = Some(sid.to_string());
     st.store.open_session(sid, user.id, jti, now, expires, &audit).await?;
-    Ok(with_cookies(st, &pair, json!({ "server_proof": hex::encode(server_proof) })))
+    Ok(with_cookies(
+        st,
+        &pair,
+        json!({ "server_proof": hex::encode(server_proof) }),
+    ))
 }
 
 fn with_cookies(st: &AppState, pair: &TokenPair, extra: serde_json::Value) -> Response {
@@ -230,16 +260,23 @@ pub(super) async fn refresh(
             let mut audit = system_audit(chain, Some(UserId(claims.sub)), "session.reuse_detected", ip, json!({}));
             audit.resource_id = Some(claims.sid.to_string());
             st.store.append_audit(&audit, now).await?;
-            Err(ApiError::unauthorized("Refresh token reuse detected; the session is revoked"))
+            Err(ApiError::unauthorized(
+                "Refresh token reuse detected; the session is revoked",
+            ))
         }
         Rotation::Dead => Err(ApiError::unauthorized("Invalid or expired refresh token")),
     }
 }
 
 /// Ends the caller's session: its refresh token and every access token issued for it stop working.
-pub(super) async fn logout(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+pub(super) async fn logout(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let Some(sid) = caller.session else {
-        return Err(ApiError::bad_request("API keys have no session; revoke the key instead"));
+        return Err(ApiError::bad_request(
+            "API keys have no session; revoke the key instead",
+        ));
     };
     let mut audit = caller.audit(caller.principal.tenant(), "logout", json!({}));
     audit.resource_type = Some("session".into());
@@ -253,7 +290,10 @@ pub(super) async fn logout(State(st): State<AppState>, Extension(caller): Extens
 }
 
 /// Who the caller is.
-pub(super) async fn me(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> Result<impl IntoResponse, ApiError> {
+pub(super) async fn me(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(match &caller.principal {
         Principal::User { id, .. } => {
             let u: User = st.store.get_user(None, *id).await?;
@@ -284,6 +324,8 @@ pub(super) async fn change_password(
     let salt = hex_field("srp_salt", &body.srp_salt, 8, 64)?;
     let verifier = hex_field("srp_verifier", &body.srp_verifier, 1, 256)?;
     let audit = caller.audit(caller.principal.tenant(), "user.password_changed", json!({}));
-    st.store.set_user_verifier(user, &salt, &verifier, Utc::now(), &audit).await?;
+    st.store
+        .set_user_verifier(user, &salt, &verifier, Utc::now(), &audit)
+        .await?;
     Ok(Json(json!({ "status": "password_changed", "sessions_revoked": true })))
 }

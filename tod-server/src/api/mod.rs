@@ -122,7 +122,10 @@ pub fn route_table() -> Vec<RouteSpec> {
 pub fn router(state: &AppState) -> Router<AppState> {
     let mut r = Router::new();
     for (spec, handler) in routes() {
-        let guarded = handler.layer(axum::middleware::from_fn_with_state((state.clone(), spec.access), guard));
+        let guarded = handler.layer(axum::middleware::from_fn_with_state(
+            (state.clone(), spec.access),
+            guard,
+        ));
         r = r.route(spec.path, guarded);
     }
     r
@@ -224,13 +227,17 @@ impl From<QueryRejection> for ApiError {
 pub(crate) fn hex_field(field: &str, value: &str, min: usize, max: usize) -> Result<Vec<u8>, ApiError> {
     let bytes = hex::decode(value.trim()).map_err(|_| ApiError::unprocessable(format!("{field}: not hexadecimal")))?;
     if bytes.len() < min || bytes.len() > max {
-        return Err(ApiError::unprocessable(format!("{field}: {min} to {max} bytes expected")));
+        return Err(ApiError::unprocessable(format!(
+            "{field}: {min} to {max} bytes expected"
+        )));
     }
     Ok(bytes)
 }
 
 /// For `Option<Option<T>>` fields: absent stays `None` (by `default`), `null` becomes `Some(None)`.
-pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 

@@ -14,7 +14,9 @@ use crate::error::ApiError;
 use crate::store::NewSite;
 
 fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
-    scope.0.ok_or_else(|| ApiError::internal("tenant route without a tenant"))
+    scope
+        .0
+        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
 }
 
 #[derive(Debug, Deserialize)]

@@ -49,7 +49,9 @@ pub(super) async fn get(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = scope.0.ok_or_else(|| ApiError::internal("tenant route without a tenant"))?;
+    let t = scope
+        .0
+        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))?;
     Ok(Json(st.store.get_tenant(t).await?))
 }
 
@@ -69,10 +71,20 @@ pub(super) async fn update(
     Extension(scope): Extension<TenantScope>,
     Body(body): Body<TenantPatch>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = scope.0.ok_or_else(|| ApiError::internal("tenant route without a tenant"))?;
-    let audit = caller.audit(None, "tenant.updated", json!({ "name": body.name, "description_changed": body.description.is_some() }));
+    let t = scope
+        .0
+        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))?;
+    let audit = caller.audit(
+        None,
+        "tenant.updated",
+        json!({ "name": body.name, "description_changed": body.description.is_some() }),
+    );
     let desc = body.description.as_ref().map(|d| d.as_deref());
-    Ok(Json(st.store.update_tenant(t, body.name.as_deref(), desc, Utc::now(), &audit).await?))
+    Ok(Json(
+        st.store
+            .update_tenant(t, body.name.as_deref(), desc, Utc::now(), &audit)
+            .await?,
+    ))
 }
 
 pub(super) async fn delete(
@@ -80,7 +92,9 @@ pub(super) async fn delete(
     Extension(caller): Extension<Caller>,
     Extension(scope): Extension<TenantScope>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = scope.0.ok_or_else(|| ApiError::internal("tenant route without a tenant"))?;
+    let t = scope
+        .0
+        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))?;
     let audit = caller.audit(None, "tenant.deleted", json!({}));
     st.store.delete_tenant(t, &audit).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -150,7 +150,11 @@ pub(super) async fn update(
         role: body.role,
         is_active: body.is_active,
     };
-    Ok(Json(st.store.update_user(target.tenant_id, id, patch, Utc::now(), &audit).await?))
+    Ok(Json(
+        st.store
+            .update_user(target.tenant_id, id, patch, Utc::now(), &audit)
+            .await?,
+    ))
 }
 
 pub(super) async fn delete(
@@ -170,7 +174,9 @@ pub(super) async fn delete(
 }
 
 fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
-    scope.0.ok_or_else(|| ApiError::internal("tenant route without a tenant"))
+    scope
+        .0
+        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
 }
 
 pub(super) async fn list_keys(
@@ -200,7 +206,11 @@ pub(super) async fn create_key(
     if body.scopes.is_empty() {
         return Err(ApiError::bad_request("scopes: at least one scope is required"));
     }
-    let (valid, invalid): (Vec<_>, Vec<_>) = body.scopes.iter().map(|s| (s, s.parse::<Scope>())).partition(|(_, r)| r.is_ok());
+    let (valid, invalid): (Vec<_>, Vec<_>) = body
+        .scopes
+        .iter()
+        .map(|s| (s, s.parse::<Scope>()))
+        .partition(|(_, r)| r.is_ok());
     if !invalid.is_empty() {
         let bad: Vec<&str> = invalid.iter().map(|(s, _)| s.as_str()).collect();
         let allowed: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
@@ -221,7 +231,11 @@ pub(super) async fn create_key(
     }
     let raw = new_api_key()?;
     let hash = api_key_hash(&raw);
-    let audit = caller.audit(Some(t), "api_key.created", json!({ "name": body.name.trim(), "scopes": scopes }));
+    let audit = caller.audit(
+        Some(t),
+        "api_key.created",
+        json!({ "name": body.name.trim(), "scopes": scopes }),
+    );
     let new = NewApiKey {
         name: &body.name,
         key_prefix: &raw[..9],

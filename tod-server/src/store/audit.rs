@@ -59,9 +59,8 @@ pub struct ChainCheck {
 /// Checks records in chain order (seq ascending); `details_text` is each record's stored JSON.
 pub(crate) fn check_chain<'a>(rows: impl IntoIterator<Item = (&'a AuditRecord, &'a str)>) -> ChainCheck {
     let mut prev = GENESIS_HASH.to_owned();
-    let mut expected_seq = 1;
     let mut records = 0;
-    for (r, details) in rows {
+    for (expected_seq, (r, details)) in (1..).zip(rows) {
         records += 1;
         let recomputed = link_hash(
             &prev,
@@ -84,7 +83,6 @@ pub(crate) fn check_chain<'a>(rows: impl IntoIterator<Item = (&'a AuditRecord, &
             };
         }
         prev = r.hash.clone();
-        expected_seq += 1;
     }
     ChainCheck {
         records,

@@ -113,7 +113,11 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let app = tod_server::app::app(state.clone());
         tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
         });
         Self {
             addr,
@@ -124,12 +128,22 @@ impl TestServer {
 
     /// A request with optional credentials and JSON body.
     pub async fn call(&self, method: &str, path: &str, auth: &Auth, body: Option<serde_json::Value>) -> Resp {
-        request(self.addr, method, path, auth, body.map(|b| b.to_string()), "application/json").await
+        request(
+            self.addr,
+            method,
+            path,
+            auth,
+            body.map(|b| b.to_string()),
+            "application/json",
+        )
+        .await
     }
 
     /// Logs in with SRP (the crate's client) and returns the token answer.
     pub async fn login(&self, email: &str, password: &str) -> serde_json::Value {
-        tod_server::client::login(&self.url, email, password).await.expect("login")
+        tod_server::client::login(&self.url, email, password)
+            .await
+            .expect("login")
     }
 
     /// Logs in and returns a bearer credential.
@@ -194,7 +208,10 @@ pub async fn request(
         .await
         .expect("handshake");
     tokio::spawn(conn);
-    let mut req = hyper::Request::builder().method(method).uri(path).header("host", "test");
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "test");
     match auth {
         Auth::None => {}
         Auth::Bearer(t) => req = req.header("authorization", format!("Bearer {t}")),
