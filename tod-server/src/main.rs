@@ -33,6 +33,8 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Print the OpenAPI document of this build's API.
+    Openapi,
     /// Print the SRP salt and verifier for an account as JSON, for `POST /api/users` or
     /// `POST /api/auth/change-password` (password from TOD_PASSWORD, else standard input).
     Enrol {
@@ -114,6 +116,16 @@ fn main() -> ExitCode {
             println!("{tokens}");
             Ok(())
         })),
+        Command::Openapi => match tod_server::api::doc::openapi().to_pretty_json() {
+            Ok(s) => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tod-server: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Enrol { email } => match password().and_then(|p| tod_server::client::enrolment(&email, &p)) {
             Ok(v) => {
                 println!("{v}");

@@ -11,12 +11,13 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::PLATFORM_CHAIN;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ChainQuery {
     /// The chain to read: a super admin names any tenant (default: the platform chain); a tenant
     /// admin reads their own.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
     tenant_id: Option<TenantId>,
     #[serde(default)]
     limit: Option<i64>,

@@ -48,7 +48,7 @@ fn system_audit(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct InitBody {
     email: String,
@@ -90,7 +90,7 @@ pub(super) async fn srp_init(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VerifyBody {
     email: String,
@@ -218,7 +218,7 @@ fn with_cookies(st: &AppState, pair: &TokenPair, extra: serde_json::Value) -> Re
     r
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RefreshBody {
     refresh_token: Option<String>,
@@ -305,7 +305,7 @@ pub(super) async fn me(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PasswordBody {
     srp_salt: String,

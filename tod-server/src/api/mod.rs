@@ -7,6 +7,7 @@
 
 mod audit;
 mod auth;
+pub mod doc;
 mod sites;
 mod tenants;
 mod users;
@@ -22,6 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, on};
 use tod_core::TenantId;
 use tod_core::rbac::{Action, authorize};
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::app::AppState;
 use crate::auth::authenticate;
@@ -44,7 +47,7 @@ pub enum Access {
 }
 
 /// One row of the route table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct RouteSpec {
     /// HTTP method.
     pub method: &'static str,
@@ -52,6 +55,16 @@ pub struct RouteSpec {
     pub path: &'static str,
     /// What the caller needs.
     pub access: Access,
+    /// One line for the API documentation.
+    pub summary: &'static str,
+    /// Query parameters.
+    pub query: &'static [&'static str],
+    /// The request body's schema.
+    pub request: Option<SchemaFn>,
+    /// Status of a successful answer.
+    pub status: u16,
+    /// Its body.
+    pub answer: Answer,
 }
 
 /// The tenant a guarded route addresses, once authorized (`None`: platform-wide, super admin).
@@ -64,52 +77,105 @@ pub struct ClientIp(pub IpAddr);
 
 type Handler = MethodRouter<AppState>;
 
+/// Registers a type's schema (and the schemas it refers to) and returns its name.
+pub type SchemaFn = fn(&mut Vec<(String, RefOr<Schema>)>) -> String;
+
+fn schema<T: ToSchema>(acc: &mut Vec<(String, RefOr<Schema>)>) -> String {
+    acc.push((T::name().into_owned(), T::schema()));
+    T::schemas(acc);
+    T::name().into_owned()
+}
+
+/// The documented shape of a successful answer.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// No body.
+    Empty,
+    /// One object.
+    One(SchemaFn),
+    /// A JSON array of objects.
+    Many(SchemaFn),
+}
+
 macro_rules! route {
-    ($method:ident $path:literal, $access:expr, $handler:expr) => {
+    ($method:ident $path:literal, $access:expr, $handler:expr; $summary:literal
+     $(, query $query:expr)? $(, body $req:ty)?, $status:literal $($kind:ident $resp:ty)?) => {
         (
             RouteSpec {
                 method: stringify!($method),
                 path: $path,
                 access: $access,
+                summary: $summary,
+                query: doc_part!(query $($query)?),
+                request: doc_part!(body $($req)?),
+                status: $status,
+                answer: doc_part!(answer $($kind $resp)?),
             },
             on(axum::routing::MethodFilter::$method, $handler),
         )
     };
 }
 
+macro_rules! doc_part {
+    (query) => {
+        &[]
+    };
+    (query $q:expr) => {
+        $q
+    };
+    (body) => {
+        None
+    };
+    (body $t:ty) => {
+        Some(schema::<$t> as SchemaFn)
+    };
+    (answer) => {
+        Answer::Empty
+    };
+    (answer one $t:ty) => {
+        Answer::One(schema::<$t>)
+    };
+    (answer many $t:ty) => {
+        Answer::Many(schema::<$t>)
+    };
+}
+
 fn routes() -> Vec<(RouteSpec, Handler)> {
+    use crate::store::{ApiKey, AuditRecord, ChainCheck, Site, Tenant, User};
     use Access::*;
+    use doc::{Challenge, CreatedApiKey, Health, LoginAnswer, Me, Ready, Status, TokenAnswer};
     let open = Public { limited: false };
     let limited = Public { limited: true };
     vec![
-        route!(GET "/health", open, crate::app::health),
-        route!(GET "/api/health", open, crate::app::health),
-        route!(GET "/health/ready", open, crate::app::ready),
-        route!(POST "/api/auth/srp/init", limited, auth::srp_init),
-        route!(POST "/api/auth/srp/verify", limited, auth::srp_verify),
-        route!(POST "/api/auth/login", limited, auth::login),
-        route!(POST "/api/auth/refresh", limited, auth::refresh),
-        route!(POST "/api/auth/logout", Authenticated, auth::logout),
-        route!(GET "/api/auth/me", Authenticated, auth::me),
-        route!(POST "/api/auth/change-password", Authenticated, auth::change_password),
-        route!(GET "/api/tenants", Own(Action::TenantRead), tenants::list),
-        route!(POST "/api/tenants", Own(Action::TenantManage), tenants::create),
-        route!(GET "/api/tenants/{tenant_id}", Tenant(Action::TenantRead), tenants::get),
-        route!(PATCH "/api/tenants/{tenant_id}", Tenant(Action::TenantManage), tenants::update),
-        route!(DELETE "/api/tenants/{tenant_id}", Tenant(Action::TenantManage), tenants::delete),
-        route!(GET "/api/tenants/{tenant_id}/sites", Tenant(Action::SiteRead), sites::list),
-        route!(POST "/api/tenants/{tenant_id}/sites", Tenant(Action::SiteWrite), sites::create),
-        route!(GET "/api/tenants/{tenant_id}/sites/{site_id}", Tenant(Action::SiteRead), sites::get),
-        route!(GET "/api/tenants/{tenant_id}/api-keys", Tenant(Action::ApiKeyManage), users::list_keys),
-        route!(POST "/api/tenants/{tenant_id}/api-keys", Tenant(Action::ApiKeyManage), users::create_key),
-        route!(DELETE "/api/tenants/{tenant_id}/api-keys/{key_id}", Tenant(Action::ApiKeyManage), users::revoke_key),
-        route!(GET "/api/users", Own(Action::UserRead), users::list),
-        route!(POST "/api/users", Own(Action::UserWrite), users::create),
-        route!(GET "/api/users/{user_id}", Own(Action::UserRead), users::get),
-        route!(PATCH "/api/users/{user_id}", Own(Action::UserWrite), users::update),
-        route!(DELETE "/api/users/{user_id}", Own(Action::UserWrite), users::delete),
-        route!(GET "/api/audit-logs", Own(Action::AuditRead), audit::list),
-        route!(GET "/api/audit-logs/verify", Own(Action::AuditRead), audit::verify),
+        route!(GET "/health", open, crate::app::health; "Liveness", 200 one Health),
+        route!(GET "/api/health", open, crate::app::health; "Liveness (alias under /api)", 200 one Health),
+        route!(GET "/health/ready", open, crate::app::ready; "Readiness: 200 only when the database answers", 200 one Ready),
+        route!(GET "/api/openapi.json", open, doc::spec; "This OpenAPI document", 200),
+        route!(POST "/api/auth/srp/init", limited, auth::srp_init; "SRP-6a step 1: the challenge", body auth::InitBody, 200 one Challenge),
+        route!(POST "/api/auth/srp/verify", limited, auth::srp_verify; "SRP-6a step 2: the proof; returns tokens and M2", body auth::VerifyBody, 200 one LoginAnswer),
+        route!(POST "/api/auth/login", limited, auth::login; "Log in (the SRP verify body; passwords get 409 srp_required)", body auth::VerifyBody, 200 one LoginAnswer),
+        route!(POST "/api/auth/refresh", limited, auth::refresh; "New tokens for the latest refresh token (body or cookie)", body auth::RefreshBody, 200 one TokenAnswer),
+        route!(POST "/api/auth/logout", Authenticated, auth::logout; "End the current session", 200 one Status),
+        route!(GET "/api/auth/me", Authenticated, auth::me; "The caller", 200 one Me),
+        route!(POST "/api/auth/change-password", Authenticated, auth::change_password; "Replace the caller's SRP salt and verifier", body auth::PasswordBody, 200 one Status),
+        route!(GET "/api/tenants", Own(Action::TenantRead), tenants::list; "Tenants (a super admin sees all)", 200 many Tenant),
+        route!(POST "/api/tenants", Own(Action::TenantManage), tenants::create; "Create a tenant", body tenants::NewTenant, 201 one Tenant),
+        route!(GET "/api/tenants/{tenant_id}", Tenant(Action::TenantRead), tenants::get; "One tenant", 200 one Tenant),
+        route!(PATCH "/api/tenants/{tenant_id}", Tenant(Action::TenantManage), tenants::update; "Rename or re-describe a tenant", body tenants::TenantPatch, 200 one Tenant),
+        route!(DELETE "/api/tenants/{tenant_id}", Tenant(Action::TenantManage), tenants::delete; "Delete a tenant and everything it owns", 204),
+        route!(GET "/api/tenants/{tenant_id}/sites", Tenant(Action::SiteRead), sites::list; "A tenant's sites", 200 many Site),
+        route!(POST "/api/tenants/{tenant_id}/sites", Tenant(Action::SiteWrite), sites::create; "Create a site", body sites::SiteBody, 201 one Site),
+        route!(GET "/api/tenants/{tenant_id}/sites/{site_id}", Tenant(Action::SiteRead), sites::get; "One site", 200 one Site),
+        route!(GET "/api/tenants/{tenant_id}/api-keys", Tenant(Action::ApiKeyManage), users::list_keys; "A tenant's API keys (never the keys themselves)", 200 many ApiKey),
+        route!(POST "/api/tenants/{tenant_id}/api-keys", Tenant(Action::ApiKeyManage), users::create_key; "Create an API key (shown once)", body users::NewKeyBody, 201 one CreatedApiKey),
+        route!(DELETE "/api/tenants/{tenant_id}/api-keys/{key_id}", Tenant(Action::ApiKeyManage), users::revoke_key; "Revoke an API key", 200 one Status),
+        route!(GET "/api/users", Own(Action::UserRead), users::list; "Users of the caller's tenant (a super admin: all, or ?tenant_id=)", query &["tenant_id"], 200 many User),
+        route!(POST "/api/users", Own(Action::UserWrite), users::create; "Create a user with an SRP salt and verifier", body users::NewUserBody, 201 one User),
+        route!(GET "/api/users/{user_id}", Own(Action::UserRead), users::get; "One user", 200 one User),
+        route!(PATCH "/api/users/{user_id}", Own(Action::UserWrite), users::update; "Change a user's name, role or active flag", body users::UserPatchBody, 200 one User),
+        route!(DELETE "/api/users/{user_id}", Own(Action::UserWrite), users::delete; "Delete a user", 204),
+        route!(GET "/api/audit-logs", Own(Action::AuditRead), audit::list; "An audit chain, newest first", query &["tenant_id", "limit", "offset"], 200 many AuditRecord),
+        route!(GET "/api/audit-logs/verify", Own(Action::AuditRead), audit::verify; "Re-hash an audit chain from its start", query &["tenant_id"], 200 one ChainCheck),
     ]
 }
 

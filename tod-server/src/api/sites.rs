@@ -19,7 +19,7 @@ fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
         .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SiteBody {
     name: String,

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewTenant {
     name: String,
@@ -55,13 +55,14 @@ pub(super) async fn get(
     Ok(Json(st.store.get_tenant(t).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TenantPatch {
     #[serde(default)]
     name: Option<String>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
 }
 

@@ -19,10 +19,11 @@ use crate::auth::{Caller, api_key_hash, new_api_key};
 use crate::error::ApiError;
 use crate::store::{NewApiKey, NewUser, StoreError, User, UserPatch};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UserQuery {
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
     tenant_id: Option<TenantId>,
 }
 
@@ -40,14 +41,16 @@ pub(super) async fn list(
     Ok(Json(st.store.list_users(tenant).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewUserBody {
     email: String,
     name: String,
+    #[schema(value_type = String)]
     role: Role,
     /// Required from a super admin for tenant roles; others create users in their own tenant.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
     tenant_id: Option<TenantId>,
     /// Hex SRP salt (8–64 bytes), computed by the client with the password.
     srp_salt: String,
@@ -108,12 +111,13 @@ pub(super) async fn get(
     Ok(Json(visible_user(&st, scope, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UserPatchBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     role: Option<Role>,
     #[serde(default)]
     is_active: Option<bool>,
@@ -186,7 +190,7 @@ pub(super) async fn list_keys(
     Ok(Json(st.store.list_api_keys(tenant(scope)?).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewKeyBody {
     name: String,

@@ -46,7 +46,7 @@ pub fn link_hash(
 }
 
 /// The result of re-hashing a chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ChainCheck {
     /// Records read.
     pub records: u64,

@@ -84,9 +84,10 @@ fn conflict_message(constraint: &str) -> String {
 pub const PLATFORM_CHAIN: TenantId = TenantId::from_u128(0);
 
 /// A tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     /// Id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: TenantId,
     /// Unique name.
     pub name: String,
@@ -99,11 +100,13 @@ pub struct Tenant {
 }
 
 /// A site (tower, POP).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Site {
     /// Id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: SiteId,
     /// Owner.
+    #[schema(value_type = String, format = Uuid)]
     pub tenant_id: TenantId,
     /// Name, unique per tenant.
     pub name: String,
@@ -129,17 +132,20 @@ pub struct NewSite<'a> {
 }
 
 /// A user account (without its SRP credentials).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// Id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: UserId,
     /// Lower-cased e-mail, unique across the platform.
     pub email: String,
     /// Display name.
     pub name: String,
-    /// Role.
+    /// Role: `viewer`, `operator`, `admin` or `super_admin`.
+    #[schema(value_type = String)]
     pub role: Role,
     /// Tenant; `None` only for super admins.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub tenant_id: Option<TenantId>,
     /// Whether the account may log in.
     pub is_active: bool,
@@ -230,19 +236,23 @@ pub struct LiveSession {
 }
 
 /// An API key as listed (never the key itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     /// Id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: ApiKeyId,
     /// Tenant.
+    #[schema(value_type = String, format = Uuid)]
     pub tenant_id: TenantId,
     /// Who created it.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub created_by: Option<UserId>,
     /// Name.
     pub name: String,
     /// `mktp_` and the next four characters, to recognise a key.
     pub key_prefix: String,
     /// What it may touch.
+    #[schema(value_type = Vec<String>)]
     pub scopes: Vec<Scope>,
     /// When it stops working, if ever.
     pub expires_at: Option<DateTime<Utc>>,
@@ -293,17 +303,20 @@ pub struct Audit {
 }
 
 /// A stored audit record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Id.
     pub id: Uuid,
     /// Chain (tenant, or the all-zero platform chain).
+    #[schema(value_type = String, format = Uuid)]
     pub tenant_id: TenantId,
     /// Position in the chain, from 1.
     pub seq: i64,
     /// Acting user.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub actor_user_id: Option<UserId>,
     /// Acting API key.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub actor_api_key_id: Option<ApiKeyId>,
     /// What happened.
     pub action: String,
@@ -312,6 +325,7 @@ pub struct AuditRecord {
     /// Its id.
     pub resource_id: Option<String>,
     /// Details.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     /// Client address.
     pub ip_address: Option<String>,
