@@ -33,6 +33,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[IpAddr]>,
     /// Browser origins allowed to call with credentials.
     pub cors_origins: Arc<[HeaderValue]>,
+    /// `TOD_ENV=dev`: the documentation viewers are served.
+    pub dev: bool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -75,6 +77,7 @@ impl AppState {
             auth_limiter: Arc::new(AuthLimiter::new(settings.auth_rate_limit)),
             trusted_proxies: settings.trusted_proxies.clone().into(),
             cors_origins: cors_origins.into(),
+            dev: settings.environment == Environment::Dev,
         })
     }
 }

@@ -49,6 +49,40 @@ async fn the_served_document_is_the_generated_one() {
     db.drop_db().await;
 }
 
+#[tokio::test]
+async fn the_documentation_viewers_are_served_only_in_dev() {
+    let db = TestDb::sqlite();
+    let prod = TestServer::start(&db.url, 5).await;
+    for path in ["/docs", "/redoc", "/docs/swagger-ui-bundle.js"] {
+        assert_eq!(
+            prod.call("GET", path, &Auth::None, None).await.status,
+            404,
+            "{path} outside dev"
+        );
+    }
+    let dev = TestServer::start_with(&db.url, |s| s.environment = tod_server::settings::Environment::Dev).await;
+    let page = common::request(dev.addr, "GET", "/docs", &Auth::None, None, "").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let redoc = common::request(dev.addr, "GET", "/redoc", &Auth::None, None, "").await;
+    assert_eq!(redoc.status, 200);
+    for (path, min) in [
+        ("/docs/swagger-ui-bundle.js", 400_000),
+        ("/docs/swagger-ui.css", 20_000),
+        ("/docs/redoc.standalone.js", 500_000),
+    ] {
+        let r = common::request(dev.addr, "GET", path, &Auth::None, None, "").await;
+        assert_eq!((r.status, r.header("content-encoding")), (200, Some("gzip")), "{path}");
+        let len: usize = r.header("content-length").unwrap().parse().unwrap();
+        assert!(len > min, "{path}: {len} bytes");
+    }
+    db.drop_db().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_errors() {
     let have = std::process::Command::new("schemathesis").arg("--version").output();

@@ -11,6 +11,7 @@ pub mod doc;
 mod sites;
 mod tenants;
 mod users;
+mod viewers;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -184,9 +185,9 @@ pub fn route_table() -> Vec<RouteSpec> {
     routes().into_iter().map(|(spec, _)| spec).collect()
 }
 
-/// The API router: every route behind the guard.
+/// The API router: every route behind the guard (and, in `dev`, the documentation viewers).
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut r = Router::new();
+    let mut r = if state.dev { viewers::router() } else { Router::new() };
     for (spec, handler) in routes() {
         let guarded = handler.layer(axum::middleware::from_fn_with_state(
             (state.clone(), spec.access),

@@ -102,11 +102,17 @@ pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 impl TestServer {
     /// Serves `db_url` with a bootstrap super admin; `rate_limit` requests/min on auth routes.
     pub async fn start(db_url: &str, rate_limit: u32) -> Self {
+        Self::start_with(db_url, |s| s.auth_rate_limit = rate_limit).await
+    }
+
+    /// Serves `db_url` with test settings changed by `tune`.
+    pub async fn start_with(db_url: &str, tune: impl FnOnce(&mut tod_server::settings::Settings)) -> Self {
         let mut settings = tod_server::settings::Settings::for_database(db_url);
         settings.jwt_secret = Some("test-signing-key-of-at-least-32-bytes!".into());
         settings.admin_email = Some(ADMIN_EMAIL.into());
         settings.admin_password = Some(ADMIN_PASSWORD.into());
-        settings.auth_rate_limit = rate_limit;
+        settings.auth_rate_limit = 1000;
+        tune(&mut settings);
         let store = tod_server::store::open(db_url).await.expect("store");
         let state = tod_server::app::AppState::start(store, &settings).await.expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
