@@ -6,8 +6,9 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
-/// `POST`s JSON to `base` + `path` and returns the status and the JSON answer.
-pub async fn post_json(base: &str, path: &str, body: &Value) -> Result<(u16, Value), String> {
+/// `POST`s JSON to `base` + `path` (with a bearer token, if given) and returns the status and
+/// the JSON answer.
+pub async fn post_json(base: &str, path: &str, body: &Value, bearer: Option<&str>) -> Result<(u16, Value), String> {
     let rest = base
         .strip_prefix("http://")
         .ok_or_else(|| format!("{base}: only http:// URLs are supported"))?;
@@ -19,9 +20,13 @@ pub async fn post_json(base: &str, path: &str, body: &Value) -> Result<(u16, Val
         .await
         .map_err(|e| format!("HTTP handshake: {e}"))?;
     tokio::spawn(conn);
-    let req = hyper::Request::post(path)
+    let mut req = hyper::Request::post(path)
         .header("host", authority)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    if let Some(token) = bearer {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
@@ -44,7 +49,7 @@ fn hex_of(v: &Value, field: &str) -> Result<Vec<u8>, String> {
 
 /// Logs in with SRP-6a and checks the server's proof; returns the token answer.
 pub async fn login(base: &str, email: &str, password: &str) -> Result<Value, String> {
-    let (status, challenge) = post_json(base, "/api/auth/srp/init", &json!({ "email": email })).await?;
+    let (status, challenge) = post_json(base, "/api/auth/srp/init", &json!({ "email": email }), None).await?;
     if status != 200 {
         return Err(format!("srp/init: HTTP {status}: {}", challenge["detail"]));
     }
@@ -63,7 +68,7 @@ pub async fn login(base: &str, email: &str, password: &str) -> Result<Value, Str
         "client_public": hex::encode(&proof.client_public),
         "client_proof": hex::encode(&proof.proof),
     });
-    let (status, tokens) = post_json(base, "/api/auth/srp/verify", &body).await?;
+    let (status, tokens) = post_json(base, "/api/auth/srp/verify", &body, None).await?;
     if status != 200 {
         return Err(format!("srp/verify: HTTP {status}: {}", tokens["detail"]));
     }

@@ -6,7 +6,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
-use super::queries::{ApiKeyRow, AuditRow, SiteRow, TenantRow, UserRow, impl_store, micros};
+use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
     ApiKey, Audit, AuditRecord, ChainCheck, GENESIS_HASH, LiveSession, NewApiKey, NewSite, NewUser, Rotation, Site,
     SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch, link_hash, map_err,
@@ -24,7 +24,7 @@ impl PgStore {
     /// Connects and migrates.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await
@@ -40,11 +40,8 @@ impl PgStore {
     /// tenant in `tod.tenant_id`, so Row-Level Security applies whatever the queries say.
     pub async fn tenant_tx(&self, tenant: TenantId) -> Result<Tx, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query("SET LOCAL ROLE tod_app")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query("SELECT set_config('tod.tenant_id', $1, true)")
+        // `set_config('role', ..., true)` is `SET LOCAL ROLE`; both settings in one round trip.
+        sqlx::query("SELECT set_config('role', 'tod_app', true), set_config('tod.tenant_id', $1, true)")
             .bind(tenant.to_string())
             .execute(&mut *tx)
             .await

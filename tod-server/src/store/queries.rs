@@ -95,6 +95,14 @@ impl TryFrom<&UserRow> for User {
 }
 
 #[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    pub(crate) session_revoked_at: Option<DateTime<Utc>>,
+    pub(crate) session_expires_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub(crate) user: UserRow,
+}
+
+#[derive(sqlx::FromRow)]
 pub(crate) struct ApiKeyRow {
     id: Uuid,
     tenant_id: Uuid,
@@ -612,26 +620,22 @@ macro_rules! impl_store {
             }
 
             async fn live_session(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<LiveSession>, StoreError> {
-                let mut tx = self.tx(None).await?;
-                let row: Option<(Uuid, Option<DateTime<Utc>>, DateTime<Utc>)> =
-                    sqlx::query_as("SELECT user_id, revoked_at, expires_at FROM auth_sessions WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                let Some((user_id, revoked_at, expires_at)) = row else {
-                    return Ok(None);
-                };
-                let user: Option<UserRow> = sqlx::query_as("SELECT * FROM users WHERE id = $1")
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let Some(user) = user else { return Ok(None) };
-                Ok(Some(LiveSession {
-                    user: User::try_from(&user)?,
-                    revoked: revoked_at.is_some() || expires_at <= now,
-                }))
+                // Every authenticated request asks this: one round trip, no transaction.
+                let row: Option<SessionRow> = sqlx::query_as(
+                    "SELECT s.revoked_at AS session_revoked_at, s.expires_at AS session_expires_at, u.* \
+                     FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                row.map(|r| {
+                    Ok(LiveSession {
+                        user: User::try_from(&r.user)?,
+                        revoked: r.session_revoked_at.is_some() || r.session_expires_at <= now,
+                    })
+                })
+                .transpose()
             }
 
             async fn create_api_key(

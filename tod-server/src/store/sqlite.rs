@@ -11,7 +11,7 @@ use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
-use super::queries::{ApiKeyRow, AuditRow, SiteRow, TenantRow, UserRow, impl_store, micros};
+use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
     ApiKey, Audit, AuditRecord, ChainCheck, GENESIS_HASH, LiveSession, NewApiKey, NewSite, NewUser, Rotation, Site,
     SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch, link_hash, map_err,

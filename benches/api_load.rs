@@ -1,0 +1,212 @@
+//! Authenticated API throughput: requests/s and latency percentiles of `tod-server` under `wrk`,
+//! on SQLite and on PostgreSQL, beside `GET /health` on the same server in the same run (the HTTP
+//! stack with no authentication and no database: the ceiling the authenticated routes approach).
+//!
+//! The server runs in a child process (this binary re-executed with `--server-child URL`, serving
+//! exactly what `tod-server serve` serves); wrk is the peer. Measured per backend:
+//! - `GET /health` — no auth, no database;
+//! - `GET /api/tenants/{t}/sites` with a JWT — token check, session + account lookup, the list;
+//! - the same with an API key (`X-API-Key`) — key hash lookup, the list.
+//!
+//! Run: `cargo bench -p tod-benches --bench api_load` (needs `wrk`: `apt-get install wrk`;
+//! `TOD_BENCH_API_SECONDS=10`, `TOD_BENCH_API_CONNECTIONS=32`, PostgreSQL from
+//! `TOD_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const ADMIN: &str = "bench@tod.test";
+const PASSWORD: &str = "bench password of decent length";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--server-child") {
+        return server_child(&args[i + 1]);
+    }
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("api_load needs wrk (apt-get install wrk)");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut results = Vec::new();
+    let sqlite = std::env::temp_dir().join(format!("tod-api-bench-{}.sqlite", std::process::id()));
+    results.push(rt.block_on(run("sqlite", &format!("sqlite://{}", sqlite.display()))));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", sqlite.display()));
+    }
+    let admin =
+        std::env::var("TOD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    match rt.block_on(sqlx::PgConnection::connect(&admin)) {
+        Ok(mut c) => {
+            let name = format!("tod_api_bench_{}", std::process::id());
+            rt.block_on(sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c))
+                .expect("create database");
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            results.push(rt.block_on(run("postgres", &format!("{base}/{name}"))));
+            rt.block_on(sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut c))
+                .expect("drop database");
+        }
+        Err(e) => eprintln!("PostgreSQL at {admin} does not answer ({e}); SQLite only"),
+    }
+    println!("\n| backend | request | req/s | p50 ms | p99 ms | vs /health |");
+    println!("|---|---|---|---|---|---|");
+    for r in &results {
+        let health = r["runs"][0]["rps"].as_f64().unwrap_or(1.0);
+        for run in r["runs"].as_array().into_iter().flatten() {
+            println!(
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                r["backend"].as_str().unwrap_or("?"),
+                run["name"].as_str().unwrap_or("?"),
+                run["rps"].as_f64().unwrap_or(0.0),
+                run["p50_ms"].as_f64().unwrap_or(0.0),
+                run["p99_ms"].as_f64().unwrap_or(0.0),
+                run["rps"].as_f64().unwrap_or(0.0) / health
+            );
+        }
+    }
+    println!("{}", json!({ "bench": "api_load", "results": results }));
+}
+
+async fn run(backend: &str, db_url: &str) -> Value {
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = Command::new(exe)
+        .args(["--server-child", db_url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server child");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("server url");
+    let url = line.trim().to_owned();
+    let tokens = tod_server::client::login(&url, ADMIN, PASSWORD).await.expect("login");
+    let jwt = tokens["access_token"].as_str().expect("token").to_owned();
+    let auth = format!("Authorization: Bearer {jwt}");
+    let call = |path: String, body: Value| {
+        let (url, jwt) = (url.clone(), jwt.clone());
+        async move {
+            let (status, answer) = tod_server::client::post_json(&url, &path, &body, Some(&jwt))
+                .await
+                .expect("setup call");
+            assert!(status < 300, "{path}: {status} {answer}");
+            answer
+        }
+    };
+    let tenant = call("/api/tenants".into(), json!({ "name": "Bench ISP" })).await;
+    let tid = tenant["id"].as_str().expect("tenant id").to_owned();
+    for i in 0..20 {
+        call(
+            format!("/api/tenants/{tid}/sites"),
+            json!({ "name": format!("Tower {i:02}"), "latitude": 45.0 + i as f64 / 100.0, "longitude": -122.0 }),
+        )
+        .await;
+    }
+    let key = call(
+        format!("/api/tenants/{tid}/api-keys"),
+        json!({ "name": "bench", "scopes": ["devices:read"] }),
+    )
+    .await;
+    let key = format!("X-API-Key: {}", key["key"].as_str().expect("api key"));
+    let sites = format!("{url}/api/tenants/{tid}/sites");
+    let runs = vec![
+        wrk("GET /health", &format!("{url}/health"), None),
+        wrk("GET sites (JWT)", &sites, Some(&auth)),
+        wrk("GET sites (API key)", &sites, Some(&key)),
+    ];
+    drop(child.stdin.take());
+    let _ = child.wait();
+    json!({ "backend": backend, "runs": runs })
+}
+
+/// Runs wrk and reads requests/s and the latency percentiles from its `--latency` report.
+fn wrk(name: &str, url: &str, header: Option<&str>) -> Value {
+    let secs = env_num("TOD_BENCH_API_SECONDS", 10);
+    let conns = env_num("TOD_BENCH_API_CONNECTIONS", 32);
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency"]);
+    if let Some(h) = header {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().expect("wrk");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |prefix: &str| -> Option<String> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+    };
+    let ms = |v: Option<String>| -> f64 {
+        let v = v.unwrap_or_default();
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = num.parse().unwrap_or(f64::NAN);
+        match unit {
+            "us" => n / 1000.0,
+            "s" => n * 1000.0,
+            _ => n,
+        }
+    };
+    let non_2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .map(str::trim)
+        .map(str::to_owned);
+    let rps: f64 = field("Requests/sec:").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    eprintln!("{name}: {rps:.0} req/s {}", non_2xx.as_deref().unwrap_or(""));
+    json!({
+        "name": name,
+        "rps": rps,
+        "p50_ms": ms(field("50%")),
+        "p99_ms": ms(field("99%")),
+        "non_2xx": non_2xx,
+        "seconds": secs,
+        "connections": conns,
+    })
+}
+
+/// The child: `tod-server serve` on a loopback port for `db_url`, bootstrap admin included.
+fn server_child(db_url: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut settings = tod_server::settings::Settings::for_database(db_url);
+        settings.jwt_secret = Some("bench-signing-key-of-at-least-32-bytes".into());
+        settings.admin_email = Some(ADMIN.into());
+        settings.admin_password = Some(PASSWORD.into());
+        settings.auth_rate_limit = 1_000_000;
+        let store = tod_server::store::open(db_url).await.expect("store");
+        let state = tod_server::app::AppState::start(store, &settings).await.expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        println!("http://{}", listener.local_addr().expect("addr"));
+        let app = tod_server::app::app(state);
+        let stop = async {
+            let _ = tokio::task::spawn_blocking(|| {
+                let mut sink = String::new();
+                let _ = std::io::stdin().read_line(&mut sink);
+            })
+            .await;
+        };
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await
+        .expect("serve");
+    });
+}
