@@ -73,7 +73,7 @@ async fn the_documentation_viewers_are_served_only_in_dev() {
     for (path, min) in [
         ("/docs/swagger-ui-bundle.js", 400_000),
         ("/docs/swagger-ui.css", 20_000),
-        ("/docs/redoc.standalone.js", 500_000),
+        ("/docs/redoc.standalone.js", 300_000),
     ] {
         let r = common::request(dev.addr, "GET", path, &Auth::None, None, "").await;
         assert_eq!((r.status, r.header("content-encoding")), (200, Some("gzip")), "{path}");

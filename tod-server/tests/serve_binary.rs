@@ -20,6 +20,8 @@ async fn serve_answers_health_and_stops_on_sigterm() {
         .env("TOD_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .env("TOD_ENV", "dev")
+        .env("TOD_ADMIN_EMAIL", "ops@example.net")
+        .env("TOD_ADMIN_PASSWORD", "a long enough passphrase")
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -38,6 +40,27 @@ async fn serve_answers_health_and_stops_on_sigterm() {
     };
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"database\":\"sqlite\""), "{body}");
+
+    // The bootstrap admin logs in from the command line, as a script would.
+    let exe = env!("CARGO_BIN_EXE_tod-server");
+    let url = format!("http://127.0.0.1:{port}");
+    let login = |password: &'static str| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(exe)
+                .args(["login", "--url", &url, "--email", "OPS@example.net"])
+                .env("TOD_PASSWORD", password)
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = login("a long enough passphrase").await.unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let tokens: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(tokens["token_type"], "bearer");
+    let bad = login("wrong").await.unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Invalid credentials"));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -52,4 +75,26 @@ async fn serve_answers_health_and_stops_on_sigterm() {
     };
     assert!(status.success());
     db.drop_db().await;
+}
+
+#[test]
+fn production_refuses_to_start_without_a_jwt_key_and_enrol_prints_a_verifier() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tod-server"))
+        .arg("check-config")
+        .env_remove("TOD_JWT_SECRET")
+        .env_remove("TOD_ENV")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TOD_JWT_SECRET"));
+    let out = Command::new(env!("CARGO_BIN_EXE_tod-server"))
+        .args(["enrol", "--email", "New@Example.net"])
+        .env("TOD_PASSWORD", "secret words")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["email"], "new@example.net");
+    assert_eq!(v["srp_salt"].as_str().unwrap().len(), 32);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("secret words"));
 }
