@@ -86,6 +86,10 @@ pub struct AgentSection {
     pub id: AgentId,
     /// One-time enrolment token (absent once enrolled).
     pub enrolment_token: Option<String>,
+    /// The agent's credential (`toda_…`), issued once when an admin enrols the agent
+    /// (`POST /api/tenants/{id}/agents`); sent as the bearer token of every delivery.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// How the agent delivers.

@@ -235,7 +235,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     let (uplink, max_batch): (Arc<dyn Uplink>, usize) = match cfg.server.uplink {
         UplinkKind::Http => {
             let mut http = HttpUplink::new(cfg.server.ingest.clone());
-            http.token = cfg.agent.enrolment_token.clone();
+            http.token = cfg.agent.token.clone().or_else(|| cfg.agent.enrolment_token.clone());
             (Arc::new(http), 500)
         }
         UplinkKind::Nats => {

@@ -745,3 +745,78 @@ async fn errors_are_json_and_responses_carry_security_headers() {
     assert_eq!(id.len(), 36, "a UUID request id: {id}");
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn cors_answers_configured_origins_only() {
+    let db = TestDb::sqlite();
+    let srv = TestServer::start_with(&db.url, |s| s.cors_origins = vec!["https://noc.example.net".into()]).await;
+    let addr = srv.addr;
+    let preflight = |origin: &'static str| async move {
+        let headers = [
+            ("origin", origin),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "authorization"),
+        ];
+        common::request_headers(addr, "OPTIONS", "/api/auth/me", &headers).await
+    };
+    let ok = preflight("https://noc.example.net").await;
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://noc.example.net")
+    );
+    assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
+    let evil = preflight("https://evil.example.com").await;
+    assert_eq!(evil.header("access-control-allow-origin"), None);
+    let plain = TestServer::start(&db.url, 5).await;
+    let none = common::request_headers(plain.addr, "GET", "/health", &[("origin", "https://noc.example.net")]).await;
+    assert_eq!(
+        none.header("access-control-allow-origin"),
+        None,
+        "no origins configured, none allowed"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn api_keys_of_the_callers_own_tenant_at_the_reference_path() {
+    let db = TestDb::sqlite();
+    let srv = TestServer::start(&db.url, 1000).await;
+    let root = srv.bearer(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (tid, admin) = tenant_user(&srv, &root, "Alias Co", "admin@alias.test", "admin").await;
+    let made = srv
+        .call(
+            "POST",
+            "/api/api-keys",
+            &admin,
+            Some(json!({ "name": "k", "scopes": ["alerts:read"] })),
+        )
+        .await;
+    assert_eq!(
+        (made.status, made.json["tenant_id"].as_str()),
+        (201, Some(tid.as_str()))
+    );
+    let listed = srv.call("GET", "/api/api-keys", &admin, None).await;
+    assert_eq!(listed.json.as_array().unwrap().len(), 1);
+    assert_eq!(
+        srv.call("GET", "/api/api-keys", &root, None).await.status,
+        422,
+        "a super admin names the tenant"
+    );
+    assert_eq!(
+        srv.call("GET", &format!("/api/api-keys?tenant_id={tid}"), &root, None)
+            .await
+            .json
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let id = made.json["id"].as_str().unwrap();
+    assert_eq!(
+        srv.call("DELETE", &format!("/api/api-keys/{id}"), &admin, None)
+            .await
+            .status,
+        200
+    );
+    db.drop_db().await;
+}

@@ -138,6 +138,8 @@ async fn matrix(url: &str) {
                     (_, Access::Public { .. }) => Ok(()),
                     (None, _) => Err(401),
                     (Some(_), Access::Authenticated) => Ok(()),
+                    // Only agents deliver telemetry: a valid user or API key is refused.
+                    (Some(_), Access::Agent) => Err(403),
                     (Some(p), Access::Own(action)) => authorize(p, p.tenant(), action).map_err(|_| 403),
                     (Some(p), Access::Tenant(action)) => {
                         authorize(p, Some(target.parse::<TenantId>().unwrap()), action).map_err(|_| 403)
@@ -169,7 +171,9 @@ async fn matrix(url: &str) {
                     .replace("{tenant_id}", &tenant)
                     .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
                     .replace("{site_id}", &uuid::Uuid::new_v4().to_string())
-                    .replace("{key_id}", &uuid::Uuid::new_v4().to_string());
+                    .replace("{key_id}", &uuid::Uuid::new_v4().to_string())
+                    .replace("{device_id}", &uuid::Uuid::new_v4().to_string())
+                    .replace("{agent_id}", &uuid::Uuid::new_v4().to_string());
                 let body = matches!(route.method, "POST" | "PATCH" | "PUT").then(|| json!({}));
                 let r = srv.call(route.method, &path, &auth, body).await;
                 let what = format!(

@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 pub mod doc;
+mod fleet;
 mod sites;
 mod tenants;
 mod users;
@@ -45,6 +46,8 @@ pub enum Access {
     Tenant(Action),
     /// The action on the caller's own tenant (a super admin acts platform-wide).
     Own(Action),
+    /// A tower agent with its own credential (`toda_…`); users and API keys are refused.
+    Agent,
 }
 
 /// One row of the route table.
@@ -142,7 +145,7 @@ macro_rules! doc_part {
 }
 
 fn routes() -> Vec<(RouteSpec, Handler)> {
-    use crate::store::{ApiKey, AuditRecord, ChainCheck, Site, Tenant, User};
+    use crate::store::{Agent, ApiKey, AuditRecord, ChainCheck, Device, Site, Tenant, User};
     use Access::*;
     use doc::{Challenge, CreatedApiKey, Health, LoginAnswer, Me, Ready, Status, TokenAnswer};
     let open = Public { limited: false };
@@ -170,6 +173,16 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(GET "/api/tenants/{tenant_id}/api-keys", Tenant(Action::ApiKeyManage), users::list_keys; "A tenant's API keys (never the keys themselves)", 200 many ApiKey),
         route!(POST "/api/tenants/{tenant_id}/api-keys", Tenant(Action::ApiKeyManage), users::create_key; "Create an API key (shown once)", body users::NewKeyBody, 201 one CreatedApiKey),
         route!(DELETE "/api/tenants/{tenant_id}/api-keys/{key_id}", Tenant(Action::ApiKeyManage), users::revoke_key; "Revoke an API key", 200 one Status),
+        route!(GET "/api/api-keys", Own(Action::ApiKeyManage), users::list_own_keys; "The caller's tenant's API keys (a super admin names ?tenant_id=)", query &["tenant_id"], 200 many ApiKey),
+        route!(POST "/api/api-keys", Own(Action::ApiKeyManage), users::create_own_key; "Create an API key in the caller's tenant (a super admin names ?tenant_id=)", query &["tenant_id"], body users::NewKeyBody, 201 one CreatedApiKey),
+        route!(DELETE "/api/api-keys/{key_id}", Own(Action::ApiKeyManage), users::revoke_own_key; "Revoke an API key of the caller's tenant (a super admin names ?tenant_id=)", query &["tenant_id"], 200 one Status),
+        route!(GET "/api/tenants/{tenant_id}/devices", Tenant(Action::DeviceRead), fleet::list_devices; "A tenant's devices (?site_id= for one site)", query &["site_id"], 200 many Device),
+        route!(POST "/api/tenants/{tenant_id}/devices", Tenant(Action::DeviceWrite), fleet::create_device; "Register a device", body fleet::NewDeviceBody, 201 one Device),
+        route!(GET "/api/tenants/{tenant_id}/devices/{device_id}", Tenant(Action::DeviceRead), fleet::get_device; "One device", 200 one Device),
+        route!(GET "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::list_agents; "A tenant's agents", 200 many Agent),
+        route!(POST "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::create_agent; "Enrol an agent for a site (its token is shown once)", body fleet::NewAgentBody, 201 one fleet::CreatedAgent),
+        route!(DELETE "/api/tenants/{tenant_id}/agents/{agent_id}", Tenant(Action::AgentManage), fleet::revoke_agent; "Revoke an agent", 200 one Status),
+        route!(POST "/api/ingest", Agent, fleet::ingest; "A batch of reports from an agent (JSON, optionally gzip)", 200 one fleet::IngestAnswer),
         route!(GET "/api/users", Own(Action::UserRead), users::list; "Users of the caller's tenant (a super admin: all, or ?tenant_id=)", query &["tenant_id"], 200 many User),
         route!(POST "/api/users", Own(Action::UserWrite), users::create; "Create a user with an SRP salt and verifier", body users::NewUserBody, 201 one User),
         route!(GET "/api/users/{user_id}", Own(Action::UserRead), users::get; "One user", 200 one User),
@@ -189,10 +202,14 @@ pub fn route_table() -> Vec<RouteSpec> {
 pub fn router(state: &AppState) -> Router<AppState> {
     let mut r = if state.dev { viewers::router() } else { Router::new() };
     for (spec, handler) in routes() {
-        let guarded = handler.layer(axum::middleware::from_fn_with_state(
+        let mut guarded = handler.layer(axum::middleware::from_fn_with_state(
             (state.clone(), spec.access),
             guard,
         ));
+        if spec.access == Access::Agent {
+            // Batches are compressed; a day of backlog from a big tower is several megabytes.
+            guarded = guarded.layer(axum::extract::DefaultBodyLimit::max(32 << 20));
+        }
         r = r.route(spec.path, guarded);
     }
     r
@@ -219,9 +236,15 @@ async fn guard(
             req.extensions_mut().insert(ClientIp(ip));
             return Ok(());
         }
+        if access == Access::Agent {
+            let agent = authenticate_agent(&st, req.headers(), ip).await?;
+            req.extensions_mut().insert(ClientIp(ip));
+            req.extensions_mut().insert(agent);
+            return Ok(());
+        }
         let caller = authenticate(st.store.as_ref(), &st.keys, req.headers(), Some(ip)).await?;
         let scope = match access {
-            Access::Public { .. } | Access::Authenticated => TenantScope(caller.principal.tenant()),
+            Access::Public { .. } | Access::Authenticated | Access::Agent => TenantScope(caller.principal.tenant()),
             Access::Own(action) => {
                 let own = caller.principal.tenant();
                 authorize(&caller.principal, own, action)?;
@@ -250,6 +273,29 @@ async fn guard(
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
+}
+
+/// An agent's credential: `Authorization: Bearer toda_…`. A user or API key that is otherwise
+/// valid is refused with 403; anything else is 401.
+async fn authenticate_agent(
+    st: &AppState,
+    headers: &axum::http::HeaderMap,
+    ip: IpAddr,
+) -> Result<crate::store::Agent, ApiError> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    if let Some(token) = bearer.filter(|t| t.starts_with(fleet::AGENT_TOKEN_PREFIX)) {
+        return st
+            .store
+            .agent_by_token(&crate::auth::api_key_hash(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("Invalid or revoked agent credential"));
+    }
+    authenticate(st.store.as_ref(), &st.keys, headers, Some(ip)).await?;
+    Err(ApiError::forbidden("Only agents deliver telemetry"))
 }
 
 /// JSON bodies whose rejections are `{"detail"}` errors: 400 for unreadable JSON or a wrong

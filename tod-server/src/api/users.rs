@@ -190,6 +190,47 @@ pub(super) async fn list_keys(
     Ok(Json(st.store.list_api_keys(tenant(scope)?).await?))
 }
 
+/// The tenant a `/api/api-keys` request means: the caller's own, or the one a super admin names.
+fn own_scope(scope: TenantScope, asked: Option<TenantId>) -> Result<TenantScope, ApiError> {
+    match (scope.0, asked) {
+        (Some(own), None) => Ok(TenantScope(Some(own))),
+        (Some(own), Some(t)) if t == own => Ok(TenantScope(Some(own))),
+        (Some(_), Some(_)) => Err(tod_core::rbac::Denied::WrongTenant.into()),
+        (None, Some(t)) => Ok(TenantScope(Some(t))),
+        (None, None) => Err(ApiError::unprocessable("tenant_id: a super admin names the tenant")),
+    }
+}
+
+pub(super) async fn list_own_keys(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<UserQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        st.store.list_api_keys(tenant(own_scope(scope, q.tenant_id)?)?).await?,
+    ))
+}
+
+pub(super) async fn create_own_key(
+    st: State<AppState>,
+    caller: Extension<Caller>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<UserQuery>,
+    body: Body<NewKeyBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    create_key(st, caller, Extension(own_scope(scope, q.tenant_id)?), body).await
+}
+
+pub(super) async fn revoke_own_key(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<UserQuery>,
+    PathParams(id): PathParams<ApiKeyId>,
+) -> Result<impl IntoResponse, ApiError> {
+    revoke(&st, &caller, tenant(own_scope(scope, q.tenant_id)?)?, id).await
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewKeyBody {
@@ -260,7 +301,15 @@ pub(super) async fn revoke_key(
     Extension(scope): Extension<TenantScope>,
     PathParams((_, id)): PathParams<(TenantId, ApiKeyId)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant(scope)?;
+    revoke(&st, &caller, tenant(scope)?, id).await
+}
+
+async fn revoke(
+    st: &AppState,
+    caller: &Caller,
+    t: TenantId,
+    id: ApiKeyId,
+) -> Result<impl IntoResponse + use<>, ApiError> {
     let audit = caller.audit(Some(t), "api_key.revoked", json!({}));
     match st.store.revoke_api_key(t, id, Utc::now(), &audit).await {
         Ok(()) => Ok(Json(json!({ "status": "revoked", "key_id": id }))),

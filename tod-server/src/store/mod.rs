@@ -3,6 +3,7 @@
 //! at start-up. The error type knows nothing about HTTP; the server maps it.
 
 mod audit;
+mod fleet;
 mod postgres;
 mod queries;
 mod sqlite;
@@ -16,6 +17,7 @@ use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
 pub use audit::{ChainCheck, GENESIS_HASH, link_hash};
+pub use fleet::{Agent, Device, FleetStore, Ingested, NewDevice};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -341,7 +343,7 @@ pub struct AuditRecord {
 /// they work for; on PostgreSQL they also run under Row-Level Security for that tenant. Every
 /// write that changes who can do what takes the [`Audit`] record that goes with it.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: FleetStore + Send + Sync {
     /// Which backend.
     fn backend(&self) -> &'static str;
     /// Whether the database answers (readiness).

@@ -3,13 +3,15 @@
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
-use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
+use tod_core::{AgentId, ApiKeyId, DeviceId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
+use super::fleet::{AgentRow, DeviceRow, i64_of, impl_fleet_store, status_str};
 use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
-    ApiKey, Audit, AuditRecord, ChainCheck, GENESIS_HASH, LiveSession, NewApiKey, NewSite, NewUser, Rotation, Site,
-    SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch, link_hash, map_err,
+    Agent, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey, NewDevice,
+    NewSite, NewUser, Rotation, Site, SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch, link_hash,
+    map_err,
 };
 
 type Tx = Transaction<'static, Postgres>;
@@ -83,3 +85,4 @@ impl PgStore {
 }
 
 impl_store!(PgStore, "postgres");
+impl_fleet_store!(PgStore);

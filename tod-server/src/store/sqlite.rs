@@ -7,14 +7,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Sqlite, SqlitePool};
-use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
+use tod_core::{AgentId, ApiKeyId, DeviceId, SiteId, TenantId, UserId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
+use super::fleet::{AgentRow, DeviceRow, i64_of, impl_fleet_store, status_str};
 use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
-    ApiKey, Audit, AuditRecord, ChainCheck, GENESIS_HASH, LiveSession, NewApiKey, NewSite, NewUser, Rotation, Site,
-    SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch, link_hash, map_err,
+    Agent, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey, NewDevice,
+    NewSite, NewUser, Rotation, Site, SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch, link_hash,
+    map_err,
 };
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
@@ -78,3 +80,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, "sqlite");
+impl_fleet_store!(SqliteStore);

@@ -240,3 +240,32 @@ pub async fn request(
         json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     }
 }
+
+/// A body-less request with arbitrary headers.
+pub async fn request_headers(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    use http_body_util::{BodyExt, Empty};
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "test");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(Empty::<hyper::body::Bytes>::new()).unwrap())
+        .await
+        .expect("send");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    Resp {
+        status,
+        headers,
+        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    }
+}

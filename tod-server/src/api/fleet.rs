@@ -1,0 +1,239 @@
+//! Devices, agents and `POST /api/ingest`: the first slice of the fleet and ingest groups.
+
+use std::io::Read;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use base64::Engine;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tod_core::telemetry::{Batch, TelemetryError};
+use tod_core::{AgentId, DeviceId, SiteId, TenantId};
+
+use super::{Body, PathParams, QueryParams, TenantScope};
+use crate::app::AppState;
+use crate::auth::{Caller, api_key_hash, random_bytes};
+use crate::error::ApiError;
+use crate::store::{Agent, Audit, Ingested, NewDevice, StoreError};
+
+/// Prefix of every agent credential.
+pub const AGENT_TOKEN_PREFIX: &str = "toda_";
+/// The largest batch accepted, decompressed.
+pub const MAX_BATCH_BYTES: u64 = 64 << 20;
+
+fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
+    scope
+        .0
+        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewDeviceBody {
+    name: String,
+    host: String,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    site_id: Option<SiteId>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeviceQuery {
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    site_id: Option<SiteId>,
+}
+
+pub(super) async fn list_devices(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<DeviceQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(st.store.list_devices(tenant(scope)?, q.site_id).await?))
+}
+
+pub(super) async fn create_device(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<TenantScope>,
+    Body(body): Body<NewDeviceBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    if body.name.trim().is_empty() || body.name.len() > 255 {
+        return Err(ApiError::unprocessable("name: 1 to 255 characters"));
+    }
+    if body.host.trim().is_empty() || body.host.len() > 255 {
+        return Err(ApiError::unprocessable("host: 1 to 255 characters"));
+    }
+    let audit = caller.audit(
+        Some(t),
+        "device.created",
+        json!({ "name": body.name.trim(), "host": body.host.trim() }),
+    );
+    let new = NewDevice {
+        name: &body.name,
+        host: &body.host,
+        site_id: body.site_id,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.create_device(t, new, Utc::now(), &audit).await?),
+    ))
+}
+
+pub(super) async fn get_device(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, id)): PathParams<(TenantId, DeviceId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(st.store.get_device(tenant(scope)?, id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewAgentBody {
+    name: String,
+    #[schema(value_type = String, format = Uuid)]
+    site_id: SiteId,
+}
+
+/// A created agent and its credential (shown once).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedAgent {
+    /// The agent.
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// `[agent] token` in the agent's configuration; shown this once.
+    pub token: String,
+}
+
+pub(super) async fn list_agents(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(st.store.list_agents(tenant(scope)?).await?))
+}
+
+pub(super) async fn create_agent(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<TenantScope>,
+    Body(body): Body<NewAgentBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    if body.name.trim().is_empty() || body.name.len() > 255 {
+        return Err(ApiError::unprocessable("name: 1 to 255 characters"));
+    }
+    let raw: [u8; 32] = random_bytes()?;
+    let token = format!(
+        "{AGENT_TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    );
+    let audit = caller.audit(
+        Some(t),
+        "agent.created",
+        json!({ "name": body.name.trim(), "site_id": body.site_id }),
+    );
+    let agent = st
+        .store
+        .create_agent(t, body.site_id, &body.name, &api_key_hash(&token), Utc::now(), &audit)
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreatedAgent { agent, token })))
+}
+
+pub(super) async fn revoke_agent(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, id)): PathParams<(TenantId, AgentId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    let audit = caller.audit(Some(t), "agent.revoked", json!({}));
+    st.store.revoke_agent(t, id, Utc::now(), &audit).await?;
+    Ok(Json(json!({ "status": "revoked", "agent_id": id })))
+}
+
+/// What an accepted batch did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestAnswer {
+    /// `stored` or `duplicate` (already stored under this idempotency key).
+    pub status: String,
+    /// Reports stored.
+    pub reports: usize,
+    /// Registration rows stored.
+    pub registrations: usize,
+}
+
+/// `POST /api/ingest`: a batch from an agent (JSON, optionally gzip), stored in one transaction
+/// and acknowledged only after the commit. Redelivery under the same idempotency key is
+/// acknowledged without storing twice.
+pub(super) async fn ingest(
+    State(st): State<AppState>,
+    Extension(agent): Extension<Agent>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let json = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .take(MAX_BATCH_BYTES + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| ApiError::bad_request(format!("gzip: {e}")))?;
+        if out.len() as u64 > MAX_BATCH_BYTES {
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch larger than 64 MiB"));
+        }
+        out
+    } else {
+        body.to_vec()
+    };
+    let batch = Batch::from_json(&json).map_err(|e| match e {
+        TelemetryError::Malformed(m) => ApiError::bad_request(format!("malformed batch: {m}")),
+        other => ApiError::unprocessable(other.to_string()),
+    })?;
+    let now = Utc::now();
+    let refuse = |action: &str, detail: String| Audit {
+        chain: agent.tenant_id,
+        actor_user: None,
+        actor_api_key: None,
+        action: action.into(),
+        resource_type: Some("agent".into()),
+        resource_id: Some(agent.id.to_string()),
+        details: json!({ "idempotency_key": batch.idempotency_key, "reason": detail }),
+        ip: None,
+    };
+    if batch.agent_id != agent.id {
+        let detail = format!("the batch names agent {}, not the caller", batch.agent_id);
+        st.store
+            .append_audit(&refuse("ingest.rejected", detail.clone()), now)
+            .await?;
+        return Err(ApiError::forbidden(detail));
+    }
+    match st.store.ingest(&agent, &batch, now).await {
+        Ok(Ingested::Stored { reports, registrations }) => Ok(Json(IngestAnswer {
+            status: "stored".into(),
+            reports,
+            registrations,
+        })),
+        Ok(Ingested::Duplicate) => Ok(Json(IngestAnswer {
+            status: "duplicate".into(),
+            reports: 0,
+            registrations: 0,
+        })),
+        Err(StoreError::Invalid(detail)) => {
+            st.store
+                .append_audit(&refuse("ingest.rejected", detail.clone()), now)
+                .await?;
+            Err(ApiError::unprocessable(detail))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,367 @@
+//! Agents deliver to the server over real sockets: the RouterOS simulator → `tod_agent::daemon`
+//! (exactly what `tod-agent run` runs) → `POST /api/ingest` → the store, on SQLite and
+//! PostgreSQL; and the ingest endpoint's refusals: wrong credential, another agent's batch,
+//! another site's device, malformed input, redelivery.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Auth, TestDb, TestServer};
+use serde_json::{Value, json};
+use tod_agent::sim::{SimConfig, Simulator};
+use tod_core::telemetry::{Batch, DeviceReport, PollStatus, Registration};
+use tod_core::{AgentId, DeviceId, MacAddr};
+
+struct Fleet {
+    tenant: String,
+    site: String,
+    devices: Vec<String>,
+    agent: String,
+    token: String,
+    root: Auth,
+}
+
+async fn fleet(srv: &TestServer, n: usize) -> Fleet {
+    let root = srv.bearer(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let t = srv
+        .call("POST", "/api/tenants", &root, Some(json!({ "name": "Ingest ISP" })))
+        .await;
+    let tenant = t.json["id"].as_str().unwrap().to_owned();
+    let s = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{tenant}/sites"),
+            &root,
+            Some(json!({ "name": "North Tower" })),
+        )
+        .await;
+    let site = s.json["id"].as_str().unwrap().to_owned();
+    let mut devices = Vec::new();
+    for i in 0..n {
+        let d = srv
+            .call(
+                "POST",
+                &format!("/api/tenants/{tenant}/devices"),
+                &root,
+                Some(json!({ "name": format!("sim-{i}"), "host": "127.0.0.1", "site_id": site })),
+            )
+            .await;
+        assert_eq!(d.status, 201, "{:?}", d.json);
+        devices.push(d.json["id"].as_str().unwrap().to_owned());
+    }
+    let a = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{tenant}/agents"),
+            &root,
+            Some(json!({ "name": "tower-1", "site_id": site })),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{:?}", a.json);
+    Fleet {
+        tenant,
+        site,
+        devices,
+        agent: a.json["id"].as_str().unwrap().to_owned(),
+        token: a.json["token"].as_str().unwrap().to_owned(),
+        root,
+    }
+}
+
+async fn post_batch(srv: &TestServer, token: &str, batch: &Batch) -> common::Resp {
+    common::request(
+        srv.addr,
+        "POST",
+        "/api/ingest",
+        &Auth::Bearer(token.into()),
+        Some(String::from_utf8(batch.to_json()).unwrap()),
+        "application/json",
+    )
+    .await
+}
+
+async fn agent_delivers_what_it_polls(url: &str) {
+    let sim = Simulator::start(SimConfig {
+        seed: 31,
+        devices: 10,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let srv = TestServer::start(url, 1000).await;
+    let f = fleet(&srv, 10).await;
+
+    let dir = std::env::temp_dir().join(format!("tod-ingest-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut toml = format!(
+        "[agent]\nid = \"{}\"\ntoken = \"{}\"\n[server]\nendpoint = \"127.0.0.1:51820\"\ningest = \"{}\"\n\
+         [poll]\ninterval_secs = 1\n[spool]\ndir = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
+         [[credentials]]\nname = \"sim\"\nusername = \"admin\"\npassword = \"admin\"\n",
+        f.agent,
+        f.token,
+        srv.addr,
+        dir.join("spool").display()
+    );
+    for (i, id) in f.devices.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[devices]]\nid = \"{id}\"\nhost = \"127.0.0.1\"\nport = {}\ntransport = \"plain\"\ncredentials = \"sim\"\n",
+            sim.ports(i).plain.port()
+        ));
+    }
+    let cfg = tod_agent::config::AgentConfig::parse(&toml).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(tod_agent::daemon::run(cfg, async move {
+        let _ = stop_rx.await;
+    }));
+
+    // Every device is reported online with its version, and the APs' clients are stored.
+    let devices_path = format!("/api/tenants/{}/devices?site_id={}", f.tenant, f.site);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let r = srv.call("GET", &devices_path, &f.root, None).await;
+        let all_online = r.json.as_array().unwrap().iter().all(|d| d["status"] == "online");
+        if all_online {
+            break r.json;
+        }
+        assert!(Instant::now() < deadline, "devices never all online: {:?}", r.json);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for d in listed.as_array().unwrap() {
+        assert!(d["routeros_version"].is_string(), "{d}");
+        assert!(d["last_seen_at"].is_string(), "{d}");
+    }
+    let ap_ids: Vec<usize> = (0..10)
+        .filter(|&i| sim.world().devices[i].radios.iter().any(|r| !r.clients.is_empty()))
+        .collect();
+    assert!(!ap_ids.is_empty(), "the seeded world has access points");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut all = true;
+        for &i in &ap_ids {
+            let n = srv
+                .state
+                .store
+                .count_registrations(f.tenant.parse().unwrap(), f.devices[i].parse().unwrap())
+                .await
+                .unwrap();
+            all &= n > 0;
+        }
+        if all {
+            break;
+        }
+        assert!(Instant::now() < deadline, "registrations of every AP never arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = stop_tx.send(());
+    agent.await.unwrap().unwrap();
+
+    let agents = srv
+        .call("GET", &format!("/api/tenants/{}/agents", f.tenant), &f.root, None)
+        .await;
+    assert!(agents.json[0]["last_seen_at"].is_string(), "{:?}", agents.json);
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_delivers_what_it_polls_on_sqlite() {
+    let db = TestDb::sqlite();
+    agent_delivers_what_it_polls(&db.url).await;
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_delivers_what_it_polls_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    agent_delivers_what_it_polls(&db.url).await;
+    db.drop_db().await;
+}
+
+fn report(device: &str, seq: u64, clients: usize) -> DeviceReport {
+    let mut r = DeviceReport::new(
+        device.parse::<DeviceId>().unwrap(),
+        seq,
+        chrono::Utc::now(),
+        PollStatus::Online,
+    );
+    r.registrations = Some(
+        (0..clients)
+            .map(|i| {
+                let mac: MacAddr = format!("AA:BB:CC:00:00:{i:02X}").parse().unwrap();
+                let mut g = Registration::new("wlan1", mac);
+                g.signal_dbm = Some(-60 - i as i16);
+                g
+            })
+            .collect(),
+    );
+    r
+}
+
+async fn refusals(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let f = fleet(&srv, 2).await;
+    let agent: AgentId = f.agent.parse().unwrap();
+    let tenant = f.tenant.parse().unwrap();
+    let device = f.devices[0].parse().unwrap();
+
+    // Stored once; the same idempotency key again is acknowledged and not stored twice.
+    let batch = Batch::new(agent, "batch-1", chrono::Utc::now(), vec![report(&f.devices[0], 1, 3)]);
+    let first = post_batch(&srv, &f.token, &batch).await;
+    assert_eq!(
+        (
+            first.status,
+            first.json["status"].as_str(),
+            first.json["registrations"].as_u64()
+        ),
+        (200, Some("stored"), Some(3))
+    );
+    let again = post_batch(&srv, &f.token, &batch).await;
+    assert_eq!((again.status, again.json["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(srv.state.store.count_registrations(tenant, device).await.unwrap(), 3);
+    // Gzip, as the agent sends it.
+    let gz_batch = Batch::new(agent, "batch-gz", chrono::Utc::now(), vec![report(&f.devices[1], 1, 2)]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &gz_batch.to_json()).unwrap();
+    let body = gz.finish().unwrap();
+    let r = raw_post(&srv, &f.token, body, true).await;
+    assert_eq!((r.0, r.1["registrations"].as_u64()), (200, Some(2)), "{:?}", r.1);
+    assert_eq!(
+        raw_post(&srv, &f.token, b"\x1f\x8bnot gzip".to_vec(), true).await.0,
+        400
+    );
+
+    // A device of another site (here: one with no site) is refused whole, and audited.
+    let stray = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/devices", f.tenant),
+            &f.root,
+            Some(json!({ "name": "stray", "host": "10.0.0.9" })),
+        )
+        .await;
+    let stray = stray.json["id"].as_str().unwrap().to_owned();
+    let mixed = Batch::new(
+        agent,
+        "batch-2",
+        chrono::Utc::now(),
+        vec![report(&f.devices[0], 2, 1), report(&stray, 1, 1)],
+    );
+    let r = post_batch(&srv, &f.token, &mixed).await;
+    assert_eq!(r.status, 422);
+    assert!(r.json["detail"].as_str().unwrap().contains(&stray), "{:?}", r.json);
+    assert_eq!(
+        srv.state.store.count_registrations(tenant, device).await.unwrap(),
+        3,
+        "nothing of it stored"
+    );
+    // A batch that names another agent.
+    let other = Batch::new(
+        AgentId::from_u128(9),
+        "batch-3",
+        chrono::Utc::now(),
+        vec![report(&f.devices[0], 3, 1)],
+    );
+    assert_eq!(post_batch(&srv, &f.token, &other).await.status, 403);
+    // Malformed JSON and unknown schema versions.
+    assert_eq!(raw_post(&srv, &f.token, b"{not json".to_vec(), false).await.0, 400);
+    let mut v: Value = serde_json::from_slice(&batch.to_json()).unwrap();
+    v["schema"] = json!(999);
+    assert_eq!(raw_post(&srv, &f.token, v.to_string().into_bytes(), false).await.0, 422);
+    // Users and API keys are not agents; a revoked agent is nobody.
+    assert_eq!(
+        post_batch(
+            &srv,
+            match &f.root {
+                Auth::Bearer(t) => t,
+                _ => unreachable!(),
+            },
+            &batch
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(post_batch(&srv, "toda_forged", &batch).await.status, 401);
+    let revoke = srv
+        .call(
+            "DELETE",
+            &format!("/api/tenants/{}/agents/{}", f.tenant, f.agent),
+            &f.root,
+            None,
+        )
+        .await;
+    assert_eq!(revoke.status, 200);
+    let fresh = Batch::new(agent, "batch-4", chrono::Utc::now(), vec![report(&f.devices[0], 4, 1)]);
+    assert_eq!(post_batch(&srv, &f.token, &fresh).await.status, 401);
+
+    let log = srv
+        .call(
+            "GET",
+            &format!("/api/audit-logs?tenant_id={}&limit=100", f.tenant),
+            &f.root,
+            None,
+        )
+        .await;
+    let rejected = log
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "ingest.rejected")
+        .count();
+    assert_eq!(rejected, 2, "the stray device and the foreign agent id");
+    assert_eq!(
+        srv.call(
+            "GET",
+            &format!("/api/audit-logs/verify?tenant_id={}", f.tenant),
+            &f.root,
+            None
+        )
+        .await
+        .json["intact"],
+        true
+    );
+    let _ = f.site;
+}
+
+async fn raw_post(srv: &TestServer, token: &str, body: Vec<u8>, gzip: bool) -> (u16, Value) {
+    use http_body_util::{BodyExt, Full};
+    let tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::post("/api/ingest")
+        .header("host", "test")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"));
+    if gzip {
+        req = req.header("content-encoding", "gzip");
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(hyper::body::Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn ingest_refusals_on_sqlite() {
+    let db = TestDb::sqlite();
+    refusals(&db.url).await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn ingest_refusals_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    refusals(&db.url).await;
+    db.drop_db().await;
+}
