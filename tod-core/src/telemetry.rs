@@ -271,6 +271,35 @@ pub struct RfStats {
     pub tx_power_dbm: Option<i16>,
     /// Registered clients.
     pub registered_clients: Option<u32>,
+    /// What the radio is: an access point's registration table lists its clients, a station's
+    /// lists the AP it is connected to. Absent from agents that predate it (read as unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RadioRole>,
+}
+
+/// The role of a radio interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RadioRole {
+    /// Serves clients (`ap-bridge`, `bridge`, `wds-slave`, wifi `ap`).
+    AccessPoint,
+    /// Connects to an AP (`station*` modes, wifi `station*`).
+    Station,
+}
+
+impl RadioRole {
+    /// From RouterOS's `mode` (wireless) or `configuration.mode` (wifi/wifiwave2); `None` for
+    /// anything unrecognised (alignment-only, nstreme-dual-slave, ...).
+    pub fn from_mode(mode: &str) -> Option<Self> {
+        let m = mode.trim();
+        if m.starts_with("station") {
+            Some(Self::Station)
+        } else if matches!(m, "ap" | "ap-bridge" | "bridge" | "wds-slave") {
+            Some(Self::AccessPoint)
+        } else {
+            None
+        }
+    }
 }
 
 impl Registration {
@@ -385,6 +414,15 @@ impl Batch {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn radio_roles_come_from_both_mode_spellings() {
+        assert_eq!(RadioRole::from_mode("ap-bridge"), Some(RadioRole::AccessPoint));
+        assert_eq!(RadioRole::from_mode("ap"), Some(RadioRole::AccessPoint));
+        assert_eq!(RadioRole::from_mode("station-bridge"), Some(RadioRole::Station));
+        assert_eq!(RadioRole::from_mode("station"), Some(RadioRole::Station));
+        assert_eq!(RadioRole::from_mode("alignment-only"), None);
+    }
     use super::*;
     use chrono::TimeZone;
 

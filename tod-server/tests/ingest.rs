@@ -153,6 +153,69 @@ async fn agent_delivers_what_it_polls(url: &str) {
         assert!(Instant::now() < deadline, "registrations of every AP never arrived");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Links: every CPE of the world whose AP is polled too is discovered, keyed by the devices
+    // the server knows, from MACs as RouterOS prints them (upper case) resolved against the CPEs'
+    // interface MACs.
+    let w = sim.world();
+    let expected: std::collections::BTreeSet<(String, String)> = (0..10)
+        .filter_map(|i| {
+            let (ap, _) = w.devices[i].ap?;
+            (ap < 10).then(|| (f.devices[ap].clone(), f.devices[i].clone()))
+        })
+        .collect();
+    assert!(!expected.is_empty(), "the seeded world has CPEs under polled APs");
+    let links_path = format!("/api/tenants/{}/links", f.tenant);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let links = loop {
+        let r = srv.call("GET", &links_path, &f.root, None).await;
+        let found: std::collections::BTreeSet<(String, String)> = r
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["ap_device_id"].as_str().unwrap().to_owned(),
+                    l["cpe_device_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let confirmed = r
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["state"] == "active" || l["state"] == "degraded");
+        if found == expected && confirmed {
+            break r.json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "links {found:?} never became {expected:?}: {:?}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for l in links.as_array().unwrap() {
+        let mac = l["client_mac"].as_str().unwrap();
+        assert_eq!(mac, mac.to_lowercase(), "MACs are canonical");
+        assert!(l["signal_dbm"].as_i64().is_some_and(|s| (-100..0).contains(&s)), "{l}");
+    }
+    let (ap, cpe) = expected.iter().next().unwrap();
+    let of_cpe = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/devices/{cpe}/links", f.tenant),
+            &f.root,
+            None,
+        )
+        .await;
+    assert_eq!(of_cpe.json[0]["ap_device_id"].as_str(), Some(ap.as_str()));
+    let bad = srv
+        .call("GET", &format!("{links_path}?state=sideways"), &f.root, None)
+        .await;
+    assert_eq!(bad.status, 422);
+
     let _ = stop_tx.send(());
     agent.await.unwrap().unwrap();
 

@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use tod_core::DeviceId;
-use tod_core::telemetry::{CounterDelta, DeviceReport, Interface, PollStatus, RfStats, SystemInfo, WirelessPackage};
+use tod_core::telemetry::{
+    CounterDelta, DeviceReport, Interface, PollStatus, RadioRole, RfStats, SystemInfo, WirelessPackage,
+};
 
 use super::normalise::{self, CounterDeltas};
 use crate::routeros::Sentence;
@@ -41,6 +43,8 @@ pub struct Capabilities {
     pub package: WirelessPackage,
     /// Radio interface names.
     pub radios: Vec<String>,
+    /// Each radio's role (AP or station), from its mode, aligned with `radios`.
+    pub roles: Vec<Option<RadioRole>>,
     /// Version string at probe time.
     pub version: String,
 }
@@ -175,7 +179,7 @@ impl Session {
                     Ok(rows) => {
                         let regs = normalise::registrations(&rows, &mut warnings);
                         let mut rf: Vec<RfStats> = Vec::with_capacity(self.caps.radios.len());
-                        for radio in &self.caps.radios {
+                        for (n, radio) in self.caps.radios.iter().enumerate() {
                             let cmd = Sentence::command(format!("{menu}/monitor"))
                                 .attr("numbers", radio)
                                 .attr("once", "");
@@ -185,7 +189,9 @@ impl Session {
                                 &mut warnings,
                             )? && let Some(row) = reply.rows.first()
                             {
-                                rf.push(normalise::rf_stats(radio, row, &mut warnings));
+                                let mut stats = normalise::rf_stats(radio, row, &mut warnings);
+                                stats.role = self.caps.roles.get(n).copied().flatten();
+                                rf.push(stats);
                             }
                         }
                         (Some(regs), Some(rf))
@@ -224,13 +230,18 @@ async fn probe(c: &Client, warnings: &mut Vec<String>) -> Result<(Capabilities, 
     )?;
     let mut package = normalise::package_from_packages(&packages.unwrap_or_default());
     let mut radios = Vec::new();
+    let mut roles = Vec::new();
     if let Some(menu) = normalise::menu(package) {
-        match trap_to_warning(c.print(menu, &["name"], &[]).await, menu, warnings)? {
+        let props = ["name", "mode", "configuration.mode"];
+        match trap_to_warning(c.print(menu, &props, &[]).await, menu, warnings)? {
             Some(rows) => {
-                radios = rows
-                    .iter()
-                    .filter_map(|r| r.get("name").map(|n| n.into_owned()))
-                    .collect()
+                for r in &rows {
+                    if let Some(name) = r.get("name") {
+                        radios.push(name.into_owned());
+                        let mode = r.get("mode").or_else(|| r.get("configuration.mode"));
+                        roles.push(mode.and_then(|m| RadioRole::from_mode(&m)));
+                    }
+                }
             }
             None => package = WirelessPackage::None,
         }
@@ -254,6 +265,7 @@ async fn probe(c: &Client, warnings: &mut Vec<String>) -> Result<(Capabilities, 
         Capabilities {
             package,
             radios,
+            roles,
             version,
         },
         rb,

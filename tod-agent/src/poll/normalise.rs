@@ -280,6 +280,7 @@ pub fn rf_stats(interface: &str, row: &Sentence, warnings: &mut Vec<String>) -> 
         channel_width_mhz: channel.as_ref().and_then(|c| c.width_mhz),
         tx_power_dbm: channel.as_ref().and_then(|c| c.tx_power_dbm),
         registered_clients: clients,
+        role: None,
     }
 }
 

@@ -158,6 +158,47 @@ pub(super) async fn revoke_agent(
     Ok(Json(json!({ "status": "revoked", "agent_id": id })))
 }
 
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LinkQuery {
+    /// `discovered`, `active`, `degraded`, `down` or `stale`.
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    device_id: Option<DeviceId>,
+}
+
+fn link_state(s: Option<&str>) -> Result<Option<tod_core::links::LinkState>, ApiError> {
+    s.map(|s| {
+        tod_core::links::LinkState::parse(s).ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "state: {s:?} is not one of discovered, active, degraded, down, stale"
+            ))
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn list_links(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<LinkQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let state = link_state(q.state.as_deref())?;
+    Ok(Json(st.store.list_links(tenant(scope)?, state, q.device_id).await?))
+}
+
+pub(super) async fn device_links(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, id)): PathParams<(TenantId, DeviceId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    st.store.get_device(t, id).await?;
+    Ok(Json(st.store.list_links(t, None, Some(id)).await?))
+}
+
 /// What an accepted batch did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestAnswer {

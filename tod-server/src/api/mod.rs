@@ -145,7 +145,7 @@ macro_rules! doc_part {
 }
 
 fn routes() -> Vec<(RouteSpec, Handler)> {
-    use crate::store::{Agent, ApiKey, AuditRecord, ChainCheck, Device, Site, Tenant, User};
+    use crate::store::{Agent, ApiKey, AuditRecord, ChainCheck, Device, Site, Tenant, User, WirelessLink};
     use Access::*;
     use doc::{Challenge, CreatedApiKey, Health, LoginAnswer, Me, Ready, Status, TokenAnswer};
     let open = Public { limited: false };
@@ -179,6 +179,8 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(GET "/api/tenants/{tenant_id}/devices", Tenant(Action::DeviceRead), fleet::list_devices; "A tenant's devices (?site_id= for one site)", query &["site_id"], 200 many Device),
         route!(POST "/api/tenants/{tenant_id}/devices", Tenant(Action::DeviceWrite), fleet::create_device; "Register a device", body fleet::NewDeviceBody, 201 one Device),
         route!(GET "/api/tenants/{tenant_id}/devices/{device_id}", Tenant(Action::DeviceRead), fleet::get_device; "One device", 200 one Device),
+        route!(GET "/api/tenants/{tenant_id}/links", Tenant(Action::LinkRead), fleet::list_links; "A tenant's wireless links (?state=, ?device_id=)", query &["state", "device_id"], 200 many WirelessLink),
+        route!(GET "/api/tenants/{tenant_id}/devices/{device_id}/links", Tenant(Action::LinkRead), fleet::device_links; "The wireless links of a device (as AP or CPE)", 200 many WirelessLink),
         route!(GET "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::list_agents; "A tenant's agents", 200 many Agent),
         route!(POST "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::create_agent; "Enrol an agent for a site (its token is shown once)", body fleet::NewAgentBody, 201 one fleet::CreatedAgent),
         route!(DELETE "/api/tenants/{tenant_id}/agents/{agent_id}", Tenant(Action::AgentManage), fleet::revoke_agent; "Revoke an agent", 200 one Status),

@@ -146,6 +146,127 @@ impl From<AgentRow> for Agent {
     }
 }
 
+/// A wireless link between an AP and a CPE, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct WirelessLink {
+    /// The access point.
+    #[schema(value_type = String, format = Uuid)]
+    pub ap_device_id: DeviceId,
+    /// The customer radio.
+    #[schema(value_type = String, format = Uuid)]
+    pub cpe_device_id: DeviceId,
+    /// The AP interface the CPE is registered on.
+    pub interface: String,
+    /// The MAC the AP saw (lower-case).
+    pub client_mac: String,
+    /// Last signal, dBm.
+    pub signal_dbm: Option<i16>,
+    /// Last CCQ, percent (absent where the wireless package has none).
+    pub tx_ccq: Option<i16>,
+    /// Last tx rate.
+    pub tx_rate: Option<String>,
+    /// Last rx rate.
+    pub rx_rate: Option<String>,
+    /// `discovered`, `active`, `degraded`, `down` or `stale`.
+    pub state: String,
+    /// Consecutive AP reports without this client.
+    pub missed_polls: i64,
+    /// First sighting.
+    pub discovered_at: DateTime<Utc>,
+    /// Last sighting.
+    pub last_seen: DateTime<Utc>,
+    /// Since when in this state.
+    pub state_since: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct LinkRow {
+    ap_device_id: Uuid,
+    cpe_device_id: Uuid,
+    interface: String,
+    client_mac: String,
+    signal_dbm: Option<i16>,
+    tx_ccq: Option<i16>,
+    tx_rate: Option<String>,
+    rx_rate: Option<String>,
+    state: String,
+    missed_polls: i64,
+    discovered_at: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    state_since: DateTime<Utc>,
+}
+
+impl From<LinkRow> for WirelessLink {
+    fn from(r: LinkRow) -> Self {
+        Self {
+            ap_device_id: DeviceId(r.ap_device_id),
+            cpe_device_id: DeviceId(r.cpe_device_id),
+            interface: r.interface,
+            client_mac: r.client_mac,
+            signal_dbm: r.signal_dbm,
+            tx_ccq: r.tx_ccq,
+            tx_rate: r.tx_rate,
+            rx_rate: r.rx_rate,
+            state: r.state,
+            missed_polls: r.missed_polls,
+            discovered_at: r.discovered_at,
+            last_seen: r.last_seen,
+            state_since: r.state_since,
+        }
+    }
+}
+
+impl LinkRow {
+    /// The domain link, or `None` for a row that cannot be one (a hand-edited MAC or state).
+    pub(crate) fn to_link(&self) -> Option<tod_core::links::Link> {
+        Some(tod_core::links::Link {
+            key: tod_core::links::LinkKey {
+                ap: DeviceId(self.ap_device_id),
+                cpe: DeviceId(self.cpe_device_id),
+            },
+            interface: self.interface.clone(),
+            client_mac: self.client_mac.parse().ok()?,
+            signal_dbm: self.signal_dbm,
+            tx_ccq: self.tx_ccq.and_then(|c| u8::try_from(c).ok()),
+            tx_rate: self.tx_rate.clone(),
+            rx_rate: self.rx_rate.clone(),
+            state: tod_core::links::LinkState::parse(&self.state)?,
+            missed_polls: u32::try_from(self.missed_polls).unwrap_or(u32::MAX),
+            discovered_at: self.discovered_at,
+            last_seen: self.last_seen,
+            state_since: self.state_since,
+        })
+    }
+}
+
+/// The part of a report's registration table that an access point's radios produced: rows of
+/// radios whose role is `Station` are left out, and a device whose radios are all stations has
+/// no AP table at all. Radios of unknown role (older agents) count as access points.
+pub(crate) fn access_point_table(
+    r: &tod_core::telemetry::DeviceReport,
+) -> Option<Vec<tod_core::telemetry::Registration>> {
+    use tod_core::telemetry::RadioRole;
+    let regs = r.registrations.as_ref()?;
+    let rf = r.rf.as_deref().unwrap_or_default();
+    let station = |iface: &str| {
+        rf.iter()
+            .any(|s| s.interface == iface && s.role == Some(RadioRole::Station))
+    };
+    let any_ap = rf.is_empty() || rf.iter().any(|s| s.role != Some(RadioRole::Station));
+    if !any_ap {
+        return None;
+    }
+    Some(regs.iter().filter(|g| !station(&g.interface)).cloned().collect())
+}
+
+/// `$first, $first+1, ...` for `n` values of a dynamic `IN (...)`.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The status column value of a poll outcome.
 pub(crate) fn status_str(s: &PollStatus) -> &'static str {
     match s {
@@ -208,6 +329,13 @@ pub trait FleetStore: Send + Sync {
         batch: &tod_core::telemetry::Batch,
         now: DateTime<Utc>,
     ) -> Result<Ingested, StoreError>;
+    /// A tenant's wireless links, optionally in one state and/or touching one device (as AP or CPE).
+    async fn list_links(
+        &self,
+        tenant: TenantId,
+        state: Option<tod_core::links::LinkState>,
+        device: Option<DeviceId>,
+    ) -> Result<Vec<WirelessLink>, StoreError>;
     /// How many registration rows a device has (tests, diagnostics).
     async fn count_registrations(&self, tenant: TenantId, device: DeviceId) -> Result<i64, StoreError>;
 }
@@ -449,6 +577,30 @@ macro_rules! impl_fleet_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                    if let Some(ifaces) = &r.interfaces {
+                        sqlx::query("DELETE FROM device_interfaces WHERE tenant_id = $1 AND device_id = $2")
+                            .bind(tenant.0)
+                            .bind(r.device_id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        for i in ifaces {
+                            sqlx::query(
+                                "INSERT INTO device_interfaces (tenant_id, device_id, name, mac, kind, running, updated_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, name) DO NOTHING",
+                            )
+                            .bind(tenant.0)
+                            .bind(r.device_id.0)
+                            .bind(&i.name)
+                            .bind(i.mac.map(|m| m.to_string()))
+                            .bind(&i.kind)
+                            .bind(i.running)
+                            .bind(micros(r.collected_at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        }
+                    }
                     for g in r.registrations.iter().flatten() {
                         sqlx::query(
                             "INSERT INTO registrations (tenant_id, device_id, collected_at, interface, mac, signal_dbm, \
@@ -474,6 +626,7 @@ macro_rules! impl_fleet_store {
                         registrations += 1;
                     }
                 }
+                discover_links(&mut tx, tenant, batch).await?;
                 sqlx::query(
                     "INSERT INTO ingest_batches (agent_id, idempotency_key, tenant_id, reports, received_at) \
                      VALUES ($1, $2, $3, $4, $5)",
@@ -499,6 +652,26 @@ macro_rules! impl_fleet_store {
                 })
             }
 
+            async fn list_links(
+                &self,
+                tenant: TenantId,
+                state: Option<tod_core::links::LinkState>,
+                device: Option<DeviceId>,
+            ) -> Result<Vec<WirelessLink>, StoreError> {
+                let mut tx = self.tx(Some(tenant)).await?;
+                let rows: Vec<LinkRow> = sqlx::query_as(
+                    "SELECT * FROM wireless_links WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) \
+                     AND ($3 IS NULL OR ap_device_id = $3 OR cpe_device_id = $3) ORDER BY ap_device_id, cpe_device_id",
+                )
+                .bind(tenant.0)
+                .bind(state.map(|s| s.as_str()))
+                .bind(device.map(|d| d.0))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Ok(rows.into_iter().map(WirelessLink::from).collect())
+            }
+
             async fn count_registrations(&self, tenant: TenantId, device: DeviceId) -> Result<i64, StoreError> {
                 let mut tx = self.tx(Some(tenant)).await?;
                 sqlx::query_scalar("SELECT COUNT(*) FROM registrations WHERE tenant_id = $1 AND device_id = $2")
@@ -513,3 +686,156 @@ macro_rules! impl_fleet_store {
 }
 
 pub(crate) use impl_fleet_store;
+
+/// Writes `discover_links` for a backend module (its `Tx` type): link discovery for one batch,
+/// in the batch's transaction. The database holds the state; tod-core's `LinkTracker` is loaded
+/// with just what the batch touches — the owners of the MACs its APs saw, the links and last
+/// report times of those APs — applied in collection order, and written back with one event
+/// per state change. No replica keeps link state in memory, so any replica can take any batch.
+macro_rules! impl_discover_links {
+    () => {
+        async fn discover_links(
+            tx: &mut Tx,
+            tenant: TenantId,
+            batch: &tod_core::telemetry::Batch,
+        ) -> Result<(), StoreError> {
+            use std::collections::{BTreeMap, BTreeSet};
+            use tod_core::links::{LinkConfig, LinkTracker};
+            use tod_core::telemetry::PollStatus;
+
+            // Only an access point's registration table lists its clients: a station's lists
+            // the AP it is connected to, which is the same link seen from the other end.
+            let ap_tables: Vec<Option<Vec<tod_core::telemetry::Registration>>> =
+                batch.reports.iter().map(access_point_table).collect();
+            let mut aps: BTreeSet<Uuid> = BTreeSet::new();
+            let mut macs: BTreeSet<String> = BTreeSet::new();
+            for (r, table) in batch.reports.iter().zip(&ap_tables) {
+                if let Some(regs) = table {
+                    aps.insert(r.device_id.0);
+                    macs.extend(regs.iter().map(|g| g.mac.to_string()));
+                } else if matches!(r.status, PollStatus::Offline { .. }) {
+                    aps.insert(r.device_id.0);
+                }
+            }
+            if aps.is_empty() {
+                return Ok(());
+            }
+            let mut tracker = LinkTracker::new(LinkConfig::default());
+            if !macs.is_empty() {
+                let sql = format!(
+                    "SELECT device_id, mac FROM device_interfaces WHERE tenant_id = $1 AND mac IN ({})",
+                    placeholders(2, macs.len())
+                );
+                let mut q = sqlx::query_as::<_, (Uuid, String)>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+                for m in &macs {
+                    q = q.bind(m);
+                }
+                let owners = q.fetch_all(&mut **tx).await.map_err(map_err)?;
+                let mut by_device: BTreeMap<Uuid, Vec<tod_core::MacAddr>> = BTreeMap::new();
+                for (device, mac) in owners {
+                    if let Ok(m) = mac.parse() {
+                        by_device.entry(device).or_default().push(m);
+                    }
+                }
+                for (device, m) in by_device {
+                    tracker.set_device_macs(DeviceId(device), m);
+                }
+            }
+            let list = placeholders(2, aps.len());
+            let sql = format!("SELECT * FROM wireless_links WHERE tenant_id = $1 AND ap_device_id IN ({list})");
+            let mut q = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+            for ap in &aps {
+                q = q.bind(*ap);
+            }
+            for row in q.fetch_all(&mut **tx).await.map_err(map_err)? {
+                if let Some(link) = row.to_link() {
+                    tracker.restore_link(link);
+                }
+            }
+            let sql = format!("SELECT ap_device_id, last_report_at FROM link_aps WHERE tenant_id = $1 AND ap_device_id IN ({list})");
+            let mut q = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+            for ap in &aps {
+                q = q.bind(*ap);
+            }
+            for (ap, at) in q.fetch_all(&mut **tx).await.map_err(map_err)? {
+                tracker.restore_ap_last_report(DeviceId(ap), at);
+            }
+
+            let mut changes = Vec::new();
+            for (r, table) in batch.reports.iter().zip(&ap_tables) {
+                let at = micros(r.collected_at);
+                let outcome = match (table, &r.status) {
+                    (Some(regs), _) => tracker.apply_registrations(r.device_id, at, regs),
+                    (None, PollStatus::Offline { .. }) if tracker.links_of_ap(r.device_id).next().is_some() => {
+                        tracker.apply_offline(r.device_id, at)
+                    }
+                    _ => continue,
+                };
+                changes.extend(outcome.changes);
+            }
+
+            for ap in &aps {
+                let ap = DeviceId(*ap);
+                if let Some(at) = tracker.ap_last_report(ap) {
+                    sqlx::query(
+                        "INSERT INTO link_aps (tenant_id, ap_device_id, last_report_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (ap_device_id) DO UPDATE SET last_report_at = excluded.last_report_at",
+                    )
+                    .bind(tenant.0)
+                    .bind(ap.0)
+                    .bind(at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                for l in tracker.links_of_ap(ap) {
+                    sqlx::query(
+                        "INSERT INTO wireless_links (tenant_id, ap_device_id, cpe_device_id, interface, client_mac, \
+                         signal_dbm, tx_ccq, tx_rate, rx_rate, state, missed_polls, discovered_at, last_seen, state_since) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         ON CONFLICT (ap_device_id, cpe_device_id) DO UPDATE SET interface = excluded.interface, \
+                         client_mac = excluded.client_mac, signal_dbm = excluded.signal_dbm, tx_ccq = excluded.tx_ccq, \
+                         tx_rate = excluded.tx_rate, rx_rate = excluded.rx_rate, state = excluded.state, \
+                         missed_polls = excluded.missed_polls, last_seen = excluded.last_seen, \
+                         state_since = excluded.state_since",
+                    )
+                    .bind(tenant.0)
+                    .bind(l.key.ap.0)
+                    .bind(l.key.cpe.0)
+                    .bind(&l.interface)
+                    .bind(l.client_mac.to_string())
+                    .bind(l.signal_dbm)
+                    .bind(l.tx_ccq.map(i16::from))
+                    .bind(&l.tx_rate)
+                    .bind(&l.rx_rate)
+                    .bind(l.state.as_str())
+                    .bind(i64::from(l.missed_polls))
+                    .bind(micros(l.discovered_at))
+                    .bind(micros(l.last_seen))
+                    .bind(micros(l.state_since))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            for c in changes {
+                sqlx::query(
+                    "INSERT INTO link_events (tenant_id, ap_device_id, cpe_device_id, from_state, to_state, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(tenant.0)
+                .bind(c.key.ap.0)
+                .bind(c.key.cpe.0)
+                .bind(c.from.map(|s| s.as_str()))
+                .bind(c.to.as_str())
+                .bind(micros(c.at))
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            }
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use impl_discover_links;

@@ -6,7 +6,10 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tod_core::{AgentId, ApiKeyId, DeviceId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
-use super::fleet::{AgentRow, DeviceRow, i64_of, impl_fleet_store, status_str};
+use super::fleet::{
+    AgentRow, DeviceRow, LinkRow, WirelessLink, access_point_table, i64_of, impl_discover_links, impl_fleet_store,
+    placeholders, status_str,
+};
 use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
     Agent, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey, NewDevice,
@@ -86,3 +89,4 @@ impl PgStore {
 
 impl_store!(PgStore, "postgres");
 impl_fleet_store!(PgStore);
+impl_discover_links!();

@@ -11,7 +11,10 @@ use tod_core::{AgentId, ApiKeyId, DeviceId, SiteId, TenantId, UserId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
-use super::fleet::{AgentRow, DeviceRow, i64_of, impl_fleet_store, status_str};
+use super::fleet::{
+    AgentRow, DeviceRow, LinkRow, WirelessLink, access_point_table, i64_of, impl_discover_links, impl_fleet_store,
+    placeholders, status_str,
+};
 use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
     Agent, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey, NewDevice,
@@ -81,3 +84,4 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, "sqlite");
 impl_fleet_store!(SqliteStore);
+impl_discover_links!();
