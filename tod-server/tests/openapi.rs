@@ -109,7 +109,11 @@ async fn schemathesis_finds_no_server_errors() {
             .to_owned();
         let url = srv.url.clone();
         let out = tokio::task::spawn_blocking(move || {
+            // Run from a scratch directory: schemathesis keeps a cache where it runs.
+            let scratch = std::env::temp_dir().join(format!("tod-schemathesis-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&scratch);
             std::process::Command::new("schemathesis")
+                .current_dir(&scratch)
                 .args(["run", &format!("{url}/api/openapi.json")])
                 .args([
                     "--checks",
