@@ -259,6 +259,10 @@ pub(crate) fn access_point_table(
     Some(regs.iter().filter(|g| !station(&g.interface)).cloned().collect())
 }
 
+/// Rows per multi-row registration insert: 13 parameters each stays under SQLite's 32 766 and
+/// PostgreSQL's 65 535 bound parameters.
+pub(crate) const REGISTRATION_ROWS_PER_INSERT: usize = 1_000;
+
 /// `$first, $first+1, ...` for `n` values of a dynamic `IN (...)`.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -540,26 +544,8 @@ macro_rules! impl_fleet_store {
                         strangers.join(", ")
                     )));
                 }
-                let mut registrations = 0;
                 for r in &batch.reports {
                     let status = status_str(&r.status);
-                    let res = r.resources.as_ref();
-                    sqlx::query(
-                        "INSERT INTO device_metrics (tenant_id, device_id, collected_at, status, cpu_load, free_memory, \
-                         total_memory, temperature_c, uptime_secs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(tenant.0)
-                    .bind(r.device_id.0)
-                    .bind(micros(r.collected_at))
-                    .bind(status)
-                    .bind(res.and_then(|x| x.cpu_load))
-                    .bind(res.and_then(|x| x.free_memory).map(i64_of))
-                    .bind(res.and_then(|x| x.total_memory).map(i64_of))
-                    .bind(res.and_then(|x| x.temperature_c))
-                    .bind(r.system.as_ref().and_then(|s| s.uptime_secs).map(i64_of))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
                     // Reports arrive in collection order per device; an older one never rolls
                     // the device's state back.
                     sqlx::query(
@@ -601,31 +587,55 @@ macro_rules! impl_fleet_store {
                             .map_err(map_err)?;
                         }
                     }
-                    for g in r.registrations.iter().flatten() {
-                        sqlx::query(
-                            "INSERT INTO registrations (tenant_id, device_id, collected_at, interface, mac, signal_dbm, \
-                             tx_signal_dbm, tx_ccq, tx_rate, rx_rate, uptime_secs, distance_m, last_ip) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                        )
-                        .bind(tenant.0)
-                        .bind(r.device_id.0)
-                        .bind(micros(r.collected_at))
-                        .bind(&g.interface)
-                        .bind(g.mac.to_string())
-                        .bind(g.signal_dbm)
-                        .bind(g.tx_signal_dbm)
-                        .bind(g.tx_ccq.map(i16::from))
-                        .bind(&g.tx_rate)
-                        .bind(&g.rx_rate)
-                        .bind(g.uptime_secs.map(i64_of))
-                        .bind(g.distance_m.map(i64::from))
-                        .bind(&g.last_ip)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                        registrations += 1;
-                    }
                 }
+                for chunk in batch.reports.chunks(REGISTRATION_ROWS_PER_INSERT) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO device_metrics (tenant_id, device_id, collected_at, status, cpu_load, free_memory, \
+                         total_memory, temperature_c, uptime_secs) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        let res = r.resources.as_ref();
+                        b.push_bind(tenant.0)
+                            .push_bind(r.device_id.0)
+                            .push_bind(micros(r.collected_at))
+                            .push_bind(status_str(&r.status))
+                            .push_bind(res.and_then(|x| x.cpu_load))
+                            .push_bind(res.and_then(|x| x.free_memory).map(i64_of))
+                            .push_bind(res.and_then(|x| x.total_memory).map(i64_of))
+                            .push_bind(res.and_then(|x| x.temperature_c))
+                            .push_bind(r.system.as_ref().and_then(|s| s.uptime_secs).map(i64_of));
+                    });
+                    q.build().execute(&mut *tx).await.map_err(map_err)?;
+                }
+                // Registration rows go in multi-row inserts: a tower's cycle is thousands of rows.
+                let rows: Vec<(&tod_core::telemetry::DeviceReport, &tod_core::telemetry::Registration)> = batch
+                    .reports
+                    .iter()
+                    .flat_map(|r| r.registrations.iter().flatten().map(move |g| (r, g)))
+                    .collect();
+                for chunk in rows.chunks(REGISTRATION_ROWS_PER_INSERT) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO registrations (tenant_id, device_id, collected_at, interface, mac, signal_dbm, \
+                         tx_signal_dbm, tx_ccq, tx_rate, rx_rate, uptime_secs, distance_m, last_ip) ",
+                    );
+                    q.push_values(chunk, |mut b, (r, g)| {
+                        b.push_bind(tenant.0)
+                            .push_bind(r.device_id.0)
+                            .push_bind(micros(r.collected_at))
+                            .push_bind(g.interface.as_str())
+                            .push_bind(g.mac.to_string())
+                            .push_bind(g.signal_dbm)
+                            .push_bind(g.tx_signal_dbm)
+                            .push_bind(g.tx_ccq.map(i16::from))
+                            .push_bind(g.tx_rate.as_deref())
+                            .push_bind(g.rx_rate.as_deref())
+                            .push_bind(g.uptime_secs.map(i64_of))
+                            .push_bind(g.distance_m.map(i64::from))
+                            .push_bind(g.last_ip.as_deref());
+                    });
+                    q.build().execute(&mut *tx).await.map_err(map_err)?;
+                }
+                let registrations = rows.len();
                 discover_links(&mut tx, tenant, batch).await?;
                 sqlx::query(
                     "INSERT INTO ingest_batches (agent_id, idempotency_key, tenant_id, reports, received_at) \
@@ -788,35 +798,39 @@ macro_rules! impl_discover_links {
                     .await
                     .map_err(map_err)?;
                 }
-                for l in tracker.links_of_ap(ap) {
-                    sqlx::query(
-                        "INSERT INTO wireless_links (tenant_id, ap_device_id, cpe_device_id, interface, client_mac, \
-                         signal_dbm, tx_ccq, tx_rate, rx_rate, state, missed_polls, discovered_at, last_seen, state_since) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                         ON CONFLICT (ap_device_id, cpe_device_id) DO UPDATE SET interface = excluded.interface, \
-                         client_mac = excluded.client_mac, signal_dbm = excluded.signal_dbm, tx_ccq = excluded.tx_ccq, \
-                         tx_rate = excluded.tx_rate, rx_rate = excluded.rx_rate, state = excluded.state, \
-                         missed_polls = excluded.missed_polls, last_seen = excluded.last_seen, \
-                         state_since = excluded.state_since",
-                    )
-                    .bind(tenant.0)
-                    .bind(l.key.ap.0)
-                    .bind(l.key.cpe.0)
-                    .bind(&l.interface)
-                    .bind(l.client_mac.to_string())
-                    .bind(l.signal_dbm)
-                    .bind(l.tx_ccq.map(i16::from))
-                    .bind(&l.tx_rate)
-                    .bind(&l.rx_rate)
-                    .bind(l.state.as_str())
-                    .bind(i64::from(l.missed_polls))
-                    .bind(micros(l.discovered_at))
-                    .bind(micros(l.last_seen))
-                    .bind(micros(l.state_since))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_err)?;
-                }
+            }
+            // Every link of the batch's APs, in multi-row upserts.
+            let links: Vec<&tod_core::links::Link> =
+                aps.iter().flat_map(|ap| tracker.links_of_ap(DeviceId(*ap))).collect();
+            for chunk in links.chunks(REGISTRATION_ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO wireless_links (tenant_id, ap_device_id, cpe_device_id, interface, client_mac, \
+                     signal_dbm, tx_ccq, tx_rate, rx_rate, state, missed_polls, discovered_at, last_seen, state_since) ",
+                );
+                q.push_values(chunk, |mut b, l| {
+                    b.push_bind(tenant.0)
+                        .push_bind(l.key.ap.0)
+                        .push_bind(l.key.cpe.0)
+                        .push_bind(l.interface.as_str())
+                        .push_bind(l.client_mac.to_string())
+                        .push_bind(l.signal_dbm)
+                        .push_bind(l.tx_ccq.map(i16::from))
+                        .push_bind(l.tx_rate.as_deref())
+                        .push_bind(l.rx_rate.as_deref())
+                        .push_bind(l.state.as_str())
+                        .push_bind(i64::from(l.missed_polls))
+                        .push_bind(micros(l.discovered_at))
+                        .push_bind(micros(l.last_seen))
+                        .push_bind(micros(l.state_since));
+                });
+                q.push(
+                    " ON CONFLICT (ap_device_id, cpe_device_id) DO UPDATE SET interface = excluded.interface, \
+                     client_mac = excluded.client_mac, signal_dbm = excluded.signal_dbm, tx_ccq = excluded.tx_ccq, \
+                     tx_rate = excluded.tx_rate, rx_rate = excluded.rx_rate, state = excluded.state, \
+                     missed_polls = excluded.missed_polls, last_seen = excluded.last_seen, \
+                     state_since = excluded.state_since",
+                );
+                q.build().execute(&mut **tx).await.map_err(map_err)?;
             }
             for c in changes {
                 sqlx::query(

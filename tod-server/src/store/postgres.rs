@@ -7,8 +7,8 @@ use tod_core::{AgentId, ApiKeyId, DeviceId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
 use super::fleet::{
-    AgentRow, DeviceRow, LinkRow, WirelessLink, access_point_table, i64_of, impl_discover_links, impl_fleet_store,
-    placeholders, status_str,
+    AgentRow, DeviceRow, LinkRow, REGISTRATION_ROWS_PER_INSERT, WirelessLink, access_point_table, i64_of,
+    impl_discover_links, impl_fleet_store, placeholders, status_str,
 };
 use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
@@ -17,6 +17,7 @@ use super::{
     map_err,
 };
 
+type Db = Postgres;
 type Tx = Transaction<'static, Postgres>;
 
 /// PostgreSQL store.

@@ -12,8 +12,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::fleet::{
-    AgentRow, DeviceRow, LinkRow, WirelessLink, access_point_table, i64_of, impl_discover_links, impl_fleet_store,
-    placeholders, status_str,
+    AgentRow, DeviceRow, LinkRow, REGISTRATION_ROWS_PER_INSERT, WirelessLink, access_point_table, i64_of,
+    impl_discover_links, impl_fleet_store, placeholders, status_str,
 };
 use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
@@ -22,6 +22,7 @@ use super::{
     map_err,
 };
 
+type Db = sqlx::Sqlite;
 type Tx = sqlx::Transaction<'static, Sqlite>;
 
 /// SQLite store.
