@@ -365,22 +365,28 @@ pub fn api_key_hash(raw: &str) -> String {
 }
 
 /// The salt and verifier of the fake challenge an unknown or disabled address gets: derived from
-/// the server's secret and the identity, so it is stable per address (as a real one is) and the
-/// same for every letter case of it.
+/// the server's secret and the identity, so they are stable per address (as a real account's
+/// are) and the same for every letter case of it.
+///
+/// The verifier is 256 pseudo-random bytes below `N` rather than a real `g^x`: `B = k·v + g^b` looks
+/// uniformly random either way, and skipping the extra modular exponentiation keeps the fake path
+/// as fast as the real one, so timing does not tell which addresses have accounts.
 pub fn fake_credentials(keys: &TokenKeys, identity: &str) -> (Vec<u8>, Vec<u8>) {
-    let derive = |label: &[u8]| -> [u8; 32] {
+    let derive = |label: &[u8], counter: u8| -> [u8; 32] {
         Sha256::new()
             .chain_update(keys.fake_seed)
             .chain_update(label)
+            .chain_update([counter])
             .chain_update(identity.as_bytes())
             .finalize()
             .into()
     };
-    let mut salt = [0u8; tod_core::srp::SALT_LEN];
-    salt.copy_from_slice(&derive(b"salt")[..tod_core::srp::SALT_LEN]);
-    let password = hex::encode(derive(b"password"));
-    let e = tod_core::srp::enrol(identity, &password, salt);
-    (e.salt, e.verifier)
+    let salt = derive(b"salt", 0)[..tod_core::srp::SALT_LEN].to_vec();
+    let mut verifier: Vec<u8> = (0..8).flat_map(|i| derive(b"verifier", i)).collect();
+    // N (RFC 5054, 2048-bit) begins 0xAC: a leading byte in 0x01..=0x7F keeps v below it and
+    // the encoding minimal (no leading zero byte).
+    verifier[0] = 0x01 + (verifier[0] & 0x7E);
+    (salt, verifier)
 }
 
 impl ApiError {
@@ -481,5 +487,16 @@ mod tests {
             fake_credentials(&keys, "other@example.net").0
         );
         assert_eq!(fake_credentials(&keys, &id).0.len(), tod_core::srp::SALT_LEN);
+        let (salt, v) = fake_credentials(&keys, &id);
+        assert_eq!(v.len(), 256, "a 2048-bit verifier like a real one");
+        assert!(v[0] != 0 && v[0] < 0xAC, "below N, minimal encoding");
+        // The fake challenge is a well-formed one: a client computes a proof, which fails.
+        let b = [3u8; tod_core::srp::EPHEMERAL_LEN];
+        let big_b = tod_core::srp::server_public(&v, &b);
+        let client = tod_core::srp::client_proof(&id, "guess", &salt, &big_b, &[4; 48]).unwrap();
+        assert_eq!(
+            tod_core::srp::server_verify(&id, &salt, &v, &b, &client.client_public, &client.proof),
+            Err(tod_core::srp::SrpError::BadProof)
+        );
     }
 }
