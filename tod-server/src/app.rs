@@ -119,6 +119,37 @@ async fn bootstrap_admin(store: &dyn Store, settings: &Settings) -> Result<(), S
     }
 }
 
+/// Background work: every half poll interval (at most 30 s), whichever replica holds the
+/// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable.
+pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::task::JoinHandle<()> {
+    let store = state.store.clone();
+    let me = uuid::Uuid::new_v4();
+    let every = Duration::from_secs(u64::from(poll_interval_secs / 2).clamp(1, 30));
+    let ttl = chrono::Duration::from_std(every * 3).unwrap_or(chrono::Duration::seconds(90));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now();
+            match store.try_lease("fleet-aging", me, now, ttl).await {
+                Ok(true) => match store.age_fleet(now, i64::from(poll_interval_secs)).await {
+                    Ok(a) if a.link_changes > 0 || a.devices_unreachable > 0 => {
+                        tracing::info!(
+                            links = a.link_changes,
+                            unreachable = a.devices_unreachable,
+                            "fleet aged"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "fleet aging failed"),
+                },
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "fleet-aging lease"),
+            }
+        }
+    })
+}
+
 /// The whole HTTP surface.
 pub fn app(state: AppState) -> Router {
     let cors = if state.cors_origins.is_empty() {

@@ -70,6 +70,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
             limiter.prune();
         }
     });
+    tod_server::app::spawn_background(&state, settings.agent_poll_interval_secs);
     let app = tod_server::app::app(state);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

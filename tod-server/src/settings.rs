@@ -59,6 +59,9 @@ pub struct Settings {
     /// Browser origins allowed to call the API with credentials (comma-separated; none by default).
     #[arg(long, env = "TOD_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// The agents' poll interval in seconds: links age and silent agents are noticed by it.
+    #[arg(long, env = "TOD_AGENT_POLL_INTERVAL", default_value_t = 60)]
+    pub agent_poll_interval_secs: u32,
 }
 
 /// A setting that cannot be used.
@@ -87,6 +90,7 @@ impl Settings {
             auth_rate_limit: 5,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            agent_poll_interval_secs: 60,
         }
     }
 
@@ -124,6 +128,11 @@ impl Settings {
                 ));
             }
             _ => {}
+        }
+        if !(5..=3600).contains(&self.agent_poll_interval_secs) {
+            return Err(SettingsError(
+                "agent_poll_interval_secs (TOD_AGENT_POLL_INTERVAL): 5 to 3600 seconds".into(),
+            ));
         }
         if self.auth_rate_limit == 0 {
             return Err(SettingsError(

@@ -428,3 +428,136 @@ async fn ingest_refusals_on_postgres() {
     refusals(&db.url).await;
     db.drop_db().await;
 }
+
+/// The link state machine over time, with the clock injected: degraded below −80 dBm, down after
+/// three AP reports without the client, down by time when the AP stops reporting while its agent
+/// still reports, stale 24 h later; an agent that goes silent makes its devices unreachable
+/// instead. And the lease that keeps this work on one replica.
+async fn aging(url: &str) {
+    use tod_core::telemetry::Interface;
+    let srv = TestServer::start(url, 1000).await;
+    let f = fleet(&srv, 3).await;
+    let store = srv.state.store.clone();
+    let tenant: tod_core::TenantId = f.tenant.parse().unwrap();
+    let agent = store.list_agents(tenant).await.unwrap().remove(0);
+    let (ap, cpe1, cpe2) = (f.devices[0].clone(), f.devices[1].clone(), f.devices[2].clone());
+    let m1: MacAddr = "02:00:00:00:00:01".parse().unwrap();
+    let m2: MacAddr = "02:00:00:00:00:02".parse().unwrap();
+    let t0 = chrono::Utc::now();
+    let min = |m: i64| t0 + chrono::Duration::minutes(m);
+    let cpe = |id: &str, mac: MacAddr, seq: u64, at| {
+        let mut r = DeviceReport::new(id.parse().unwrap(), seq, at, PollStatus::Online);
+        r.interfaces = Some(vec![Interface {
+            name: "wlan1".into(),
+            mac: Some(mac),
+            kind: "wlan".into(),
+            running: true,
+            rx_bytes: None,
+            tx_bytes: None,
+        }]);
+        r
+    };
+    let ap_report = |seq: u64, at, clients: &[(MacAddr, i16)]| {
+        let mut r = DeviceReport::new(ap.parse().unwrap(), seq, at, PollStatus::Online);
+        r.registrations = Some(
+            clients
+                .iter()
+                .map(|(m, s)| {
+                    let mut g = Registration::new("wlan1", *m);
+                    g.signal_dbm = Some(*s);
+                    g
+                })
+                .collect(),
+        );
+        r
+    };
+    let mut n = 0;
+    let mut deliver = |reports: Vec<DeviceReport>, now| {
+        n += 1;
+        let b = Batch::new(agent.id, format!("b{n}"), now, reports);
+        let (store, agent) = (store.clone(), agent.clone());
+        async move { store.ingest(&agent, &b, now).await.unwrap() }
+    };
+    deliver(vec![cpe(&cpe1, m1, 1, min(0)), cpe(&cpe2, m2, 1, min(0))], min(0)).await;
+    for (i, m) in [0, 1].into_iter().enumerate() {
+        deliver(vec![ap_report(i as u64 + 1, min(m), &[(m1, -60), (m2, -85)])], min(m)).await;
+    }
+    let srv_ref = &srv;
+    let state = |_: &TestServer, cpe: String| {
+        let path = format!("/api/tenants/{}/devices/{cpe}/links", f.tenant);
+        let root = f.root.clone();
+        async move {
+            srv_ref.call("GET", &path, &root, None).await.json[0]["state"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned()
+        }
+    };
+    assert_eq!(state(&srv, cpe1.clone()).await, "active");
+    assert_eq!(state(&srv, cpe2.clone()).await, "degraded", "-85 dBm is below -80");
+    for m in 2..=4 {
+        deliver(vec![ap_report(m as u64 + 1, min(m), &[(m1, -60)])], min(m)).await;
+    }
+    assert_eq!(
+        state(&srv, cpe2.clone()).await,
+        "down",
+        "three AP reports without the client"
+    );
+    assert_eq!(state(&srv, cpe1.clone()).await, "active");
+
+    // The AP goes quiet at minute 4; the agent keeps reporting the CPE. At minute 10 the link of
+    // CPE 1 is down by time; a day later both links are stale.
+    deliver(vec![cpe(&cpe1, m1, 2, min(10))], min(10)).await;
+    let a = store.age_fleet(min(10), 60).await.unwrap();
+    assert_eq!((a.link_changes, a.devices_unreachable), (1, 0));
+    assert_eq!(state(&srv, cpe1.clone()).await, "down");
+    let day = 24 * 60 + 10;
+    deliver(vec![cpe(&cpe1, m1, 3, min(day))], min(day)).await;
+    let a = store.age_fleet(min(day), 60).await.unwrap();
+    assert_eq!(a.link_changes, 2, "{a:?}");
+    assert_eq!(
+        (state(&srv, cpe1.clone()).await, state(&srv, cpe2.clone()).await),
+        ("stale".into(), "stale".into())
+    );
+
+    // The agent goes silent: its site's devices are unreachable, once.
+    let a = store.age_fleet(min(day + 4), 60).await.unwrap();
+    assert_eq!(a.devices_unreachable, 3);
+    assert_eq!(store.age_fleet(min(day + 5), 60).await.unwrap().devices_unreachable, 0);
+    let d = srv
+        .call("GET", &format!("/api/tenants/{}/devices/{ap}", f.tenant), &f.root, None)
+        .await;
+    assert_eq!(d.json["status"], "unreachable");
+
+    // One holder at a time; a lapsed lease passes on.
+    let (x, y) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let ttl = chrono::Duration::seconds(90);
+    assert!(store.try_lease("fleet-aging", x, t0, ttl).await.unwrap());
+    assert!(!store.try_lease("fleet-aging", y, t0, ttl).await.unwrap());
+    assert!(
+        store.try_lease("fleet-aging", x, t0, ttl).await.unwrap(),
+        "the holder renews"
+    );
+    assert!(
+        store
+            .try_lease("fleet-aging", y, t0 + chrono::Duration::seconds(91), ttl)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn links_age_and_agents_go_unreachable_on_sqlite() {
+    let db = TestDb::sqlite();
+    aging(&db.url).await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn links_age_and_agents_go_unreachable_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    aging(&db.url).await;
+    db.drop_db().await;
+}

@@ -74,6 +74,15 @@ pub struct Agent {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// What a pass of [`FleetStore::age_fleet`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Aging {
+    /// Devices newly marked unreachable (their agent went silent).
+    pub devices_unreachable: u64,
+    /// Link state changes (down, stale).
+    pub link_changes: usize,
+}
+
 /// What storing a batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Ingested {
@@ -340,6 +349,20 @@ pub trait FleetStore: Send + Sync {
         state: Option<tod_core::links::LinkState>,
         device: Option<DeviceId>,
     ) -> Result<Vec<WirelessLink>, StoreError>;
+    /// Time-based work over the whole fleet, as of `now` (one replica at a time, under a lease):
+    /// devices of sites whose agent has been silent for three poll intervals become
+    /// `unreachable`; links of APs that stopped reporting while their agent still reports go
+    /// down after three missed polls and stale after 24 h.
+    async fn age_fleet(&self, now: DateTime<Utc>, poll_interval_secs: i64) -> Result<Aging, StoreError>;
+    /// Takes or renews the named lease for `holder` until `now + ttl`; false while another holder
+    /// has it.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: Uuid,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StoreError>;
     /// How many registration rows a device has (tests, diagnostics).
     async fn count_registrations(&self, tenant: TenantId, device: DeviceId) -> Result<i64, StoreError>;
 }
@@ -682,6 +705,95 @@ macro_rules! impl_fleet_store {
                 Ok(rows.into_iter().map(WirelessLink::from).collect())
             }
 
+            async fn age_fleet(&self, now: DateTime<Utc>, poll_interval_secs: i64) -> Result<Aging, StoreError> {
+                use tod_core::links::{LinkConfig, LinkTracker};
+                let now = micros(now);
+                let interval = chrono::Duration::seconds(poll_interval_secs.max(1));
+                let silent_before = now - interval * 3;
+                let (_w, mut tx) = self.wtx(None).await?;
+                let unreachable = sqlx::query(
+                    "UPDATE devices SET status = 'unreachable', updated_at = $1 WHERE status <> 'unreachable' \
+                     AND site_id IN (SELECT site_id FROM agents WHERE revoked_at IS NULL \
+                     AND last_seen_at IS NOT NULL AND last_seen_at < $2)",
+                )
+                .bind(now)
+                .bind(silent_before)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                // APs overdue by at least one interval whose agent still reports.
+                let overdue: Vec<(Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT la.tenant_id, la.ap_device_id, la.last_report_at FROM link_aps la \
+                     JOIN devices d ON d.id = la.ap_device_id \
+                     JOIN agents a ON a.site_id = d.site_id AND a.revoked_at IS NULL \
+                     WHERE la.last_report_at < $1 AND a.last_seen_at >= $2",
+                )
+                .bind(now - interval)
+                .bind(silent_before)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let mut link_changes = 0;
+                for (tenant, ap, last) in overdue {
+                    let config = LinkConfig {
+                        poll_interval_secs: interval.num_seconds(),
+                        ..LinkConfig::default()
+                    };
+                    let mut tracker = LinkTracker::new(config);
+                    let rows: Vec<LinkRow> = sqlx::query_as(
+                        "SELECT * FROM wireless_links WHERE tenant_id = $1 AND ap_device_id = $2 \
+                         AND state IN ('discovered', 'active', 'degraded', 'down')",
+                    )
+                    .bind(tenant)
+                    .bind(ap)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    for link in rows.iter().filter_map(LinkRow::to_link) {
+                        tracker.restore_link(link);
+                    }
+                    tracker.restore_ap_last_report(DeviceId(ap), last);
+                    let changes = tracker.tick_ap(DeviceId(ap), now);
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    link_changes += changes.len();
+                    let links: Vec<&tod_core::links::Link> = tracker.links_of_ap(DeviceId(ap)).collect();
+                    write_links(&mut tx, TenantId(tenant), &links, &changes).await?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(Aging {
+                    devices_unreachable: unreachable,
+                    link_changes,
+                })
+            }
+
+            async fn try_lease(
+                &self,
+                name: &str,
+                holder: Uuid,
+                now: DateTime<Utc>,
+                ttl: chrono::Duration,
+            ) -> Result<bool, StoreError> {
+                let now = micros(now);
+                let (_w, mut tx) = self.wtx(None).await?;
+                let got: Option<(Uuid,)> = sqlx::query_as(
+                    "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                     WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder RETURNING holder",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(now + ttl)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(got.is_some_and(|(h,)| h == holder))
+            }
+
             async fn count_registrations(&self, tenant: TenantId, device: DeviceId) -> Result<i64, StoreError> {
                 let mut tx = self.tx(Some(tenant)).await?;
                 sqlx::query_scalar("SELECT COUNT(*) FROM registrations WHERE tenant_id = $1 AND device_id = $2")
@@ -799,9 +911,18 @@ macro_rules! impl_discover_links {
                     .map_err(map_err)?;
                 }
             }
-            // Every link of the batch's APs, in multi-row upserts.
             let links: Vec<&tod_core::links::Link> =
                 aps.iter().flat_map(|ap| tracker.links_of_ap(DeviceId(*ap))).collect();
+            write_links(tx, tenant, &links, &changes).await
+        }
+
+        /// Upserts links (multi-row) and records their state changes, in the caller's transaction.
+        async fn write_links(
+            tx: &mut Tx,
+            tenant: TenantId,
+            links: &[&tod_core::links::Link],
+            changes: &[tod_core::links::LinkChange],
+        ) -> Result<(), StoreError> {
             for chunk in links.chunks(REGISTRATION_ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::<Db>::new(
                     "INSERT INTO wireless_links (tenant_id, ap_device_id, cpe_device_id, interface, client_mac, \

@@ -17,7 +17,7 @@ use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
 pub use audit::{ChainCheck, GENESIS_HASH, link_hash};
-pub use fleet::{Agent, Device, FleetStore, Ingested, NewDevice, WirelessLink};
+pub use fleet::{Agent, Aging, Device, FleetStore, Ingested, NewDevice, WirelessLink};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -17,9 +17,9 @@ use super::fleet::{
 };
 use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
-    Agent, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey, NewDevice,
-    NewSite, NewUser, Rotation, Site, SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch, link_hash,
-    map_err,
+    Agent, Aging, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey,
+    NewDevice, NewSite, NewUser, Rotation, Site, SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch,
+    link_hash, map_err,
 };
 
 type Db = sqlx::Sqlite;
