@@ -35,6 +35,8 @@ pub struct AppState {
     pub cors_origins: Arc<[HeaderValue]>,
     /// `TOD_ENV=dev`: the documentation viewers are served.
     pub dev: bool,
+    /// The NATS consumer, when one is configured (readiness checks its connection).
+    pub broker: Option<Arc<crate::consume::NatsConsumer>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -78,6 +80,7 @@ impl AppState {
             trusted_proxies: settings.trusted_proxies.clone().into(),
             cors_origins: cors_origins.into(),
             dev: settings.environment == Environment::Dev,
+            broker: None,
         })
     }
 }
@@ -215,8 +218,16 @@ pub(crate) async fn health() -> impl IntoResponse {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// Readiness: 200 only when the database answers.
+/// Readiness: 200 only when the database — and the broker, when one is configured — answers.
 pub(crate) async fn ready(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     st.store.ping().await?;
-    Ok(Json(json!({ "status": "ready", "database": st.store.backend() })))
+    if st.broker.as_ref().is_some_and(|b| !b.connected()) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "broker unavailable: NATS is not connected",
+        ));
+    }
+    Ok(Json(
+        json!({ "status": "ready", "database": st.store.backend(), "broker": st.broker.is_some() }),
+    ))
 }

@@ -7,6 +7,8 @@
 //! | [`error`] | the `{"detail": ...}` error answer and its status codes |
 //! | [`auth`] | tokens, API keys, cookies and the authenticated caller |
 //! | [`client`] | SRP login and enrolment for scripts (`tod-server login`, `tod-server enrol`) |
+//! | [`consume`] | the NATS JetStream input of ingest (durable pull consumer, dead letters) |
+//! | [`ingest`] | the one ingest pipeline (decode, check, store) behind HTTP and the brokers |
 //! | [`limits`] | the per-address rate limit of the authentication endpoints |
 //! | [`api`] | the route table, its guard (authentication + tod-core RBAC) and the handlers |
 //! | [`app`] | state, middleware (security headers, request id, CORS, access log), start-up |
@@ -17,7 +19,9 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod client;
+pub mod consume;
 pub mod error;
+pub mod ingest;
 pub mod limits;
 pub mod settings;
 pub mod store;

@@ -57,7 +57,14 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let store = tod_server::store::open(&settings.database_url)
         .await
         .map_err(|e| format!("database: {e}"))?;
-    let state = tod_server::app::AppState::start(store, &settings).await?;
+    let mut state = tod_server::app::AppState::start(store, &settings).await?;
+    if let Some(url) = &settings.nats_url {
+        let consumer =
+            tod_server::consume::NatsConsumer::start(tod_server::consume::NatsIngest::at(url), state.store.clone())
+                .await
+                .map_err(|e| format!("nats_url (TOD_NATS_URL): {e}"))?;
+        state.broker = Some(std::sync::Arc::new(consumer));
+    }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("listen {}: {e}", settings.listen))?;

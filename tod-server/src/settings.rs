@@ -59,6 +59,10 @@ pub struct Settings {
     /// Browser origins allowed to call the API with credentials (comma-separated; none by default).
     #[arg(long, env = "TOD_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// NATS with JetStream to consume agent batches from (`nats://host:port`); HTTP ingest only
+    /// when unset.
+    #[arg(long, env = "TOD_NATS_URL")]
+    pub nats_url: Option<String>,
     /// The agents' poll interval in seconds: links age and silent agents are noticed by it.
     #[arg(long, env = "TOD_AGENT_POLL_INTERVAL", default_value_t = 60)]
     pub agent_poll_interval_secs: u32,
@@ -91,6 +95,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             agent_poll_interval_secs: 60,
+            nats_url: None,
         }
     }
 

@@ -561,3 +561,121 @@ async fn links_age_and_agents_go_unreachable_on_postgres() {
     aging(&db.url).await;
     db.drop_db().await;
 }
+
+/// The NATS JetStream input: the agent's own uplink publishes, two server "replicas" consume the
+/// same durable work queue, every batch is stored exactly once, and poison messages are
+/// dead-lettered with a reason without stopping the consumers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_jetstream_ingest_exactly_once_with_dead_letters() {
+    use futures_util::StreamExt;
+    use tod_agent::uplink::Uplink;
+    use tod_agent::uplink::nats::{NatsConfig, NatsUplink};
+    let url = std::env::var("TOD_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let client = match async_nats::connect(&url).await {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var_os("TOD_REQUIRE_SERVICES").is_some() {
+                panic!("NATS at {url} is required: {e}");
+            }
+            eprintln!("SKIP: NATS at {url} does not answer ({e}); set TOD_TEST_NATS_URL");
+            return;
+        }
+    };
+    let db = TestDb::sqlite();
+    let srv = TestServer::start(&db.url, 1000).await;
+    let f = fleet(&srv, 2).await;
+    let agent: AgentId = f.agent.parse().unwrap();
+    let tag = format!("{}x{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let config = tod_server::consume::NatsIngest {
+        url: url.clone(),
+        stream: format!("TODTEST_{tag}"),
+        subject_prefix: format!("todtest{tag}.telemetry"),
+        dead_letter_prefix: format!("todtest{tag}.dead"),
+        durable: "ingest".into(),
+    };
+    let mut dead = client
+        .subscribe(format!("{}.>", config.dead_letter_prefix))
+        .await
+        .unwrap();
+    let replicas = [
+        tod_server::consume::NatsConsumer::start(config.clone(), srv.state.store.clone())
+            .await
+            .unwrap(),
+        tod_server::consume::NatsConsumer::start(config.clone(), srv.state.store.clone())
+            .await
+            .unwrap(),
+    ];
+    assert!(replicas.iter().all(|r| r.connected()));
+    let uplink = NatsUplink::connect(
+        &NatsConfig {
+            url: url.clone(),
+            stream: config.stream.clone(),
+            subject_prefix: config.subject_prefix.clone(),
+            ..NatsConfig::default()
+        },
+        agent,
+    )
+    .await
+    .unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+
+    // Ten batches of 3 rows, one delivered twice; poison in the middle.
+    let mut expected = 0;
+    for i in 0..10u64 {
+        let b = Batch::new(
+            agent,
+            format!("nats-{i}"),
+            chrono::Utc::now(),
+            vec![report(&f.devices[0], i + 1, 3)],
+        );
+        uplink.deliver(&b).await.unwrap();
+        if i == 4 {
+            uplink.deliver(&b).await.unwrap();
+            js.publish(format!("{}.{agent}", config.subject_prefix), "not a batch".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            js.publish(format!("{}.not-an-agent", config.subject_prefix), "{}".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        expected += 3;
+    }
+    let tenant = f.tenant.parse().unwrap();
+    let device = f.devices[0].parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = srv.state.store.count_registrations(tenant, device).await.unwrap();
+        if n == expected {
+            break;
+        }
+        assert!(n < expected, "stored more than once: {n} > {expected}");
+        assert!(Instant::now() < deadline, "only {n} of {expected} rows arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let m = tokio::time::timeout(Duration::from_secs(10), dead.next())
+            .await
+            .expect("dead letter")
+            .unwrap();
+        reasons.push(m.headers.unwrap().get("Tod-Reason").unwrap().as_str().to_owned());
+    }
+    reasons.sort();
+    assert!(reasons[0].contains("malformed batch"), "{reasons:?}");
+    assert!(reasons[1].contains("agent id"), "{reasons:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        srv.state.store.count_registrations(tenant, device).await.unwrap(),
+        expected,
+        "exactly once"
+    );
+    for r in &replicas {
+        r.stop();
+    }
+    js.delete_stream(&config.stream).await.unwrap();
+    db.drop_db().await;
+}

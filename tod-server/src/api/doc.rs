@@ -43,6 +43,8 @@ pub struct Ready {
     pub status: String,
     /// `sqlite` or `postgres`.
     pub database: String,
+    /// Whether a broker (NATS) is configured and connected.
+    pub broker: bool,
 }
 
 /// The SRP challenge.

@@ -1,7 +1,5 @@
 //! Devices, agents and `POST /api/ingest`: the first slice of the fleet and ingest groups.
 
-use std::io::Read;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
@@ -11,19 +9,17 @@ use base64::Engine;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tod_core::telemetry::{Batch, TelemetryError};
 use tod_core::{AgentId, DeviceId, SiteId, TenantId};
 
 use super::{Body, PathParams, QueryParams, TenantScope};
 use crate::app::AppState;
 use crate::auth::{Caller, api_key_hash, random_bytes};
 use crate::error::ApiError;
-use crate::store::{Agent, Audit, Ingested, NewDevice, StoreError};
+use crate::ingest::IngestError;
+use crate::store::{Agent, Ingested, NewDevice};
 
 /// Prefix of every agent credential.
 pub const AGENT_TOKEN_PREFIX: &str = "toda_";
-/// The largest batch accepted, decompressed.
-pub const MAX_BATCH_BYTES: u64 = 64 << 20;
 
 fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
     scope
@@ -223,58 +219,18 @@ pub(super) async fn ingest(
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    let json = if gzip {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..])
-            .take(MAX_BATCH_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| ApiError::bad_request(format!("gzip: {e}")))?;
-        if out.len() as u64 > MAX_BATCH_BYTES {
-            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch larger than 64 MiB"));
-        }
-        out
-    } else {
-        body.to_vec()
+    let answer = |status: &str, reports, registrations| IngestAnswer {
+        status: status.into(),
+        reports,
+        registrations,
     };
-    let batch = Batch::from_json(&json).map_err(|e| match e {
-        TelemetryError::Malformed(m) => ApiError::bad_request(format!("malformed batch: {m}")),
-        other => ApiError::unprocessable(other.to_string()),
-    })?;
-    let now = Utc::now();
-    let refuse = |action: &str, detail: String| Audit {
-        chain: agent.tenant_id,
-        actor_user: None,
-        actor_api_key: None,
-        action: action.into(),
-        resource_type: Some("agent".into()),
-        resource_id: Some(agent.id.to_string()),
-        details: json!({ "idempotency_key": batch.idempotency_key, "reason": detail }),
-        ip: None,
-    };
-    if batch.agent_id != agent.id {
-        let detail = format!("the batch names agent {}, not the caller", batch.agent_id);
-        st.store
-            .append_audit(&refuse("ingest.rejected", detail.clone()), now)
-            .await?;
-        return Err(ApiError::forbidden(detail));
-    }
-    match st.store.ingest(&agent, &batch, now).await {
-        Ok(Ingested::Stored { reports, registrations }) => Ok(Json(IngestAnswer {
-            status: "stored".into(),
-            reports,
-            registrations,
-        })),
-        Ok(Ingested::Duplicate) => Ok(Json(IngestAnswer {
-            status: "duplicate".into(),
-            reports: 0,
-            registrations: 0,
-        })),
-        Err(StoreError::Invalid(detail)) => {
-            st.store
-                .append_audit(&refuse("ingest.rejected", detail.clone()), now)
-                .await?;
-            Err(ApiError::unprocessable(detail))
-        }
-        Err(e) => Err(e.into()),
+    match crate::ingest::process(st.store.as_ref(), &agent, &body, gzip, Utc::now()).await {
+        Ok(Ingested::Stored { reports, registrations }) => Ok(Json(answer("stored", reports, registrations))),
+        Ok(Ingested::Duplicate) => Ok(Json(answer("duplicate", 0, 0))),
+        Err(IngestError::Malformed(m)) => Err(ApiError::bad_request(m)),
+        Err(IngestError::TooLarge) => Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch larger than 64 MiB")),
+        Err(IngestError::Refused(m)) => Err(ApiError::unprocessable(m)),
+        Err(IngestError::WrongAgent(m)) => Err(ApiError::forbidden(m)),
+        Err(IngestError::Store(e)) => Err(e.into()),
     }
 }

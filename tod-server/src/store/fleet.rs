@@ -332,6 +332,8 @@ pub trait FleetStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The live agent with this token hash.
     async fn agent_by_token(&self, token_hash: &str) -> Result<Option<Agent>, StoreError>;
+    /// The live (not revoked) agent with this id, whatever its tenant (broker consumers).
+    async fn live_agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError>;
 
     /// Stores a batch from `agent` in one transaction: every report must name a device of the
     /// agent's site (else nothing is stored and the error lists the strangers); a batch seen
@@ -520,6 +522,18 @@ macro_rules! impl_fleet_store {
                      WHERE token_hash = $1 AND revoked_at IS NULL",
                 )
                 .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(row.map(Agent::from))
+            }
+
+            async fn live_agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError> {
+                let row: Option<AgentRow> = sqlx::query_as(
+                    "SELECT id, tenant_id, site_id, name, last_seen_at, created_at, revoked_at FROM agents \
+                     WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id.0)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(map_err)?;

@@ -1,0 +1,178 @@
+//! The NATS JetStream input of the ingest pipeline: a durable pull consumer, shared by every
+//! server replica (a work queue), on the stream the agents publish to (`<prefix>.<agent id>`).
+//!
+//! A message is acknowledged only after its batch is committed (or found to be a duplicate). A
+//! message that can never be stored — undecodable, an unknown or revoked agent, a batch naming
+//! another agent or another site's device — is published to `<dead-letter prefix>.<agent id>`
+//! with the reason in a `Tod-Reason` header and then terminated, so it neither blocks the consumer
+//! nor comes back. A storage failure is negatively acknowledged with a delay and redelivered.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer, stream};
+use futures_util::StreamExt;
+use tod_core::AgentId;
+
+use crate::ingest::{IngestError, process};
+use crate::store::Store;
+
+/// Where the consumer reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsIngest {
+    /// `nats://host:port`.
+    pub url: String,
+    /// The agents' stream.
+    pub stream: String,
+    /// Its subjects are `<subject_prefix>.<agent id>`.
+    pub subject_prefix: String,
+    /// Refused messages go to `<dead_letter_prefix>.<agent id>`.
+    pub dead_letter_prefix: String,
+    /// The durable consumer's name (shared by replicas).
+    pub durable: String,
+}
+
+impl NatsIngest {
+    /// The defaults the agent uses, at `url`.
+    pub fn at(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            stream: "TOD_TELEMETRY".into(),
+            subject_prefix: "tod.telemetry".into(),
+            dead_letter_prefix: "tod.deadletter".into(),
+            durable: "tod-server-ingest".into(),
+        }
+    }
+}
+
+/// A running consumer.
+#[derive(Debug)]
+pub struct NatsConsumer {
+    task: tokio::task::JoinHandle<()>,
+    client: async_nats::Client,
+}
+
+impl NatsConsumer {
+    /// Connects, makes sure the stream (with the agents' limits) and the durable consumer exist,
+    /// and starts consuming into `store`.
+    pub async fn start(config: NatsIngest, store: std::sync::Arc<dyn Store>) -> Result<Self, String> {
+        let client = async_nats::connect(&config.url)
+            .await
+            .map_err(|e| format!("NATS {}: {e}", config.url))?;
+        let js = jetstream::new(client.clone());
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: config.stream.clone(),
+                subjects: vec![format!("{}.>", config.subject_prefix)],
+                max_bytes: 1 << 30,
+                max_age: Duration::from_secs(7 * 86_400),
+                duplicate_window: Duration::from_secs(3_600),
+                discard: stream::DiscardPolicy::Old,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("JetStream stream {}: {e}", config.stream))?;
+        let consumer = stream
+            .get_or_create_consumer(
+                &config.durable,
+                consumer::pull::Config {
+                    durable_name: Some(config.durable.clone()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(60),
+                    max_deliver: 20,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("JetStream consumer {}: {e}", config.durable))?;
+        let task = tokio::spawn(run(consumer, client.clone(), config, store));
+        Ok(Self { task, client })
+    }
+
+    /// Whether the broker connection is up (readiness).
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Stops consuming (unacknowledged messages are redelivered to another replica).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+async fn run(
+    consumer: consumer::Consumer<consumer::pull::Config>,
+    client: async_nats::Client,
+    config: NatsIngest,
+    store: std::sync::Arc<dyn Store>,
+) {
+    loop {
+        let mut messages = match consumer.messages().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "JetStream consumer; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(next) = messages.next().await {
+            let msg = match next {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "JetStream message");
+                    continue;
+                }
+            };
+            let agent_token = msg.subject.as_str().rsplit('.').next().unwrap_or_default().to_owned();
+            let outcome = handle(store.as_ref(), &agent_token, &msg).await;
+            let ack = match outcome {
+                Ok(()) => msg.ack().await,
+                Err(Disposition::Retry(reason)) => {
+                    tracing::warn!(%reason, "ingest failed; redelivery in 5 s");
+                    msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await
+                }
+                Err(Disposition::DeadLetter(reason)) => {
+                    tracing::warn!(%reason, agent = %agent_token, "batch dead-lettered");
+                    let mut headers = HeaderMap::new();
+                    headers.insert("Tod-Reason", reason.as_str());
+                    headers.insert("Tod-Subject", msg.subject.as_str());
+                    let subject = format!("{}.{}", config.dead_letter_prefix, agent_token);
+                    if let Err(e) = client.publish_with_headers(subject, headers, msg.payload.clone()).await {
+                        tracing::warn!(error = %e, "dead letter not published");
+                    }
+                    msg.ack_with(AckKind::Term).await
+                }
+            };
+            if let Err(e) = ack {
+                tracing::warn!(error = %e, "JetStream acknowledgement");
+            }
+        }
+    }
+}
+
+enum Disposition {
+    Retry(String),
+    DeadLetter(String),
+}
+
+async fn handle(store: &dyn Store, agent: &str, msg: &jetstream::Message) -> Result<(), Disposition> {
+    let id: AgentId = agent
+        .parse()
+        .map_err(|_| Disposition::DeadLetter(format!("subject does not end in an agent id: {}", msg.subject)))?;
+    let agent = store
+        .live_agent(id)
+        .await
+        .map_err(|e| Disposition::Retry(e.to_string()))?
+        .ok_or_else(|| Disposition::DeadLetter(format!("unknown or revoked agent {id}")))?;
+    let gzip = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Content-Encoding"))
+        .is_some_and(|v| v.as_str().eq_ignore_ascii_case("gzip"));
+    match process(store, &agent, &msg.payload, gzip, chrono::Utc::now()).await {
+        Ok(_) => Ok(()),
+        Err(IngestError::Store(e)) => Err(Disposition::Retry(e.to_string())),
+        Err(other) => Err(Disposition::DeadLetter(other.to_string())),
+    }
+}
