@@ -37,6 +37,8 @@ pub struct AppState {
     pub dev: bool,
     /// The NATS consumer, when one is configured (readiness checks its connection).
     pub broker: Option<Arc<crate::consume::NatsConsumer>>,
+    /// The MQTT consumer, when one is configured (readiness checks its connection).
+    pub mqtt: Option<Arc<crate::consume::MqttConsumer>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -81,6 +83,7 @@ impl AppState {
             cors_origins: cors_origins.into(),
             dev: settings.environment == Environment::Dev,
             broker: None,
+            mqtt: None,
         })
     }
 }

@@ -1,4 +1,6 @@
-//! The NATS JetStream input of the ingest pipeline: a durable pull consumer, shared by every
+//! The broker inputs of the ingest pipeline (NATS JetStream, MQTT).
+//!
+//! NATS:  a durable pull consumer, shared by every
 //! server replica (a work queue), on the stream the agents publish to (`<prefix>.<agent id>`).
 //!
 //! A message is acknowledged only after its batch is committed (or found to be a duplicate). A
@@ -174,5 +176,134 @@ async fn handle(store: &dyn Store, agent: &str, msg: &jetstream::Message) -> Res
         Ok(_) => Ok(()),
         Err(IngestError::Store(e)) => Err(Disposition::Retry(e.to_string())),
         Err(other) => Err(Disposition::DeadLetter(other.to_string())),
+    }
+}
+
+/// Where the MQTT consumer subscribes and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttIngest {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// The agents publish on `<topic_prefix>/<agent id>`.
+    pub topic_prefix: String,
+    /// Refused messages go to `<dead_letter_prefix>/<agent id>` as JSON with the reason.
+    pub dead_letter_prefix: String,
+    /// Replicas in the same group share the subscription (`$share/<group>/...`).
+    pub group: String,
+}
+
+impl MqttIngest {
+    /// The defaults the agent uses, at `host:port`.
+    pub fn at(host: &str, port: u16) -> Self {
+        Self {
+            host: host.to_owned(),
+            port,
+            topic_prefix: "tod/telemetry".into(),
+            dead_letter_prefix: "tod/deadletter".into(),
+            group: "tod-server".into(),
+        }
+    }
+}
+
+/// A running MQTT consumer: a shared subscription at QoS 1 whose messages are acknowledged
+/// (manual PUBACK) only after their batch is committed or dead-lettered.
+#[derive(Debug)]
+pub struct MqttConsumer {
+    task: tokio::task::JoinHandle<()>,
+    connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MqttConsumer {
+    /// Connects (persistent session per replica) and starts consuming into `store`.
+    pub fn start(config: MqttIngest, store: std::sync::Arc<dyn Store>) -> Self {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        let id = format!("tod-server-{}", uuid::Uuid::new_v4().simple());
+        let mut opts = MqttOptions::new(id, config.host.clone(), config.port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_clean_session(false);
+        opts.set_manual_acks(true);
+        opts.set_max_packet_size(64 << 20, 64 << 20);
+        let (client, mut events) = AsyncClient::new(opts, 64);
+        let connected = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let up = connected.clone();
+        let task = tokio::spawn(async move {
+            let filter = format!("$share/{}/{}/+", config.group, config.topic_prefix);
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        up.store(true, std::sync::atomic::Ordering::Relaxed);
+                        if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
+                            tracing::warn!(error = %e, "MQTT subscribe");
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let agent = p.topic.rsplit('/').next().unwrap_or_default().to_owned();
+                        // Every agent sends gzip; a plain JSON body is accepted too.
+                        let gzip = p.payload.starts_with(&[0x1f, 0x8b]);
+                        let outcome = match agent.parse::<AgentId>() {
+                            Err(_) => Err(Disposition::DeadLetter(format!(
+                                "topic does not end in an agent id: {}",
+                                p.topic
+                            ))),
+                            Ok(id) => match store.live_agent(id).await {
+                                Err(e) => Err(Disposition::Retry(e.to_string())),
+                                Ok(None) => Err(Disposition::DeadLetter(format!("unknown or revoked agent {id}"))),
+                                Ok(Some(a)) => {
+                                    match process(store.as_ref(), &a, &p.payload, gzip, chrono::Utc::now()).await {
+                                        Ok(_) => Ok(()),
+                                        Err(IngestError::Store(e)) => Err(Disposition::Retry(e.to_string())),
+                                        Err(other) => Err(Disposition::DeadLetter(other.to_string())),
+                                    }
+                                }
+                            },
+                        };
+                        match outcome {
+                            Ok(()) => {}
+                            Err(Disposition::Retry(reason)) => {
+                                // No PUBACK: the broker redelivers when this session reconnects.
+                                tracing::warn!(%reason, "ingest failed; reconnecting for redelivery");
+                                let _ = client.disconnect().await;
+                                continue;
+                            }
+                            Err(Disposition::DeadLetter(reason)) => {
+                                tracing::warn!(%reason, %agent, "batch dead-lettered");
+                                let letter = serde_json::json!({
+                                    "reason": reason,
+                                    "topic": p.topic,
+                                    "payload_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &p.payload),
+                                });
+                                let topic = format!("{}/{}", config.dead_letter_prefix, agent);
+                                if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, letter.to_string()).await
+                                {
+                                    tracing::warn!(error = %e, "dead letter not published");
+                                }
+                            }
+                        }
+                        if let Err(e) = client.ack(&p).await {
+                            tracing::warn!(error = %e, "MQTT acknowledgement");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        up.store(false, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Self { task, connected }
+    }
+
+    /// Whether the broker connection is up.
+    pub fn connected(&self) -> bool {
+        self.connected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops consuming.
+    pub fn stop(&self) {
+        self.task.abort();
     }
 }

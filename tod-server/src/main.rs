@@ -65,6 +65,17 @@ async fn serve(settings: Settings) -> Result<(), String> {
                 .map_err(|e| format!("nats_url (TOD_NATS_URL): {e}"))?;
         state.broker = Some(std::sync::Arc::new(consumer));
     }
+    if let Some(url) = &settings.mqtt_url {
+        let (host, port) = url
+            .trim_start_matches("mqtt://")
+            .rsplit_once(':')
+            .expect("validated host:port");
+        let consumer = tod_server::consume::MqttConsumer::start(
+            tod_server::consume::MqttIngest::at(host, port.parse().expect("validated port")),
+            state.store.clone(),
+        );
+        state.mqtt = Some(std::sync::Arc::new(consumer));
+    }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("listen {}: {e}", settings.listen))?;

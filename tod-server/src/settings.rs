@@ -63,6 +63,9 @@ pub struct Settings {
     /// when unset.
     #[arg(long, env = "TOD_NATS_URL")]
     pub nats_url: Option<String>,
+    /// An MQTT broker to consume agent batches from (`host:port`), by shared subscription.
+    #[arg(long, env = "TOD_MQTT_URL")]
+    pub mqtt_url: Option<String>,
     /// The agents' poll interval in seconds: links age and silent agents are noticed by it.
     #[arg(long, env = "TOD_AGENT_POLL_INTERVAL", default_value_t = 60)]
     pub agent_poll_interval_secs: u32,
@@ -96,6 +99,7 @@ impl Settings {
             cors_origins: Vec::new(),
             agent_poll_interval_secs: 60,
             nats_url: None,
+            mqtt_url: None,
         }
     }
 
@@ -138,6 +142,17 @@ impl Settings {
             return Err(SettingsError(
                 "agent_poll_interval_secs (TOD_AGENT_POLL_INTERVAL): 5 to 3600 seconds".into(),
             ));
+        }
+        if let Some(m) = &self.mqtt_url {
+            let hp = m.trim_start_matches("mqtt://");
+            if !hp
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            {
+                return Err(SettingsError(format!(
+                    "mqtt_url (TOD_MQTT_URL): expected host:port, got {m:?}"
+                )));
+            }
         }
         if self.auth_rate_limit == 0 {
             return Err(SettingsError(

@@ -679,3 +679,122 @@ async fn nats_jetstream_ingest_exactly_once_with_dead_letters() {
     js.delete_stream(&config.stream).await.unwrap();
     db.drop_db().await;
 }
+
+/// The MQTT input: the agent's own uplink publishes at QoS 1, two server "replicas" share the
+/// subscription, every batch is stored once, and a poison message is dead-lettered with a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_ingest_exactly_once_with_dead_letters() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    use tod_agent::uplink::Uplink;
+    use tod_agent::uplink::mqtt::{MqttConfig, MqttUplink};
+    let url = std::env::var("TOD_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
+    let (host, port) = url.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
+    let port: u16 = port.parse().unwrap();
+    if tokio::net::TcpStream::connect((host, port)).await.is_err() {
+        if std::env::var_os("TOD_REQUIRE_SERVICES").is_some() {
+            panic!("MQTT at {url} is required");
+        }
+        eprintln!("SKIP: MQTT at {url} does not answer; set TOD_TEST_MQTT_URL");
+        return;
+    }
+    let db = TestDb::sqlite();
+    let srv = TestServer::start(&db.url, 1000).await;
+    let f = fleet(&srv, 2).await;
+    let agent: AgentId = f.agent.parse().unwrap();
+    let tag = format!("{}x{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let config = tod_server::consume::MqttIngest {
+        host: host.into(),
+        port,
+        topic_prefix: format!("todtest/{tag}/telemetry"),
+        dead_letter_prefix: format!("todtest/{tag}/dead"),
+        group: format!("g{tag}"),
+    };
+    // A watcher of the dead-letter topic, and a raw publisher for the poison.
+    let mut opts = MqttOptions::new(format!("watch-{tag}"), host, port);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (watcher, mut watch_events) = AsyncClient::new(opts, 16);
+    watcher
+        .subscribe(format!("{}/+", config.dead_letter_prefix), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (letters_tx, mut letters) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    tokio::spawn(async move {
+        while let Ok(ev) = watch_events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let _ = letters_tx.send(serde_json::from_slice(&p.payload).unwrap_or_default());
+            }
+        }
+    });
+    let replicas = [
+        tod_server::consume::MqttConsumer::start(config.clone(), srv.state.store.clone()),
+        tod_server::consume::MqttConsumer::start(config.clone(), srv.state.store.clone()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !replicas.iter().all(|r| r.connected()) {
+        assert!(Instant::now() < deadline, "consumers did not connect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions settle
+    let uplink = MqttUplink::start(
+        &MqttConfig {
+            host: host.into(),
+            port,
+            topic_prefix: config.topic_prefix.clone(),
+            ..MqttConfig::default()
+        },
+        agent,
+    );
+    let mut expected = 0;
+    for i in 0..10u64 {
+        let b = Batch::new(
+            agent,
+            format!("mqtt-{i}"),
+            chrono::Utc::now(),
+            vec![report(&f.devices[0], i + 1, 3)],
+        );
+        uplink.deliver(&b).await.unwrap();
+        if i == 4 {
+            uplink.deliver(&b).await.unwrap(); // a redelivery: stored once
+            watcher
+                .publish(
+                    format!("{}/{agent}", config.topic_prefix),
+                    QoS::AtLeastOnce,
+                    false,
+                    "not a batch",
+                )
+                .await
+                .unwrap();
+        }
+        expected += 3;
+    }
+    let tenant = f.tenant.parse().unwrap();
+    let device = f.devices[0].parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = srv.state.store.count_registrations(tenant, device).await.unwrap();
+        if n == expected {
+            break;
+        }
+        assert!(n < expected, "stored more than once: {n} > {expected}");
+        assert!(Instant::now() < deadline, "only {n} of {expected} rows arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let letter = tokio::time::timeout(Duration::from_secs(10), letters.recv())
+        .await
+        .expect("dead letter")
+        .unwrap();
+    assert!(
+        letter["reason"].as_str().unwrap().contains("malformed batch"),
+        "{letter}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        srv.state.store.count_registrations(tenant, device).await.unwrap(),
+        expected,
+        "exactly once"
+    );
+    for r in &replicas {
+        r.stop();
+    }
+    db.drop_db().await;
+}
