@@ -126,7 +126,9 @@ async fn bootstrap_admin(store: &dyn Store, settings: &Settings) -> Result<(), S
 }
 
 /// Background work: every half poll interval (at most 30 s), whichever replica holds the
-/// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable.
+/// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable;
+/// hourly, the holder of the `retention` lease deletes registrations older than 30 days, metrics
+/// and link events older than 90 days, and expired sessions.
 pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
     let me = uuid::Uuid::new_v4();
@@ -134,6 +136,7 @@ pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::tas
     let ttl = chrono::Duration::from_std(every * 3).unwrap_or(chrono::Duration::seconds(90));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        let mut last_retention: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
             let now = chrono::Utc::now();
@@ -151,6 +154,20 @@ pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::tas
                 },
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "fleet-aging lease"),
+            }
+            if last_retention.is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(3600)) {
+                last_retention = Some(std::time::Instant::now());
+                let hour = chrono::Duration::hours(1);
+                if let Ok(true) = store.try_lease("retention", me, now, hour).await {
+                    match store
+                        .retain(now, chrono::Duration::days(30), chrono::Duration::days(90))
+                        .await
+                    {
+                        Ok(n) if n > 0 => tracing::info!(rows = n, "retention"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "retention failed"),
+                    }
+                }
             }
         }
     })

@@ -529,6 +529,19 @@ async fn aging(url: &str) {
         .await;
     assert_eq!(d.json["status"], "unreachable");
 
+    // Retention: a day later nothing is old enough; 31 days later the registration rows go.
+    let regs = store.count_registrations(tenant, ap.parse().unwrap()).await.unwrap();
+    assert!(regs > 0);
+    let (month, quarter) = (chrono::Duration::days(30), chrono::Duration::days(90));
+    store.retain(min(day), month, quarter).await.unwrap();
+    assert_eq!(
+        store.count_registrations(tenant, ap.parse().unwrap()).await.unwrap(),
+        regs
+    );
+    let removed = store.retain(min(31 * 24 * 60), month, quarter).await.unwrap();
+    assert!(removed >= regs as u64, "{removed} < {regs}");
+    assert_eq!(store.count_registrations(tenant, ap.parse().unwrap()).await.unwrap(), 0);
+
     // One holder at a time; a lapsed lease passes on.
     let (x, y) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let ttl = chrono::Duration::seconds(90);

@@ -356,6 +356,15 @@ pub trait FleetStore: Send + Sync {
     /// `unreachable`; links of APs that stopped reporting while their agent still reports go
     /// down after three missed polls and stale after 24 h.
     async fn age_fleet(&self, now: DateTime<Utc>, poll_interval_secs: i64) -> Result<Aging, StoreError>;
+    /// Deletes what has outlived its retention as of `now`: registration rows older than
+    /// `registrations`, metrics older than `metrics`, link events older than `metrics`, and
+    /// login sessions and SRP challenges that have expired. Returns the rows removed.
+    async fn retain(
+        &self,
+        now: DateTime<Utc>,
+        registrations: chrono::Duration,
+        metrics: chrono::Duration,
+    ) -> Result<u64, StoreError>;
     /// Takes or renews the named lease for `holder` until `now + ttl`; false while another holder
     /// has it.
     async fn try_lease(
@@ -781,6 +790,33 @@ macro_rules! impl_fleet_store {
                     devices_unreachable: unreachable,
                     link_changes,
                 })
+            }
+
+            async fn retain(
+                &self,
+                now: DateTime<Utc>,
+                registrations: chrono::Duration,
+                metrics: chrono::Duration,
+            ) -> Result<u64, StoreError> {
+                let now = micros(now);
+                let (_w, mut tx) = self.wtx(None).await?;
+                let mut removed = 0;
+                for (sql, cutoff) in [
+                    ("DELETE FROM registrations WHERE collected_at < $1", now - registrations),
+                    ("DELETE FROM device_metrics WHERE collected_at < $1", now - metrics),
+                    ("DELETE FROM link_events WHERE at < $1", now - metrics),
+                    ("DELETE FROM auth_sessions WHERE expires_at < $1", now),
+                    ("DELETE FROM srp_sessions WHERE expires_at < $1", now),
+                ] {
+                    removed += sqlx::query(sql)
+                        .bind(cutoff)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(removed)
             }
 
             async fn try_lease(
