@@ -38,21 +38,7 @@ async fn tenant_user(srv: &TestServer, root: &Auth, tenant: &str, email: &str, r
     (tid, srv.bearer(email, "pw-of-the-test-user").await)
 }
 
-#[tokio::test]
-async fn srp_login_tokens_refresh_rotation_reuse_and_logout_on_sqlite() {
-    let db = TestDb::sqlite();
-    srp_login_tokens_refresh_rotation_reuse_and_logout(&db.url).await;
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn srp_login_tokens_refresh_rotation_reuse_and_logout_on_postgres() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    srp_login_tokens_refresh_rotation_reuse_and_logout(&db.url).await;
-    db.drop_db().await;
-}
+on_both_backends!(srp_login_tokens_refresh_rotation_reuse_and_logout);
 
 async fn srp_login_tokens_refresh_rotation_reuse_and_logout(url: &str) {
     let srv = TestServer::start(url, 1000).await;
@@ -341,21 +327,7 @@ async fn an_independent_srp_implementation_interoperates() {
     db.drop_db().await;
 }
 
-#[tokio::test]
-async fn api_keys_are_shown_once_scoped_and_revocable_on_sqlite() {
-    let db = TestDb::sqlite();
-    api_keys_are_shown_once_scoped_and_revocable(&db.url).await;
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn api_keys_are_shown_once_scoped_and_revocable_on_postgres() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    api_keys_are_shown_once_scoped_and_revocable(&db.url).await;
-    db.drop_db().await;
-}
+on_both_backends!(api_keys_are_shown_once_scoped_and_revocable);
 
 async fn api_keys_are_shown_once_scoped_and_revocable(url: &str) {
     let srv = TestServer::start(url, 1000).await;
@@ -476,21 +448,7 @@ async fn api_keys_are_shown_once_scoped_and_revocable(url: &str) {
     );
 }
 
-#[tokio::test]
-async fn users_are_managed_within_the_role_matrix_on_sqlite() {
-    let db = TestDb::sqlite();
-    users_are_managed_within_the_role_matrix(&db.url).await;
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn users_are_managed_within_the_role_matrix_on_postgres() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    users_are_managed_within_the_role_matrix(&db.url).await;
-    db.drop_db().await;
-}
+on_both_backends!(users_are_managed_within_the_role_matrix);
 
 async fn users_are_managed_within_the_role_matrix(url: &str) {
     let srv = TestServer::start(url, 1000).await;

@@ -227,21 +227,7 @@ async fn agent_delivers_what_it_polls(url: &str) {
     drop(sim);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_delivers_what_it_polls_on_sqlite() {
-    let db = TestDb::sqlite();
-    agent_delivers_what_it_polls(&db.url).await;
-    db.drop_db().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_delivers_what_it_polls_on_postgres() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    agent_delivers_what_it_polls(&db.url).await;
-    db.drop_db().await;
-}
+on_both_backends!(agent_delivers_what_it_polls, multi_thread);
 
 fn report(device: &str, seq: u64, clients: usize) -> DeviceReport {
     let mut r = DeviceReport::new(
@@ -263,7 +249,7 @@ fn report(device: &str, seq: u64, clients: usize) -> DeviceReport {
     r
 }
 
-async fn refusals(url: &str) {
+async fn ingest_refusals(url: &str) {
     let srv = TestServer::start(url, 1000).await;
     let f = fleet(&srv, 2).await;
     let agent: AgentId = f.agent.parse().unwrap();
@@ -413,27 +399,13 @@ async fn raw_post(srv: &TestServer, token: &str, body: Vec<u8>, gzip: bool) -> (
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn ingest_refusals_on_sqlite() {
-    let db = TestDb::sqlite();
-    refusals(&db.url).await;
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn ingest_refusals_on_postgres() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    refusals(&db.url).await;
-    db.drop_db().await;
-}
+on_both_backends!(ingest_refusals);
 
 /// The link state machine over time, with the clock injected: degraded below −80 dBm, down after
 /// three AP reports without the client, down by time when the AP stops reporting while its agent
 /// still reports, stale 24 h later; an agent that goes silent makes its devices unreachable
 /// instead. And the lease that keeps this work on one replica.
-async fn aging(url: &str) {
+async fn links_age_and_agents_go_unreachable(url: &str) {
     use tod_core::telemetry::Interface;
     let srv = TestServer::start(url, 1000).await;
     let f = fleet(&srv, 3).await;
@@ -559,20 +531,40 @@ async fn aging(url: &str) {
     );
 }
 
-#[tokio::test]
-async fn links_age_and_agents_go_unreachable_on_sqlite() {
-    let db = TestDb::sqlite();
-    aging(&db.url).await;
-    db.drop_db().await;
+on_both_backends!(links_age_and_agents_go_unreachable);
+
+/// Skips a broker test with a message, or fails it when `TOD_REQUIRE_SERVICES` makes the broker
+/// mandatory.
+fn skip_without(service: &str, url: &str, error: &str) {
+    if std::env::var_os("TOD_REQUIRE_SERVICES").is_some() {
+        panic!("{service} at {url} is required: {error}");
+    }
+    eprintln!("SKIP: {service} at {url} does not answer ({error})");
 }
 
-#[tokio::test]
-async fn links_age_and_agents_go_unreachable_on_postgres() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    aging(&db.url).await;
-    db.drop_db().await;
+/// A server on SQLite with a two-device fleet, its agent, and a tag that keeps this run's broker
+/// names apart from any other's.
+async fn broker_setup() -> (TestDb, TestServer, Fleet, AgentId, String) {
+    let db = TestDb::sqlite();
+    let srv = TestServer::start(&db.url, 1000).await;
+    let f = fleet(&srv, 2).await;
+    let agent: AgentId = f.agent.parse().unwrap();
+    let tag = format!("{}x{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    (db, srv, f, agent, tag)
+}
+
+/// Waits until a device has exactly `expected` registration rows; more is a failure at once.
+async fn wait_for_rows(srv: &TestServer, tenant: tod_core::TenantId, device: DeviceId, expected: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = srv.state.store.count_registrations(tenant, device).await.unwrap();
+        if n == expected {
+            return;
+        }
+        assert!(n < expected, "stored more than once: {n} > {expected}");
+        assert!(Instant::now() < deadline, "only {n} of {expected} rows arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The NATS JetStream input: the agent's own uplink publishes, two server "replicas" consume the
@@ -586,19 +578,9 @@ async fn nats_jetstream_ingest_exactly_once_with_dead_letters() {
     let url = std::env::var("TOD_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let client = match async_nats::connect(&url).await {
         Ok(c) => c,
-        Err(e) => {
-            if std::env::var_os("TOD_REQUIRE_SERVICES").is_some() {
-                panic!("NATS at {url} is required: {e}");
-            }
-            eprintln!("SKIP: NATS at {url} does not answer ({e}); set TOD_TEST_NATS_URL");
-            return;
-        }
+        Err(e) => return skip_without("NATS", &url, &e.to_string()),
     };
-    let db = TestDb::sqlite();
-    let srv = TestServer::start(&db.url, 1000).await;
-    let f = fleet(&srv, 2).await;
-    let agent: AgentId = f.agent.parse().unwrap();
-    let tag = format!("{}x{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let (db, srv, f, agent, tag) = broker_setup().await;
     let config = tod_server::consume::NatsIngest {
         url: url.clone(),
         stream: format!("TODTEST_{tag}"),
@@ -659,16 +641,7 @@ async fn nats_jetstream_ingest_exactly_once_with_dead_letters() {
     }
     let tenant = f.tenant.parse().unwrap();
     let device = f.devices[0].parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n = srv.state.store.count_registrations(tenant, device).await.unwrap();
-        if n == expected {
-            break;
-        }
-        assert!(n < expected, "stored more than once: {n} > {expected}");
-        assert!(Instant::now() < deadline, "only {n} of {expected} rows arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_rows(&srv, tenant, device, expected).await;
     let mut reasons = Vec::new();
     for _ in 0..2 {
         let m = tokio::time::timeout(Duration::from_secs(10), dead.next())
@@ -703,18 +676,10 @@ async fn mqtt_ingest_exactly_once_with_dead_letters() {
     let url = std::env::var("TOD_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
     let (host, port) = url.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
     let port: u16 = port.parse().unwrap();
-    if tokio::net::TcpStream::connect((host, port)).await.is_err() {
-        if std::env::var_os("TOD_REQUIRE_SERVICES").is_some() {
-            panic!("MQTT at {url} is required");
-        }
-        eprintln!("SKIP: MQTT at {url} does not answer; set TOD_TEST_MQTT_URL");
-        return;
+    if let Err(e) = tokio::net::TcpStream::connect((host, port)).await {
+        return skip_without("MQTT", &url, &e.to_string());
     }
-    let db = TestDb::sqlite();
-    let srv = TestServer::start(&db.url, 1000).await;
-    let f = fleet(&srv, 2).await;
-    let agent: AgentId = f.agent.parse().unwrap();
-    let tag = format!("{}x{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let (db, srv, f, agent, tag) = broker_setup().await;
     let config = tod_server::consume::MqttIngest {
         host: host.into(),
         port,
@@ -782,16 +747,7 @@ async fn mqtt_ingest_exactly_once_with_dead_letters() {
     }
     let tenant = f.tenant.parse().unwrap();
     let device = f.devices[0].parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n = srv.state.store.count_registrations(tenant, device).await.unwrap();
-        if n == expected {
-            break;
-        }
-        assert!(n < expected, "stored more than once: {n} > {expected}");
-        assert!(Instant::now() < deadline, "only {n} of {expected} rows arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_rows(&srv, tenant, device, expected).await;
     let letter = tokio::time::timeout(Duration::from_secs(10), letters.recv())
         .await
         .expect("dead letter")

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Auth, TestDb, TestServer};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Auth, TestServer};
 use serde_json::json;
 use tod_core::rbac::{Principal, Role, Scope, authorize};
 use tod_core::{ApiKeyId, TenantId, UserId};
@@ -67,23 +67,9 @@ async fn key(srv: &TestServer, admin: &Auth, tenant: &str, name: &'static str, s
     }
 }
 
-#[tokio::test]
-async fn every_route_every_role_own_and_foreign_tenant_on_sqlite() {
-    let db = TestDb::sqlite();
-    matrix(&db.url).await;
-    db.drop_db().await;
-}
+on_both_backends!(every_route_every_role_own_and_foreign_tenant);
 
-#[tokio::test]
-async fn every_route_every_role_own_and_foreign_tenant_on_postgres() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    matrix(&db.url).await;
-    db.drop_db().await;
-}
-
-async fn matrix(url: &str) {
+async fn every_route_every_role_own_and_foreign_tenant(url: &str) {
     let srv = TestServer::start(url, 100_000).await;
     let root = srv.bearer(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let mut tenants = Vec::new();

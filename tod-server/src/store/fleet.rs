@@ -393,16 +393,7 @@ macro_rules! impl_fleet_store {
                 let now = micros(now);
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
                 if let Some(site) = new.site_id {
-                    // A foreign key only proves the site exists somewhere (§12.16).
-                    let ours: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2")
-                        .bind(site.0)
-                        .bind(tenant.0)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    if ours.is_none() {
-                        return Err(StoreError::Invalid("site_id: not a site of this tenant".into()));
-                    }
+                    site_of_tenant(&mut tx, tenant, site).await?;
                 }
                 let row: DeviceRow = sqlx::query_as(
                     "INSERT INTO devices (id, tenant_id, site_id, name, host, status, created_at, updated_at) \
@@ -458,15 +449,7 @@ macro_rules! impl_fleet_store {
             ) -> Result<Agent, StoreError> {
                 let now = micros(now);
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
-                let ours: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2")
-                    .bind(site.0)
-                    .bind(tenant.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                if ours.is_none() {
-                    return Err(StoreError::Invalid("site_id: not a site of this tenant".into()));
-                }
+                site_of_tenant(&mut tx, tenant, site).await?;
                 let row: AgentRow = sqlx::query_as(
                     "INSERT INTO agents (id, tenant_id, site_id, name, token_hash, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) \
@@ -507,21 +490,8 @@ macro_rules! impl_fleet_store {
                 now: DateTime<Utc>,
                 audit: &Audit,
             ) -> Result<(), StoreError> {
-                let now = micros(now);
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
-                let done = sqlx::query(
-                    "UPDATE agents SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
-                )
-                .bind(tenant.0)
-                .bind(id.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound("agent"));
-                }
-                append(&mut tx, &with_resource(audit, "agent", id.to_string()), now).await?;
+                soft_revoke(&mut tx, Revocable::Agent, tenant, id.0, micros(now), audit).await?;
                 tx.commit().await.map_err(map_err)
             }
 
@@ -866,6 +836,21 @@ pub(crate) use impl_fleet_store;
 /// per state change. No replica keeps link state in memory, so any replica can take any batch.
 macro_rules! impl_discover_links {
     () => {
+        /// Refuses a site that is not the tenant's: a foreign key only proves it exists
+        /// somewhere (§12.16).
+        async fn site_of_tenant(tx: &mut Tx, tenant: TenantId, site: SiteId) -> Result<(), StoreError> {
+            let ours: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2")
+                .bind(site.0)
+                .bind(tenant.0)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            match ours {
+                Some(_) => Ok(()),
+                None => Err(StoreError::Invalid("site_id: not a site of this tenant".into())),
+            }
+        }
+
         async fn discover_links(
             tx: &mut Tx,
             tenant: TenantId,

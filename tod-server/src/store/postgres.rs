@@ -10,7 +10,7 @@ use super::fleet::{
     AgentRow, DeviceRow, LinkRow, REGISTRATION_ROWS_PER_INSERT, WirelessLink, access_point_table, i64_of,
     impl_discover_links, impl_fleet_store, placeholders, status_str,
 };
-use super::queries::{ApiKeyRow, AuditRow, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
+use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
     Agent, Aging, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey,
     NewDevice, NewSite, NewUser, Rotation, Site, SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch,

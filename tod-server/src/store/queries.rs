@@ -174,6 +174,38 @@ impl From<&AuditRow> for AuditRecord {
     }
 }
 
+/// Credentials that are revoked rather than deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revocable {
+    /// `api_keys`.
+    ApiKey,
+    /// `agents`.
+    Agent,
+}
+
+impl Revocable {
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_keys",
+            Self::Agent => "agents",
+        }
+    }
+
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            Self::ApiKey => "API key",
+            Self::Agent => "agent",
+        }
+    }
+
+    pub(crate) fn resource(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Agent => "agent",
+        }
+    }
+}
+
 /// Times are kept to the microsecond, the precision both databases store.
 pub(crate) fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::SubsecRound;
@@ -688,21 +720,8 @@ macro_rules! impl_store {
                 now: DateTime<Utc>,
                 audit: &Audit,
             ) -> Result<(), StoreError> {
-                let now = micros(now);
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
-                let done = sqlx::query(
-                    "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
-                )
-                .bind(tenant.0)
-                .bind(id.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound("API key"));
-                }
-                append(&mut tx, &with_resource(audit, "api_key", id.to_string()), now).await?;
+                soft_revoke(&mut tx, Revocable::ApiKey, tenant, id.0, micros(now), audit).await?;
                 tx.commit().await.map_err(map_err)
             }
 
@@ -810,6 +829,34 @@ macro_rules! impl_store {
             .execute(&mut **tx)
             .await
             .map_err(map_err)?;
+            Ok(())
+        }
+
+        /// Sets `revoked_at` on a live credential of the tenant and audits it, in the caller's
+        /// transaction; an unknown or already revoked one is "not found".
+        async fn soft_revoke(
+            tx: &mut Tx,
+            what: Revocable,
+            tenant: TenantId,
+            id: Uuid,
+            now: DateTime<Utc>,
+            audit: &Audit,
+        ) -> Result<(), StoreError> {
+            let sql = format!(
+                "UPDATE {} SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+                what.table()
+            );
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.0)
+                .bind(id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(what.noun()));
+            }
+            append(tx, &with_resource(audit, what.resource(), id.to_string()), now).await?;
             Ok(())
         }
 

@@ -1,6 +1,39 @@
 //! Helpers for the server's integration tests: a fresh database per test, on each backend.
 #![allow(dead_code)]
 
+/// Declares tests `<name>::sqlite` and `<name>::postgres` that run `async fn <name>(url: &str)`
+/// on a fresh database of each backend (PostgreSQL skips with a message when it is not there,
+/// unless `TOD_REQUIRE_SERVICES` is set). `multi_thread` gives the runtime two workers, for tests
+/// that block on a child process or run an agent beside the server.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        $crate::on_both_backends!(@with [tokio::test] $name);
+    };
+    ($name:ident, multi_thread) => {
+        $crate::on_both_backends!(@with [tokio::test(flavor = "multi_thread", worker_threads = 2)] $name);
+    };
+    (@with [$($attr:tt)*] $name:ident) => {
+        mod $name {
+            #[$($attr)*]
+            async fn sqlite() {
+                let db = $crate::common::TestDb::sqlite();
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+
+            #[$($attr)*]
+            async fn postgres() {
+                let Some(db) = $crate::common::TestDb::postgres().await else {
+                    return;
+                };
+                super::$name(&db.url).await;
+                db.drop_db().await;
+            }
+        }
+    };
+}
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::Connection;
