@@ -82,6 +82,11 @@ async fn world(s: &dyn Store) -> (Vec<Site>, tod_core::TenantId) {
                 .create_device(
                     t.id,
                     NewDevice {
+                        id: DeviceId(uuid::Uuid::new_v4()),
+                        api_port: 8728,
+                        transport: "plain",
+                        fingerprint: None,
+                        credentials: None,
                         name: &n,
                         host: "10.0.0.1",
                         site_id: Some(site.id),
@@ -98,6 +103,11 @@ async fn world(s: &dyn Store) -> (Vec<Site>, tod_core::TenantId) {
                     .create_device(
                         t.id,
                         NewDevice {
+                            id: DeviceId(uuid::Uuid::new_v4()),
+                            api_port: 8728,
+                            transport: "plain",
+                            fingerprint: None,
+                            credentials: None,
                             name: &n,
                             host: "10.0.0.2",
                             site_id: Some(site.id),

@@ -39,6 +39,8 @@ pub struct AppState {
     pub broker: Option<Arc<crate::consume::NatsConsumer>>,
     /// The MQTT consumer, when one is configured (readiness checks its connection).
     pub mqtt: Option<Arc<crate::consume::MqttConsumer>>,
+    /// Seals device credentials; `None` outside dev without `TOD_MASTER_KEY`.
+    pub vault: Option<Arc<crate::vault::Vault>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -70,6 +72,21 @@ impl AppState {
             return Err("JWT key: fewer than 32 bytes".into());
         }
         bootstrap_admin(store.as_ref(), settings).await?;
+        let vault = match (&settings.master_key, settings.environment) {
+            (Some(k), _) => Some(crate::vault::Vault::new(k.as_bytes())),
+            // Dev only: the key sits beside what it protects, which is no protection at rest.
+            (None, Environment::Dev) => Some(crate::vault::Vault::new(
+                &store
+                    .secret("vault_master_key", &|| {
+                        crate::auth::random_bytes::<32>()
+                            .map(|b| b.to_vec())
+                            .unwrap_or_default()
+                    })
+                    .await
+                    .map_err(|e| format!("vault key: {e}"))?,
+            )),
+            (None, _) => None,
+        };
         let cors_origins: Vec<HeaderValue> = settings
             .cors_origins
             .iter()
@@ -84,6 +101,7 @@ impl AppState {
             dev: settings.environment == Environment::Dev,
             broker: None,
             mqtt: None,
+            vault: vault.map(Arc::new),
         })
     }
 }

@@ -11,6 +11,7 @@
 //! | [`ingest`] | the one ingest pipeline (decode, check, store) behind HTTP and the brokers |
 //! | [`limits`] | the per-address rate limit of the authentication endpoints |
 //! | [`api`] | the route table, its guard (authentication + tod-core RBAC) and the handlers |
+//! | [`vault`] | device credentials sealed at rest (XChaCha20-Poly1305, per-tenant keys) |
 //! | [`app`] | state, middleware (security headers, request id, CORS, access log), start-up |
 //!
 //! Not built yet: ingest, the fleet API groups, the WireGuard gateway.
@@ -25,3 +26,4 @@ pub mod ingest;
 pub mod limits;
 pub mod settings;
 pub mod store;
+pub mod vault;

@@ -44,6 +44,10 @@ pub struct Settings {
     /// `dev` one is generated and kept in the database.
     #[arg(long, env = "TOD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Key that seals device credentials at rest (at least 32 bytes). Without it, outside `dev`,
+    /// devices cannot store credentials; in `dev` one is generated and kept in the database.
+    #[arg(long, env = "TOD_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
     /// E-mail of the first super admin, created when the database has no users.
     #[arg(long, env = "TOD_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
@@ -92,6 +96,7 @@ impl Settings {
             wireguard_listen: ([0, 0, 0, 0], 51820).into(),
             environment: Environment::Production,
             jwt_secret: None,
+            master_key: None,
             admin_email: None,
             admin_password: None,
             auth_rate_limit: 5,
@@ -119,6 +124,11 @@ impl Settings {
                 ));
             }
             _ => {}
+        }
+        if self.master_key.as_ref().is_some_and(|k| k.len() < 32) {
+            return Err(SettingsError(
+                "master_key (TOD_MASTER_KEY): must be at least 32 bytes".into(),
+            ));
         }
         match (&self.admin_email, &self.admin_password) {
             (Some(_), None) | (None, Some(_)) => {

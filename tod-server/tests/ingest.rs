@@ -767,3 +767,106 @@ async fn mqtt_ingest_exactly_once_with_dead_letters() {
     }
     db.drop_db().await;
 }
+
+/// Device logins are sealed at rest, never shown by the API, and opened only for the agent of
+/// the device's site.
+async fn device_logins_reach_only_their_agent(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let f = fleet(&srv, 1).await;
+    let devices = format!("/api/tenants/{}/devices", f.tenant);
+    let body = json!({ "name": "ap-secure", "host": "10.1.1.1", "site_id": f.site, "transport": "tls_pinned",
+                       "fingerprint": "AB:".repeat(31) + "AB", "username": "tod", "password": "router-secret-42" });
+    let made = srv.call("POST", &devices, &f.root, Some(body)).await;
+    assert_eq!(made.status, 201, "{:?}", made.json);
+    assert_eq!(
+        (made.json["has_credentials"].as_bool(), made.json["api_port"].as_i64()),
+        (Some(true), Some(8729))
+    );
+    for r in [&made.json, &srv.call("GET", &devices, &f.root, None).await.json] {
+        assert!(
+            !r.to_string().contains("router-secret-42"),
+            "the API never shows a password: {r}"
+        );
+    }
+    let bad = srv
+        .call(
+            "POST",
+            &devices,
+            &f.root,
+            Some(json!({ "name": "x", "host": "h", "transport": "tls_pinned" })),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "tls_pinned needs a fingerprint");
+    let half = srv
+        .call(
+            "POST",
+            &devices,
+            &f.root,
+            Some(json!({ "name": "y", "host": "h", "username": "u" })),
+        )
+        .await;
+    assert_eq!(half.status, 422);
+
+    let mine = srv
+        .call("GET", "/api/agent/devices", &Auth::Bearer(f.token.clone()), None)
+        .await;
+    assert_eq!(mine.status, 200, "{:?}", mine.json);
+    let secure = mine
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "ap-secure")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (secure["username"].as_str(), secure["password"].as_str()),
+        (Some("tod"), Some("router-secret-42"))
+    );
+    assert_eq!(secure["fingerprint"].as_str().unwrap().len(), 64);
+    assert_eq!(mine.json.as_array().unwrap().len(), 2, "the site's two devices");
+
+    // Another site's agent sees none of it; users are not agents.
+    let s2 = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/sites", f.tenant),
+            &f.root,
+            Some(json!({ "name": "South" })),
+        )
+        .await;
+    let a2 = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/agents", f.tenant),
+            &f.root,
+            Some(json!({ "name": "tower-2", "site_id": s2.json["id"] })),
+        )
+        .await;
+    let theirs = srv
+        .call(
+            "GET",
+            "/api/agent/devices",
+            &Auth::Bearer(a2.json["token"].as_str().unwrap().into()),
+            None,
+        )
+        .await;
+    assert_eq!(theirs.json.as_array().unwrap().len(), 0);
+    assert_eq!(srv.call("GET", "/api/agent/devices", &f.root, None).await.status, 403);
+
+    // Without a vault key (production without TOD_MASTER_KEY) a login cannot be stored.
+    let keyless = TestServer::start_with(url, |s| s.master_key = None).await;
+    let root = keyless.bearer(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r = keyless
+        .call(
+            "POST",
+            &devices,
+            &root,
+            Some(json!({ "name": "z", "host": "h", "username": "u", "password": "p" })),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.json["detail"].as_str().unwrap().contains("TOD_MASTER_KEY"));
+}
+
+on_both_backends!(device_logins_reach_only_their_agent);

@@ -35,7 +35,24 @@ pub(super) struct NewDeviceBody {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Uuid)]
     site_id: Option<SiteId>,
+    /// RouterOS API port (default 8728, or 8729 for the TLS transports).
+    #[serde(default)]
+    port: Option<u16>,
+    /// `plain` (default), `tls_verified`, `tls_pinned`, `tls_insecure` or `tls_anonymous`.
+    #[serde(default)]
+    transport: Option<String>,
+    /// SHA-256 of the device certificate (64 hex digits, colons allowed) for `tls_pinned`.
+    #[serde(default)]
+    fingerprint: Option<String>,
+    /// RouterOS user; stored sealed, never returned.
+    #[serde(default)]
+    username: Option<String>,
+    /// RouterOS password; stored sealed, never returned.
+    #[serde(default)]
+    password: Option<String>,
 }
+
+const TRANSPORTS: [&str; 5] = ["plain", "tls_verified", "tls_pinned", "tls_insecure", "tls_anonymous"];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -66,12 +83,59 @@ pub(super) async fn create_device(
     if body.host.trim().is_empty() || body.host.len() > 255 {
         return Err(ApiError::unprocessable("host: 1 to 255 characters"));
     }
+    let transport = body.transport.as_deref().unwrap_or("plain");
+    if !TRANSPORTS.contains(&transport) {
+        return Err(ApiError::unprocessable(format!(
+            "transport: one of {}",
+            TRANSPORTS.join(", ")
+        )));
+    }
+    let fingerprint = body.fingerprint.as_deref().map(|f| f.replace(':', "").to_lowercase());
+    match (transport, &fingerprint) {
+        ("tls_pinned", None) => return Err(ApiError::unprocessable("fingerprint: required for tls_pinned")),
+        (_, Some(f)) if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            return Err(ApiError::unprocessable("fingerprint: 64 hexadecimal digits"));
+        }
+        _ => {}
+    }
+    let port = body.port.unwrap_or(if transport == "plain" { 8728 } else { 8729 });
+    if port == 0 {
+        return Err(ApiError::unprocessable("port: 1 to 65535"));
+    }
+    let id = DeviceId(uuid::Uuid::new_v4());
+    let sealed = match (&body.username, &body.password) {
+        (None, None) => None,
+        (Some(u), Some(p)) if !u.is_empty() && u.len() <= 255 && p.len() <= 255 => {
+            let vault = st.vault.as_ref().ok_or_else(|| {
+                ApiError::unprocessable("device credentials need TOD_MASTER_KEY (the vault key) to be set")
+            })?;
+            let creds = crate::vault::Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            };
+            Some(
+                vault
+                    .seal(t, id, &creds)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            )
+        }
+        _ => {
+            return Err(ApiError::unprocessable(
+                "username and password: both or neither, 1 to 255 characters",
+            ));
+        }
+    };
     let audit = caller.audit(
         Some(t),
         "device.created",
-        json!({ "name": body.name.trim(), "host": body.host.trim() }),
+        json!({ "name": body.name.trim(), "host": body.host.trim(), "credentials": sealed.is_some() }),
     );
     let new = NewDevice {
+        id,
+        api_port: port,
+        transport,
+        fingerprint: fingerprint.as_deref(),
+        credentials: sealed.as_deref(),
         name: &body.name,
         host: &body.host,
         site_id: body.site_id,
@@ -193,6 +257,60 @@ pub(super) async fn device_links(
     let t = tenant(scope)?;
     st.store.get_device(t, id).await?;
     Ok(Json(st.store.list_links(t, None, Some(id)).await?))
+}
+
+/// A device as its agent polls it, login included.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentDevice {
+    /// Id to report under.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: DeviceId,
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub host: String,
+    /// API port.
+    pub port: i64,
+    /// Transport.
+    pub transport: String,
+    /// Certificate fingerprint for `tls_pinned`.
+    pub fingerprint: Option<String>,
+    /// RouterOS user (absent when none is stored).
+    pub username: Option<String>,
+    /// RouterOS password (absent when none is stored).
+    pub password: Option<String>,
+}
+
+/// `GET /api/agent/devices`: the calling agent's site's devices with their logins, opened from
+/// the vault for this agent only.
+pub(super) async fn agent_devices(
+    State(st): State<AppState>,
+    Extension(agent): Extension<Agent>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut out = Vec::new();
+    for (d, sealed) in st.store.agent_devices(&agent).await? {
+        let creds = match (sealed, st.vault.as_ref()) {
+            (Some(blob), Some(v)) => Some(
+                v.open(agent.tenant_id, d.id, &blob)
+                    .map_err(|e| ApiError::internal(format!("device {}: {e}", d.id)))?,
+            ),
+            _ => None,
+        };
+        out.push(AgentDevice {
+            id: d.id,
+            name: d.name,
+            host: d.host,
+            port: d.api_port,
+            transport: d.transport,
+            fingerprint: d.fingerprint,
+            username: creds.as_ref().map(|c| c.username.clone()),
+            password: creds.map(|c| c.password),
+        });
+    }
+    let mut r = Json(out).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(r)
 }
 
 /// What an accepted batch did.

@@ -184,6 +184,7 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(GET "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::list_agents; "A tenant's agents", 200 many Agent),
         route!(POST "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::create_agent; "Enrol an agent for a site (its token is shown once)", body fleet::NewAgentBody, 201 one fleet::CreatedAgent),
         route!(DELETE "/api/tenants/{tenant_id}/agents/{agent_id}", Tenant(Action::AgentManage), fleet::revoke_agent; "Revoke an agent", 200 one Status),
+        route!(GET "/api/agent/devices", Agent, fleet::agent_devices; "The calling agent's site's devices, logins included", 200 many fleet::AgentDevice),
         route!(POST "/api/ingest", Agent, fleet::ingest; "A batch of reports from an agent (JSON, optionally gzip)", 200 one fleet::IngestAnswer),
         route!(GET "/api/users", Own(Action::UserRead), users::list; "Users of the caller's tenant (a super admin: all, or ?tenant_id=)", query &["tenant_id"], 200 many User),
         route!(POST "/api/users", Own(Action::UserWrite), users::create; "Create a user with an SRP salt and verifier", body users::NewUserBody, 201 one User),

@@ -27,6 +27,14 @@ pub struct Device {
     pub name: String,
     /// Address the agent polls.
     pub host: String,
+    /// RouterOS API port.
+    pub api_port: i64,
+    /// `plain`, `tls_verified`, `tls_pinned`, `tls_insecure` or `tls_anonymous`.
+    pub transport: String,
+    /// SHA-256 of the device's certificate, for `tls_pinned`.
+    pub fingerprint: Option<String>,
+    /// Whether a login is stored (sealed; never shown).
+    pub has_credentials: bool,
     /// `unknown`, `online`, `offline`, `unreachable` or `auth_failed`.
     pub status: String,
     /// Last reported RouterOS version.
@@ -44,6 +52,16 @@ pub struct Device {
 /// The fields of a new device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewDevice<'a> {
+    /// Id, chosen by the caller (sealed credentials are bound to it).
+    pub id: DeviceId,
+    /// API port.
+    pub api_port: u16,
+    /// Transport name.
+    pub transport: &'a str,
+    /// Certificate fingerprint for `tls_pinned`.
+    pub fingerprint: Option<&'a str>,
+    /// The login, sealed by the vault for this tenant and id.
+    pub credentials: Option<&'a [u8]>,
     /// Name.
     pub name: &'a str,
     /// Address.
@@ -104,6 +122,10 @@ pub(crate) struct DeviceRow {
     site_id: Option<Uuid>,
     name: String,
     host: String,
+    api_port: i64,
+    transport: String,
+    fingerprint: Option<String>,
+    pub(crate) credentials: Option<Vec<u8>>,
     status: String,
     routeros_version: Option<String>,
     board_name: Option<String>,
@@ -120,6 +142,10 @@ impl From<DeviceRow> for Device {
             site_id: r.site_id.map(SiteId),
             name: r.name,
             host: r.host,
+            api_port: r.api_port,
+            transport: r.transport,
+            fingerprint: r.fingerprint,
+            has_credentials: r.credentials.is_some(),
             status: r.status,
             routeros_version: r.routeros_version,
             board_name: r.board_name,
@@ -309,6 +335,8 @@ pub trait FleetStore: Send + Sync {
     async fn get_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError>;
     /// A tenant's devices, optionally of one site, by name.
     async fn list_devices(&self, tenant: TenantId, site: Option<SiteId>) -> Result<Vec<Device>, StoreError>;
+    /// The devices of an agent's site with their sealed logins, for the agent that polls them.
+    async fn agent_devices(&self, agent: &Agent) -> Result<Vec<(Device, Option<Vec<u8>>)>, StoreError>;
 
     /// Creates an agent for a site of the tenant, with the hash of its token.
     async fn create_agent(
@@ -396,15 +424,20 @@ macro_rules! impl_fleet_store {
                     site_of_tenant(&mut tx, tenant, site).await?;
                 }
                 let row: DeviceRow = sqlx::query_as(
-                    "INSERT INTO devices (id, tenant_id, site_id, name, host, status, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'unknown', $6, $6) RETURNING *",
+                    "INSERT INTO devices (id, tenant_id, site_id, name, host, status, created_at, updated_at, \
+                     api_port, transport, fingerprint, credentials) \
+                     VALUES ($1, $2, $3, $4, $5, 'unknown', $6, $6, $7, $8, $9, $10) RETURNING *",
                 )
-                .bind(Uuid::new_v4())
+                .bind(new.id.0)
                 .bind(tenant.0)
                 .bind(new.site_id.map(|s| s.0))
                 .bind(new.name.trim())
                 .bind(new.host.trim())
                 .bind(now)
+                .bind(i64::from(new.api_port))
+                .bind(new.transport)
+                .bind(new.fingerprint)
+                .bind(new.credentials)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -436,6 +469,26 @@ macro_rules! impl_fleet_store {
                 .await
                 .map_err(map_err)?;
                 Ok(rows.into_iter().map(Device::from).collect())
+            }
+
+            async fn agent_devices(&self, agent: &Agent) -> Result<Vec<(Device, Option<Vec<u8>>)>, StoreError> {
+                let mut tx = self.tx(Some(agent.tenant_id)).await?;
+                let rows: Vec<DeviceRow> =
+                    sqlx::query_as("SELECT * FROM devices WHERE tenant_id = $1 AND site_id = $2 ORDER BY name")
+                        .bind(agent.tenant_id.0)
+                        .bind(agent.site_id.0)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|mut r| {
+                        let sealed = r.credentials.take();
+                        let mut d = Device::from(r);
+                        d.has_credentials = sealed.is_some();
+                        (d, sealed)
+                    })
+                    .collect())
             }
 
             async fn create_agent(

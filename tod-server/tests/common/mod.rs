@@ -142,6 +142,7 @@ impl TestServer {
     pub async fn start_with(db_url: &str, tune: impl FnOnce(&mut tod_server::settings::Settings)) -> Self {
         let mut settings = tod_server::settings::Settings::for_database(db_url);
         settings.jwt_secret = Some("test-signing-key-of-at-least-32-bytes!".into());
+        settings.master_key = Some("test-vault-master-key-of-32-bytes-or-more".into());
         settings.admin_email = Some(ADMIN_EMAIL.into());
         settings.admin_password = Some(ADMIN_PASSWORD.into());
         settings.auth_rate_limit = 1000;
