@@ -123,6 +123,10 @@ pub struct ServerSection {
     /// `host:port` of the MQTT broker for the `mqtt` uplink.
     #[serde(default = "default_mqtt")]
     pub mqtt: String,
+    /// Poll the devices the server lists for this agent's site (`GET /api/agent/devices`, with
+    /// their logins), re-read every poll interval, besides any `[[devices]]` configured here.
+    #[serde(default)]
+    pub pull_devices: bool,
 }
 
 fn default_nats() -> String {

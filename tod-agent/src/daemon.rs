@@ -216,6 +216,107 @@ pub async fn targets(cfg: &AgentConfig) -> Result<Vec<Target>, String> {
     Ok(out)
 }
 
+/// A device as the server lists it for this agent (`GET /api/agent/devices`).
+#[derive(Debug, serde::Deserialize)]
+struct ServerDevice {
+    id: tod_core::DeviceId,
+    host: String,
+    port: u16,
+    transport: String,
+    fingerprint: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// Fetches this agent's site's devices from the server and resolves them into targets. A device
+/// that cannot be polled as listed (no login and no `[[credentials]]` to fall back on, a
+/// `tls_verified` device without a local CA, an unresolvable host) is left out with a warning.
+pub async fn pull_targets(cfg: &AgentConfig) -> Result<Vec<Target>, String> {
+    use crate::routeros::client::{Credentials, Transport};
+    use crate::routeros::tls::{TlsMode, parse_fingerprint};
+    use http_body_util::{BodyExt, Empty};
+    let token = cfg
+        .agent
+        .token
+        .clone()
+        .or_else(|| cfg.agent.enrolment_token.clone())
+        .ok_or("agent.token: required to pull the device list")?;
+    let tcp = tokio::net::TcpStream::connect(&cfg.server.ingest)
+        .await
+        .map_err(|e| format!("device list: connect {}: {e}", cfg.server.ingest))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("device list: {e}"))?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/api/agent/devices")
+        .header(hyper::header::HOST, cfg.server.ingest.as_str())
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
+        .await
+        .map_err(|_| "device list: no answer within 30 s".to_owned())?
+        .map_err(|e| format!("device list: {e}"))?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("device list: {e}"))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!(
+            "device list: HTTP {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let listed: Vec<ServerDevice> = serde_json::from_slice(&body).map_err(|e| format!("device list: {e}"))?;
+    let fallback = cfg.credentials.first();
+    let mut out = Vec::with_capacity(listed.len());
+    for d in listed {
+        let credentials = match (d.username, d.password, fallback) {
+            (Some(username), Some(password), _) => Credentials { username, password },
+            (_, _, Some(p)) => Credentials {
+                username: p.username.clone(),
+                password: p.password.clone(),
+            },
+            _ => {
+                tracing::warn!(device = %d.id, "listed without a login and no [[credentials]] to use; skipped");
+                continue;
+            }
+        };
+        let transport = match d.transport.as_str() {
+            "plain" => Transport::Plain,
+            "tls_insecure" => Transport::Tls(TlsMode::Insecure),
+            "tls_anonymous" => Transport::Tls(TlsMode::Anonymous),
+            "tls_pinned" => match d.fingerprint.as_deref().and_then(parse_fingerprint) {
+                Some(sha256) => Transport::Tls(TlsMode::Pinned { sha256 }),
+                None => {
+                    tracing::warn!(device = %d.id, "tls_pinned without a usable fingerprint; skipped");
+                    continue;
+                }
+            },
+            other => {
+                tracing::warn!(device = %d.id, transport = other, "transport needs local configuration; skipped");
+                continue;
+            }
+        };
+        let address = format!("{}:{}", d.host, d.port);
+        let Some(addr) = tokio::net::lookup_host(&address).await.ok().and_then(|mut a| a.next()) else {
+            tracing::warn!(device = %d.id, %address, "does not resolve; skipped");
+            continue;
+        };
+        out.push(Target {
+            id: d.id,
+            addr,
+            host: d.host,
+            transport,
+            credentials,
+        });
+    }
+    Ok(out)
+}
+
 /// Runs the agent until `shutdown` resolves, then stops gracefully.
 pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
     let targets = targets(&cfg).await?;
@@ -267,7 +368,8 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         rejected_dir: cfg.spool.dir.join("rejected"),
         linger: Duration::from_secs(2),
     };
-    let pipeline = Pipeline::start(targets, poller, cfg.spool.dir.join("queue"), limits, uplink, forward)
+    let configured = targets.clone();
+    let mut pipeline = Pipeline::start(targets, poller, cfg.spool.dir.join("queue"), limits, uplink, forward)
         .map_err(|e| format!("spool.dir {}: {e}", cfg.spool.dir.display()))?;
     let observed = Observed::of(&pipeline);
     let status_file = status_path(&cfg);
@@ -303,7 +405,29 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         })
     };
     tracing::info!(devices = cfg.devices.len(), ingest = %cfg.server.ingest, "agent running");
-    shutdown.await;
+    if cfg.server.pull_devices {
+        // The server's list, re-read every interval, on top of the configured devices.
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut every = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = every.tick() => match pull_targets(&cfg).await {
+                    Ok(pulled) => {
+                        let mut all = configured.clone();
+                        all.extend(pulled.into_iter().filter(|p| configured.iter().all(|c| c.id != p.id)));
+                        let (started, stopped) = pipeline.set_targets(all).await;
+                        if started + stopped > 0 {
+                            tracing::info!(started, stopped, "device list changed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "device list not refreshed"),
+                },
+            }
+        }
+    } else {
+        shutdown.await;
+    }
     tracing::info!("stopping: finishing polls and flushing the spool");
     writer.abort();
     pipeline.stop(Duration::from_secs(10)).await;

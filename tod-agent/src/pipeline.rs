@@ -70,6 +70,11 @@ impl Pipeline {
         })
     }
 
+    /// Changes the set of devices polled (see [`Poller::set_targets`]).
+    pub async fn set_targets(&mut self, targets: Vec<crate::poll::collector::Target>) -> (usize, usize) {
+        self.poller.set_targets(targets).await
+    }
+
     /// Stops polling, writes what was collected, and gives the forwarder `grace` to deliver.
     pub async fn stop(self, grace: Duration) {
         self.poller.stop().await;

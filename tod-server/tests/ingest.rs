@@ -870,3 +870,74 @@ async fn device_logins_reach_only_their_agent(url: &str) {
 }
 
 on_both_backends!(device_logins_reach_only_their_agent);
+
+/// Device sync: an agent configured with no devices at all pulls its site's list (logins
+/// included) from the server, polls it, and picks up a device added through the API while it runs.
+async fn agent_pulls_its_device_list(url: &str) {
+    let sim = Simulator::start(SimConfig {
+        seed: 47,
+        devices: 5,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let srv = TestServer::start(url, 1000).await;
+    let f = fleet(&srv, 0).await;
+    let devices = format!("/api/tenants/{}/devices", f.tenant);
+    let add = |i: usize| {
+        let body = json!({ "name": format!("pulled-{i}"), "host": "127.0.0.1", "port": sim.ports(i).plain.port(),
+                           "site_id": f.site, "username": "admin", "password": "admin" });
+        let (srv, root, path) = (&srv, f.root.clone(), devices.clone());
+        async move {
+            let r = srv.call("POST", &path, &root, Some(body)).await;
+            assert_eq!(r.status, 201, "{:?}", r.json);
+        }
+    };
+    for i in 0..4 {
+        add(i).await;
+    }
+    let dir = std::env::temp_dir().join(format!("tod-pull-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+    let toml = format!(
+        "[agent]\nid = \"{}\"\ntoken = \"{}\"\n[server]\nendpoint = \"127.0.0.1:51820\"\ningest = \"{}\"\npull_devices = true\n\
+         [poll]\ninterval_secs = 1\n[spool]\ndir = \"{}\"\n[metrics]\nlisten = \"\"\n",
+        f.agent,
+        f.token,
+        srv.addr,
+        dir.join("spool").display()
+    );
+    let cfg = tod_agent::config::AgentConfig::parse(&toml).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(tod_agent::daemon::run(cfg, async move {
+        let _ = stop_rx.await;
+    }));
+    let online = |want: usize| {
+        let (srv, root, path) = (&srv, f.root.clone(), devices.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let r = srv.call("GET", &path, &root, None).await;
+                let n = r
+                    .json
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|d| d["status"] == "online")
+                    .count();
+                if n == want {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{n} of {want} devices online: {:?}", r.json);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    online(4).await;
+    add(4).await;
+    online(5).await;
+    let _ = stop_tx.send(());
+    agent.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(sim);
+}
+
+on_both_backends!(agent_pulls_its_device_list, multi_thread);

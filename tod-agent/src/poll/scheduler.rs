@@ -69,38 +69,92 @@ pub struct DevicePollState {
 /// Every device's state, shared with the status writer and the metrics endpoint.
 pub type StatusTable = Arc<Mutex<HashMap<DeviceId, DevicePollState>>>;
 
-/// Running pollers. Dropping the handle does not stop them; call [`Poller::stop`].
+/// Running pollers, one task per device. Dropping the handle does not stop them; call
+/// [`Poller::stop`]. The set of devices can change while they run ([`Poller::set_targets`]).
 #[derive(Debug)]
 pub struct Poller {
-    tasks: Vec<JoinHandle<()>>,
-    stop: watch::Sender<bool>,
+    tasks: HashMap<DeviceId, Running>,
+    base: LoopCtx,
     status: StatusTable,
+}
+
+#[derive(Debug)]
+struct Running {
+    target: Target,
+    task: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+/// Whether two targets poll the same device the same way (address, transport, login).
+fn same_target(a: &Target, b: &Target) -> bool {
+    a.id == b.id
+        && a.addr == b.addr
+        && a.host == b.host
+        && format!("{:?}", a.transport) == format!("{:?}", b.transport)
+        && a.credentials == b.credentials
 }
 
 impl Poller {
     /// Starts one task per target; reports go to `out`.
     pub fn start(targets: Vec<Target>, config: PollerConfig, out: mpsc::Sender<DeviceReport>) -> Self {
-        let (stop, stop_rx) = watch::channel(false);
         let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
-        let config = Arc::new(config);
-        let start = Instant::now();
-        let status: StatusTable = Arc::new(Mutex::new(
-            targets.iter().map(|t| (t.id, DevicePollState::default())).collect(),
-        ));
-        let tasks = targets
-            .into_iter()
-            .map(|t| {
-                let ctx = LoopCtx {
-                    config: config.clone(),
-                    gate: gate.clone(),
-                    out: out.clone(),
-                    status: status.clone(),
-                    start,
-                };
-                tokio::spawn(device_loop(t, ctx, stop_rx.clone()))
-            })
+        let status: StatusTable = Arc::new(Mutex::new(HashMap::new()));
+        let base = LoopCtx {
+            config: Arc::new(config),
+            gate,
+            out,
+            status: status.clone(),
+            start: Instant::now(),
+        };
+        let mut poller = Self {
+            tasks: HashMap::new(),
+            base,
+            status,
+        };
+        for t in targets {
+            poller.spawn(t);
+        }
+        poller
+    }
+
+    fn spawn(&mut self, target: Target) {
+        let (stop, stop_rx) = watch::channel(false);
+        self.status.lock().expect("status lock").entry(target.id).or_default();
+        let task = tokio::spawn(device_loop(target.clone(), self.base.clone(), stop_rx));
+        self.tasks.insert(target.id, Running { target, task, stop });
+    }
+
+    /// Polls exactly `targets` from now on: devices no longer listed stop (their state is
+    /// forgotten), new ones start in their phase, and a device whose address, transport or login
+    /// changed restarts with a fresh session. Unchanged devices keep their sessions. Returns how
+    /// many devices were (re)started and stopped.
+    pub async fn set_targets(&mut self, targets: Vec<Target>) -> (usize, usize) {
+        let wanted: HashMap<DeviceId, Target> = targets.into_iter().map(|t| (t.id, t)).collect();
+        let mut stopped = 0;
+        let gone: Vec<DeviceId> = self
+            .tasks
+            .iter()
+            .filter(|(id, r)| wanted.get(id).is_none_or(|t| !same_target(t, &r.target)))
+            .map(|(id, _)| *id)
             .collect();
-        Self { tasks, stop, status }
+        for id in gone {
+            if let Some(r) = self.tasks.remove(&id) {
+                let _ = r.stop.send(true);
+                let _ = r.task.await;
+                stopped += 1;
+            }
+            if !wanted.contains_key(&id) {
+                self.status.lock().expect("status lock").remove(&id);
+            }
+        }
+        let mut started = 0;
+        for (id, t) in wanted {
+            if !self.tasks.contains_key(&id) {
+                self.spawn(t);
+                started += 1;
+            }
+        }
+        (started, stopped)
     }
 
     /// Every device's state.
@@ -110,9 +164,11 @@ impl Poller {
 
     /// Stops every device task and waits for them.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        for r in self.tasks.values() {
+            let _ = r.stop.send(true);
+        }
+        for (_, r) in self.tasks {
+            let _ = r.task.await;
         }
     }
 }
@@ -142,6 +198,7 @@ fn offline(id: DeviceId, sequence: u64, at: DateTime<Utc>, e: &Error) -> DeviceR
     DeviceReport::new(id, sequence, at, status)
 }
 
+#[derive(Debug, Clone)]
 struct LoopCtx {
     config: Arc<PollerConfig>,
     gate: Arc<Semaphore>,
@@ -173,6 +230,11 @@ async fn device_loop(target: Target, ctx: LoopCtx, mut stop: watch::Receiver<boo
         } else {
             due.checked_sub(Duration::from_secs_f64(-jitter)).unwrap_or(due)
         };
+        // A device added while the agent runs joins at its phase in the current interval, not by
+        // catching up every cycle since the agent started.
+        if due + interval < Instant::now() {
+            continue;
+        }
         tokio::select! {
             _ = sleep_until(due) => {}
             _ = stop.changed() => return,
