@@ -298,6 +298,23 @@ pub(crate) fn access_point_table(
 /// PostgreSQL's 65 535 bound parameters.
 pub(crate) const REGISTRATION_ROWS_PER_INSERT: usize = 1_000;
 
+/// One registration row to insert: the report it came in and the row.
+pub(crate) type RegistrationRow<'a> = (
+    &'a tod_core::telemetry::DeviceReport,
+    &'a tod_core::telemetry::Registration,
+);
+
+/// The columns of a link upsert and what a conflict updates (the key and `discovered_at` stay).
+pub(crate) const LINK_COLUMNS: &str = "tenant_id, ap_device_id, cpe_device_id, interface, client_mac, signal_dbm, \
+     tx_ccq, tx_rate, rx_rate, state, missed_polls, discovered_at, last_seen, state_since";
+pub(crate) const LINK_CONFLICT: &str = " ON CONFLICT (ap_device_id, cpe_device_id) DO UPDATE SET \
+     interface = excluded.interface, client_mac = excluded.client_mac, signal_dbm = excluded.signal_dbm, \
+     tx_ccq = excluded.tx_ccq, tx_rate = excluded.tx_rate, rx_rate = excluded.rx_rate, state = excluded.state, \
+     missed_polls = excluded.missed_polls, last_seen = excluded.last_seen, state_since = excluded.state_since";
+/// The columns of a registration insert.
+pub(crate) const REGISTRATION_COLUMNS: &str = "tenant_id, device_id, collected_at, interface, mac, signal_dbm, \
+     tx_signal_dbm, tx_ccq, tx_rate, rx_rate, uptime_secs, distance_m, last_ip";
+
 /// `$first, $first+1, ...` for `n` values of a dynamic `IN (...)`.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -677,33 +694,12 @@ macro_rules! impl_fleet_store {
                     q.build().execute(&mut *tx).await.map_err(map_err)?;
                 }
                 // Registration rows go in multi-row inserts: a tower's cycle is thousands of rows.
-                let rows: Vec<(&tod_core::telemetry::DeviceReport, &tod_core::telemetry::Registration)> = batch
+                let rows: Vec<RegistrationRow<'_>> = batch
                     .reports
                     .iter()
                     .flat_map(|r| r.registrations.iter().flatten().map(move |g| (r, g)))
                     .collect();
-                for chunk in rows.chunks(REGISTRATION_ROWS_PER_INSERT) {
-                    let mut q = sqlx::QueryBuilder::<Db>::new(
-                        "INSERT INTO registrations (tenant_id, device_id, collected_at, interface, mac, signal_dbm, \
-                         tx_signal_dbm, tx_ccq, tx_rate, rx_rate, uptime_secs, distance_m, last_ip) ",
-                    );
-                    q.push_values(chunk, |mut b, (r, g)| {
-                        b.push_bind(tenant.0)
-                            .push_bind(r.device_id.0)
-                            .push_bind(micros(r.collected_at))
-                            .push_bind(g.interface.as_str())
-                            .push_bind(g.mac.to_string())
-                            .push_bind(g.signal_dbm)
-                            .push_bind(g.tx_signal_dbm)
-                            .push_bind(g.tx_ccq.map(i16::from))
-                            .push_bind(g.tx_rate.as_deref())
-                            .push_bind(g.rx_rate.as_deref())
-                            .push_bind(g.uptime_secs.map(i64_of))
-                            .push_bind(g.distance_m.map(i64::from))
-                            .push_bind(g.last_ip.as_deref());
-                    });
-                    q.build().execute(&mut *tx).await.map_err(map_err)?;
-                }
+                insert_registrations(&mut tx, tenant, &rows).await?;
                 let registrations = rows.len();
                 discover_links(&mut tx, tenant, batch).await?;
                 sqlx::query(
@@ -962,7 +958,9 @@ macro_rules! impl_discover_links {
                     tracker.restore_link(link);
                 }
             }
-            let sql = format!("SELECT ap_device_id, last_report_at FROM link_aps WHERE tenant_id = $1 AND ap_device_id IN ({list})");
+            let sql = format!(
+                "SELECT ap_device_id, last_report_at FROM link_aps WHERE tenant_id = $1 AND ap_device_id IN ({list})"
+            );
             let mut q = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
             for ap in &aps {
                 q = q.bind(*ap);
@@ -999,8 +997,10 @@ macro_rules! impl_discover_links {
                     .map_err(map_err)?;
                 }
             }
-            let links: Vec<&tod_core::links::Link> =
-                aps.iter().flat_map(|ap| tracker.links_of_ap(DeviceId(*ap))).collect();
+            let links: Vec<&tod_core::links::Link> = aps
+                .iter()
+                .flat_map(|ap| tracker.links_of_ap(DeviceId(*ap)))
+                .collect();
             write_links(tx, tenant, &links, &changes).await
         }
 
@@ -1011,36 +1011,7 @@ macro_rules! impl_discover_links {
             links: &[&tod_core::links::Link],
             changes: &[tod_core::links::LinkChange],
         ) -> Result<(), StoreError> {
-            for chunk in links.chunks(REGISTRATION_ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::<Db>::new(
-                    "INSERT INTO wireless_links (tenant_id, ap_device_id, cpe_device_id, interface, client_mac, \
-                     signal_dbm, tx_ccq, tx_rate, rx_rate, state, missed_polls, discovered_at, last_seen, state_since) ",
-                );
-                q.push_values(chunk, |mut b, l| {
-                    b.push_bind(tenant.0)
-                        .push_bind(l.key.ap.0)
-                        .push_bind(l.key.cpe.0)
-                        .push_bind(l.interface.as_str())
-                        .push_bind(l.client_mac.to_string())
-                        .push_bind(l.signal_dbm)
-                        .push_bind(l.tx_ccq.map(i16::from))
-                        .push_bind(l.tx_rate.as_deref())
-                        .push_bind(l.rx_rate.as_deref())
-                        .push_bind(l.state.as_str())
-                        .push_bind(i64::from(l.missed_polls))
-                        .push_bind(micros(l.discovered_at))
-                        .push_bind(micros(l.last_seen))
-                        .push_bind(micros(l.state_since));
-                });
-                q.push(
-                    " ON CONFLICT (ap_device_id, cpe_device_id) DO UPDATE SET interface = excluded.interface, \
-                     client_mac = excluded.client_mac, signal_dbm = excluded.signal_dbm, tx_ccq = excluded.tx_ccq, \
-                     tx_rate = excluded.tx_rate, rx_rate = excluded.rx_rate, state = excluded.state, \
-                     missed_polls = excluded.missed_polls, last_seen = excluded.last_seen, \
-                     state_since = excluded.state_since",
-                );
-                q.build().execute(&mut **tx).await.map_err(map_err)?;
-            }
+            upsert_links(tx, tenant, links).await?;
             for c in changes {
                 sqlx::query(
                     "INSERT INTO link_events (tenant_id, ap_device_id, cpe_device_id, from_state, to_state, at) \

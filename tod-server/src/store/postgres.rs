@@ -7,8 +7,9 @@ use tod_core::{AgentId, ApiKeyId, DeviceId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
 use super::fleet::{
-    AgentRow, DeviceRow, LinkRow, REGISTRATION_ROWS_PER_INSERT, WirelessLink, access_point_table, i64_of,
-    impl_discover_links, impl_fleet_store, placeholders, status_str,
+    AgentRow, DeviceRow, LINK_COLUMNS, LINK_CONFLICT, LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT,
+    RegistrationRow, WirelessLink, access_point_table, i64_of, impl_discover_links, impl_fleet_store, placeholders,
+    status_str,
 };
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
@@ -91,3 +92,69 @@ impl PgStore {
 impl_store!(PgStore, "postgres");
 impl_fleet_store!(PgStore);
 impl_discover_links!();
+
+/// Registration rows in one statement whatever their number: one array per column, `UNNEST`ed
+/// by the server (a 1 000-row `VALUES` list costs PostgreSQL 13 000 parameters to parse and plan).
+async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO registrations ({REGISTRATION_COLUMNS}) SELECT $1, * FROM UNNEST($2::uuid[], \
+         $3::timestamptz[], $4::text[], $5::text[], $6::int2[], $7::int2[], $8::int2[], $9::text[], $10::text[], \
+         $11::int8[], $12::int8[], $13::text[])"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.0)
+        .bind(rows.iter().map(|(r, _)| r.device_id.0).collect::<Vec<Uuid>>())
+        .bind(rows.iter().map(|(r, _)| micros(r.collected_at)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, g)| g.interface.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, g)| g.mac.to_string()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, g)| g.signal_dbm).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, g)| g.tx_signal_dbm).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, g)| g.tx_ccq.map(i16::from)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, g)| g.tx_rate.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, g)| g.rx_rate.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, g)| g.uptime_secs.map(i64_of)).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|(_, g)| g.distance_m.map(i64::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|(_, g)| g.last_ip.clone()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Link upserts in one `UNNEST` statement.
+async fn upsert_links(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::Link]) -> Result<(), StoreError> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO wireless_links ({LINK_COLUMNS}) SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], \
+         $5::text[], $6::int2[], $7::int2[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::timestamptz[], \
+         $13::timestamptz[], $14::timestamptz[]){LINK_CONFLICT}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.0)
+        .bind(links.iter().map(|l| l.key.ap.0).collect::<Vec<Uuid>>())
+        .bind(links.iter().map(|l| l.key.cpe.0).collect::<Vec<Uuid>>())
+        .bind(links.iter().map(|l| l.interface.clone()).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| l.client_mac.to_string()).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| l.signal_dbm).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| l.tx_ccq.map(i16::from)).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| l.tx_rate.clone()).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| l.rx_rate.clone()).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| l.state.as_str().to_owned()).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| i64::from(l.missed_polls)).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| micros(l.discovered_at)).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| micros(l.last_seen)).collect::<Vec<_>>())
+        .bind(links.iter().map(|l| micros(l.state_since)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}

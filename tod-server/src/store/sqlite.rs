@@ -12,8 +12,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::fleet::{
-    AgentRow, DeviceRow, LinkRow, REGISTRATION_ROWS_PER_INSERT, WirelessLink, access_point_table, i64_of,
-    impl_discover_links, impl_fleet_store, placeholders, status_str,
+    AgentRow, DeviceRow, LINK_COLUMNS, LINK_CONFLICT, LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT,
+    RegistrationRow, WirelessLink, access_point_table, i64_of, impl_discover_links, impl_fleet_store, placeholders,
+    status_str,
 };
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
@@ -86,3 +87,53 @@ impl SqliteStore {
 impl_store!(SqliteStore, "sqlite");
 impl_fleet_store!(SqliteStore);
 impl_discover_links!();
+
+/// Registration rows in multi-row inserts of at most 1 000 rows (SQLite's parameter limit).
+async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(REGISTRATION_ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO registrations ({REGISTRATION_COLUMNS}) "));
+        q.push_values(chunk, |mut b, (r, g)| {
+            b.push_bind(tenant.0)
+                .push_bind(r.device_id.0)
+                .push_bind(micros(r.collected_at))
+                .push_bind(g.interface.as_str())
+                .push_bind(g.mac.to_string())
+                .push_bind(g.signal_dbm)
+                .push_bind(g.tx_signal_dbm)
+                .push_bind(g.tx_ccq.map(i16::from))
+                .push_bind(g.tx_rate.as_deref())
+                .push_bind(g.rx_rate.as_deref())
+                .push_bind(g.uptime_secs.map(i64_of))
+                .push_bind(g.distance_m.map(i64::from))
+                .push_bind(g.last_ip.as_deref());
+        });
+        q.build().execute(&mut **tx).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Link upserts in multi-row statements.
+async fn upsert_links(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::Link]) -> Result<(), StoreError> {
+    for chunk in links.chunks(REGISTRATION_ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO wireless_links ({LINK_COLUMNS}) "));
+        q.push_values(chunk, |mut b, l| {
+            b.push_bind(tenant.0)
+                .push_bind(l.key.ap.0)
+                .push_bind(l.key.cpe.0)
+                .push_bind(l.interface.as_str())
+                .push_bind(l.client_mac.to_string())
+                .push_bind(l.signal_dbm)
+                .push_bind(l.tx_ccq.map(i16::from))
+                .push_bind(l.tx_rate.as_deref())
+                .push_bind(l.rx_rate.as_deref())
+                .push_bind(l.state.as_str())
+                .push_bind(i64::from(l.missed_polls))
+                .push_bind(micros(l.discovered_at))
+                .push_bind(micros(l.last_seen))
+                .push_bind(micros(l.state_since));
+        });
+        q.push(LINK_CONFLICT);
+        q.build().execute(&mut **tx).await.map_err(map_err)?;
+    }
+    Ok(())
+}
