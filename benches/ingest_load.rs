@@ -76,48 +76,29 @@ async fn world(s: &dyn Store) -> (Vec<Site>, tod_core::TenantId) {
             .expect("site");
         let mut aps = Vec::new();
         let mut cpes = Vec::new();
-        for ai in 0..APS {
-            let n = format!("ap-{si}-{ai}");
-            let d = s
-                .create_device(
-                    t.id,
-                    NewDevice {
-                        id: DeviceId(uuid::Uuid::new_v4()),
-                        api_port: 8728,
-                        transport: "plain",
-                        fingerprint: None,
-                        credentials: None,
-                        name: &n,
-                        host: "10.0.0.1",
-                        site_id: Some(site.id),
-                    },
-                    now,
-                    &audit(t.id),
-                )
-                .await
-                .expect("ap");
-            aps.push(d.id);
-            for ci in 0..CLIENTS {
-                let n = format!("cpe-{si}-{ai}-{ci}");
-                let d = s
-                    .create_device(
-                        t.id,
-                        NewDevice {
-                            id: DeviceId(uuid::Uuid::new_v4()),
-                            api_port: 8728,
-                            transport: "plain",
-                            fingerprint: None,
-                            credentials: None,
-                            name: &n,
-                            host: "10.0.0.2",
-                            site_id: Some(site.id),
-                        },
-                        now,
-                        &audit(t.id),
-                    )
+        let device = |name: String| {
+            let tenant = t.id;
+            async move {
+                let new = NewDevice {
+                    id: DeviceId(uuid::Uuid::new_v4()),
+                    api_port: 8728,
+                    transport: "plain",
+                    fingerprint: None,
+                    credentials: None,
+                    name: &name,
+                    host: "10.0.0.1",
+                    site_id: Some(site.id),
+                };
+                s.create_device(tenant, new, now, &audit(tenant))
                     .await
-                    .expect("cpe");
-                cpes.push((d.id, mac(si, ai, ci)));
+                    .expect("device")
+                    .id
+            }
+        };
+        for ai in 0..APS {
+            aps.push(device(format!("ap-{si}-{ai}")).await);
+            for ci in 0..CLIENTS {
+                cpes.push((device(format!("cpe-{si}-{ai}-{ci}")).await, mac(si, ai, ci)));
             }
         }
         let agent = s

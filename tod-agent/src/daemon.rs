@@ -232,8 +232,8 @@ struct ServerDevice {
 /// that cannot be polled as listed (no login and no `[[credentials]]` to fall back on, a
 /// `tls_verified` device without a local CA, an unresolvable host) is left out with a warning.
 pub async fn pull_targets(cfg: &AgentConfig) -> Result<Vec<Target>, String> {
-    use crate::routeros::client::{Credentials, Transport};
-    use crate::routeros::tls::{TlsMode, parse_fingerprint};
+    use crate::config::{ApiTransport, DeviceEntry};
+    use crate::routeros::client::Credentials;
     use http_body_util::{BodyExt, Empty};
     let token = cfg
         .agent
@@ -285,19 +285,24 @@ pub async fn pull_targets(cfg: &AgentConfig) -> Result<Vec<Target>, String> {
                 continue;
             }
         };
-        let transport = match d.transport.as_str() {
-            "plain" => Transport::Plain,
-            "tls_insecure" => Transport::Tls(TlsMode::Insecure),
-            "tls_anonymous" => Transport::Tls(TlsMode::Anonymous),
-            "tls_pinned" => match d.fingerprint.as_deref().and_then(parse_fingerprint) {
-                Some(sha256) => Transport::Tls(TlsMode::Pinned { sha256 }),
-                None => {
-                    tracing::warn!(device = %d.id, "tls_pinned without a usable fingerprint; skipped");
-                    continue;
-                }
-            },
-            other => {
-                tracing::warn!(device = %d.id, transport = other, "transport needs local configuration; skipped");
+        // The server lists devices in the configuration's own terms: read them the same way.
+        let Ok(kind) = serde_json::from_value::<ApiTransport>(serde_json::Value::String(d.transport.clone())) else {
+            tracing::warn!(device = %d.id, transport = %d.transport, "unknown transport; skipped");
+            continue;
+        };
+        let entry = DeviceEntry {
+            id: d.id,
+            host: d.host.clone(),
+            port: Some(d.port),
+            transport: kind,
+            fingerprint: d.fingerprint,
+            ca_file: None,
+            credentials: String::new(),
+        };
+        let transport = match entry.transport(0) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(device = %d.id, error = %e, "cannot be polled as listed; skipped");
                 continue;
             }
         };

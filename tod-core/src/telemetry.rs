@@ -322,6 +322,25 @@ impl Registration {
     }
 }
 
+impl DeviceReport {
+    /// The part of the registration table that lists this device's clients: only an access
+    /// point's table does (a station's lists the AP it is connected to). Rows of radios whose
+    /// role is `Station` are left out, and a device whose radios are all stations has no such
+    /// table. Radios of unknown role (agents that predate roles) count as access points.
+    pub fn access_point_registrations(&self) -> Option<Vec<Registration>> {
+        let regs = self.registrations.as_ref()?;
+        let rf = self.rf.as_deref().unwrap_or_default();
+        let station = |iface: &str| {
+            rf.iter()
+                .any(|s| s.interface == iface && s.role == Some(RadioRole::Station))
+        };
+        if !rf.is_empty() && rf.iter().all(|s| s.role == Some(RadioRole::Station)) {
+            return None;
+        }
+        Some(regs.iter().filter(|g| !station(&g.interface)).cloned().collect())
+    }
+}
+
 impl Batch {
     /// Builds a batch in the current schema.
     pub fn new(

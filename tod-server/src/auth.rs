@@ -102,16 +102,17 @@ impl TokenKeys {
             iat,
             exp: iat + self.refresh_ttl.as_secs() as i64,
         };
-        let sign = |c: &dyn erased::Claims| {
-            c.sign(&self.encoding)
-                .map_err(|e| ApiError::internal(format!("token signing: {e}")))
-        };
         Ok(TokenPair {
-            access_token: sign(&access)?,
-            refresh_token: sign(&refresh)?,
+            access_token: self.sign(&access)?,
+            refresh_token: self.sign(&refresh)?,
             token_type: "bearer",
             expires_in: self.access_ttl.as_secs(),
         })
+    }
+
+    fn sign(&self, claims: &impl Serialize) -> Result<String, ApiError> {
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &self.encoding)
+            .map_err(|e| ApiError::internal(format!("token signing: {e}")))
     }
 
     /// Checks an access token's signature, expiry and type.
@@ -166,18 +167,6 @@ impl TokenKeys {
             .max_age(cookie::time::Duration::seconds(max_age.as_secs() as i64))
             .build();
         HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
-    }
-}
-
-mod erased {
-    /// Signs either kind of claims with one closure.
-    pub trait Claims {
-        fn sign(&self, key: &jsonwebtoken::EncodingKey) -> jsonwebtoken::errors::Result<String>;
-    }
-    impl<T: serde::Serialize> Claims for T {
-        fn sign(&self, key: &jsonwebtoken::EncodingKey) -> jsonwebtoken::errors::Result<String> {
-            jsonwebtoken::encode(&jsonwebtoken::Header::default(), self, key)
-        }
     }
 }
 
@@ -281,18 +270,11 @@ pub async fn authenticate(
     ip: Option<IpAddr>,
 ) -> Result<Caller, ApiError> {
     let now = Utc::now();
-    let header_str = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .map(str::trim)
-    };
-    let bearer = header_str(header::AUTHORIZATION).and_then(|v| {
-        let (scheme, rest) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-    });
-    let token = header_str(axum::http::HeaderName::from_static("x-api-key"))
-        .or(bearer)
+    let token = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .or_else(|| bearer_token(headers))
         .map(str::to_owned)
         .or_else(|| cookie_value(headers, ACCESS_COOKIE))
         .filter(|t| !t.is_empty())
@@ -329,6 +311,13 @@ pub async fn authenticate(
         session: Some(claims.sid),
         ip,
     })
+}
+
+/// The token of an `Authorization: Bearer ...` header (the scheme in any letter case).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 /// A cookie's value from the request's `Cookie` headers.

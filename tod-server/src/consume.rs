@@ -127,7 +127,12 @@ async fn run(
                 }
             };
             let agent_token = msg.subject.as_str().rsplit('.').next().unwrap_or_default().to_owned();
-            let outcome = handle(store.as_ref(), &agent_token, &msg).await;
+            let gzip = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Content-Encoding"))
+                .is_some_and(|v| v.as_str().eq_ignore_ascii_case("gzip"));
+            let outcome = deliver(store.as_ref(), msg.subject.as_str(), &agent_token, &msg.payload, gzip).await;
             let ack = match outcome {
                 Ok(()) => msg.ack().await,
                 Err(Disposition::Retry(reason)) => {
@@ -158,21 +163,17 @@ enum Disposition {
     DeadLetter(String),
 }
 
-async fn handle(store: &dyn Store, agent: &str, msg: &jetstream::Message) -> Result<(), Disposition> {
+/// One broker delivery: `channel` is the subject or topic, whose last segment names the agent.
+async fn deliver(store: &dyn Store, channel: &str, agent: &str, payload: &[u8], gzip: bool) -> Result<(), Disposition> {
     let id: AgentId = agent
         .parse()
-        .map_err(|_| Disposition::DeadLetter(format!("subject does not end in an agent id: {}", msg.subject)))?;
+        .map_err(|_| Disposition::DeadLetter(format!("{channel} does not end in an agent id")))?;
     let agent = store
         .live_agent(id)
         .await
         .map_err(|e| Disposition::Retry(e.to_string()))?
         .ok_or_else(|| Disposition::DeadLetter(format!("unknown or revoked agent {id}")))?;
-    let gzip = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Content-Encoding"))
-        .is_some_and(|v| v.as_str().eq_ignore_ascii_case("gzip"));
-    match process(store, &agent, &msg.payload, gzip, chrono::Utc::now()).await {
+    match process(store, &agent, payload, gzip, chrono::Utc::now()).await {
         Ok(_) => Ok(()),
         Err(IngestError::Store(e)) => Err(Disposition::Retry(e.to_string())),
         Err(other) => Err(Disposition::DeadLetter(other.to_string())),
@@ -242,23 +243,7 @@ impl MqttConsumer {
                         let agent = p.topic.rsplit('/').next().unwrap_or_default().to_owned();
                         // Every agent sends gzip; a plain JSON body is accepted too.
                         let gzip = p.payload.starts_with(&[0x1f, 0x8b]);
-                        let outcome = match agent.parse::<AgentId>() {
-                            Err(_) => Err(Disposition::DeadLetter(format!(
-                                "topic does not end in an agent id: {}",
-                                p.topic
-                            ))),
-                            Ok(id) => match store.live_agent(id).await {
-                                Err(e) => Err(Disposition::Retry(e.to_string())),
-                                Ok(None) => Err(Disposition::DeadLetter(format!("unknown or revoked agent {id}"))),
-                                Ok(Some(a)) => {
-                                    match process(store.as_ref(), &a, &p.payload, gzip, chrono::Utc::now()).await {
-                                        Ok(_) => Ok(()),
-                                        Err(IngestError::Store(e)) => Err(Disposition::Retry(e.to_string())),
-                                        Err(other) => Err(Disposition::DeadLetter(other.to_string())),
-                                    }
-                                }
-                            },
-                        };
+                        let outcome = deliver(store.as_ref(), &p.topic, &agent, &p.payload, gzip).await;
                         match outcome {
                             Ok(()) => {}
                             Err(Disposition::Retry(reason)) => {

@@ -37,23 +37,22 @@ pub enum IngestError {
 
 /// Decodes a batch body (`gzip` when the sender said so).
 pub fn decode(body: &[u8], gzip: bool) -> Result<Batch, IngestError> {
+    let inflated;
     let json = if gzip {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(body)
             .take(MAX_BATCH_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| IngestError::Malformed(format!("gzip: {e}")))?;
-        if out.len() as u64 > MAX_BATCH_BYTES {
-            return Err(IngestError::TooLarge);
-        }
-        out
+        inflated = out;
+        &inflated[..]
     } else {
-        if body.len() as u64 > MAX_BATCH_BYTES {
-            return Err(IngestError::TooLarge);
-        }
-        body.to_vec()
+        body
     };
-    Batch::from_json(&json).map_err(|e| match e {
+    if json.len() as u64 > MAX_BATCH_BYTES {
+        return Err(IngestError::TooLarge);
+    }
+    Batch::from_json(json).map_err(|e| match e {
         TelemetryError::Malformed(m) => IngestError::Malformed(format!("malformed batch: {m}")),
         other => IngestError::Refused(other.to_string()),
     })

@@ -81,6 +81,21 @@ async fn post_batch(srv: &TestServer, token: &str, batch: &Batch) -> common::Res
     .await
 }
 
+/// Runs `tod_agent::daemon` (what `tod-agent run` runs) on a configuration until the sender fires.
+fn run_agent(
+    toml: &str,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), String>>,
+) {
+    let cfg = tod_agent::config::AgentConfig::parse(toml).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(tod_agent::daemon::run(cfg, async move {
+        let _ = stop_rx.await;
+    }));
+    (stop_tx, agent)
+}
+
 async fn agent_delivers_what_it_polls(url: &str) {
     let sim = Simulator::start(SimConfig {
         seed: 31,
@@ -109,11 +124,7 @@ async fn agent_delivers_what_it_polls(url: &str) {
             sim.ports(i).plain.port()
         ));
     }
-    let cfg = tod_agent::config::AgentConfig::parse(&toml).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(tod_agent::daemon::run(cfg, async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, agent) = run_agent(&toml);
 
     // Every device is reported online with its version, and the APs' clients are stored.
     let devices_path = format!("/api/tenants/{}/devices?site_id={}", f.tenant, f.site);
@@ -905,11 +916,7 @@ async fn agent_pulls_its_device_list(url: &str) {
         srv.addr,
         dir.join("spool").display()
     );
-    let cfg = tod_agent::config::AgentConfig::parse(&toml).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(tod_agent::daemon::run(cfg, async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, agent) = run_agent(&toml);
     let online = |want: usize| {
         let (srv, root, path) = (&srv, f.root.clone(), devices.clone());
         async move {

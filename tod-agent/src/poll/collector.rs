@@ -22,7 +22,7 @@ use crate::routeros::Sentence;
 use crate::routeros::client::{Client, ClientConfig, Credentials, Error, Transport};
 
 /// Where and how to reach one device.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The device's id on the server.
     pub id: DeviceId,

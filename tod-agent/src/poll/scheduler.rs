@@ -85,15 +85,6 @@ struct Running {
     stop: watch::Sender<bool>,
 }
 
-/// Whether two targets poll the same device the same way (address, transport, login).
-fn same_target(a: &Target, b: &Target) -> bool {
-    a.id == b.id
-        && a.addr == b.addr
-        && a.host == b.host
-        && format!("{:?}", a.transport) == format!("{:?}", b.transport)
-        && a.credentials == b.credentials
-}
-
 impl Poller {
     /// Starts one task per target; reports go to `out`.
     pub fn start(targets: Vec<Target>, config: PollerConfig, out: mpsc::Sender<DeviceReport>) -> Self {
@@ -134,7 +125,7 @@ impl Poller {
         let gone: Vec<DeviceId> = self
             .tasks
             .iter()
-            .filter(|(id, r)| wanted.get(id).is_none_or(|t| !same_target(t, &r.target)))
+            .filter(|(id, r)| wanted.get(id) != Some(&r.target))
             .map(|(id, _)| *id)
             .collect();
         for id in gone {

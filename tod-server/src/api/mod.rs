@@ -285,12 +285,7 @@ async fn authenticate_agent(
     headers: &axum::http::HeaderMap,
     ip: IpAddr,
 ) -> Result<crate::store::Agent, ApiError> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    if let Some(token) = bearer.filter(|t| t.starts_with(fleet::AGENT_TOKEN_PREFIX)) {
+    if let Some(token) = crate::auth::bearer_token(headers).filter(|t| t.starts_with(fleet::AGENT_TOKEN_PREFIX)) {
         return st
             .store
             .agent_by_token(&crate::auth::api_key_hash(token))

@@ -274,27 +274,7 @@ impl LinkRow {
     }
 }
 
-/// The part of a report's registration table that an access point's radios produced: rows of
-/// radios whose role is `Station` are left out, and a device whose radios are all stations has
-/// no AP table at all. Radios of unknown role (older agents) count as access points.
-pub(crate) fn access_point_table(
-    r: &tod_core::telemetry::DeviceReport,
-) -> Option<Vec<tod_core::telemetry::Registration>> {
-    use tod_core::telemetry::RadioRole;
-    let regs = r.registrations.as_ref()?;
-    let rf = r.rf.as_deref().unwrap_or_default();
-    let station = |iface: &str| {
-        rf.iter()
-            .any(|s| s.interface == iface && s.role == Some(RadioRole::Station))
-    };
-    let any_ap = rf.is_empty() || rf.iter().any(|s| s.role != Some(RadioRole::Station));
-    if !any_ap {
-        return None;
-    }
-    Some(regs.iter().filter(|g| !station(&g.interface)).cloned().collect())
-}
-
-/// Rows per multi-row registration insert: 13 parameters each stays under SQLite's 32 766 and
+/// Rows per multi-row insert: 13–14 parameters each stays under SQLite's 32 766 and
 /// PostgreSQL's 65 535 bound parameters.
 pub(crate) const REGISTRATION_ROWS_PER_INSERT: usize = 1_000;
 
@@ -911,8 +891,11 @@ macro_rules! impl_discover_links {
 
             // Only an access point's registration table lists its clients: a station's lists
             // the AP it is connected to, which is the same link seen from the other end.
-            let ap_tables: Vec<Option<Vec<tod_core::telemetry::Registration>>> =
-                batch.reports.iter().map(access_point_table).collect();
+            let ap_tables: Vec<Option<Vec<tod_core::telemetry::Registration>>> = batch
+                .reports
+                .iter()
+                .map(|r| r.access_point_registrations())
+                .collect();
             let mut aps: BTreeSet<Uuid> = BTreeSet::new();
             let mut macs: BTreeSet<String> = BTreeSet::new();
             for (r, table) in batch.reports.iter().zip(&ap_tables) {

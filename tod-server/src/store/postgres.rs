@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use super::fleet::{
     AgentRow, DeviceRow, LINK_COLUMNS, LINK_CONFLICT, LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT,
-    RegistrationRow, WirelessLink, access_point_table, i64_of, impl_discover_links, impl_fleet_store, placeholders,
-    status_str,
+    RegistrationRow, WirelessLink, i64_of, impl_discover_links, impl_fleet_store, placeholders, status_str,
 };
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{

@@ -233,6 +233,25 @@ impl Resp {
     }
 }
 
+/// Sends one request over a fresh HTTP/1.1 connection.
+async fn send(addr: std::net::SocketAddr, req: hyper::Request<http_body_util::Full<hyper::body::Bytes>>) -> Resp {
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.expect("send");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    Resp {
+        status,
+        headers,
+        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    }
+}
+
 /// One HTTP/1.1 request over a fresh connection.
 pub async fn request(
     addr: std::net::SocketAddr,
@@ -242,12 +261,6 @@ pub async fn request(
     body: Option<String>,
     content_type: &str,
 ) -> Resp {
-    use http_body_util::{BodyExt, Full};
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
     let mut req = hyper::Request::builder()
         .method(method)
         .uri(path)
@@ -261,28 +274,12 @@ pub async fn request(
     if body.is_some() {
         req = req.header("content-type", content_type);
     }
-    let req = req
-        .body(Full::new(hyper::body::Bytes::from(body.unwrap_or_default())))
-        .unwrap();
-    let resp = sender.send_request(req).await.expect("send");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    Resp {
-        status,
-        headers,
-        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    }
+    let body = http_body_util::Full::new(hyper::body::Bytes::from(body.unwrap_or_default()));
+    send(addr, req.body(body).unwrap()).await
 }
 
 /// A body-less request with arbitrary headers.
 pub async fn request_headers(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    use http_body_util::{BodyExt, Empty};
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
     let mut req = hyper::Request::builder()
         .method(method)
         .uri(path)
@@ -290,16 +287,5 @@ pub async fn request_headers(addr: std::net::SocketAddr, method: &str, path: &st
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = sender
-        .send_request(req.body(Empty::<hyper::body::Bytes>::new()).unwrap())
-        .await
-        .expect("send");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    Resp {
-        status,
-        headers,
-        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    }
+    send(addr, req.body(http_body_util::Full::default()).unwrap()).await
 }
