@@ -55,6 +55,70 @@ pub struct AgentConfig {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// The WireGuard tunnel to the server (absent: the uplink connects directly).
+    #[serde(default)]
+    pub tunnel: Option<TunnelSection>,
+}
+
+/// `[tunnel]`: the userspace WireGuard tunnel the uplink runs through. With it, `server.ingest`,
+/// `server.nats` and `server.mqtt` name addresses inside the tunnel (the gateway's, `10.99.0.1` by
+/// default); the agent reaches each through a local port forward of its own. `server.endpoint` is
+/// the gateway's UDP address. `POST /api/vpn/peers` returns this section filled in.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelSection {
+    /// This agent's private key, base64 (as `wg genkey` prints it).
+    #[serde(default)]
+    pub private_key: Option<String>,
+    /// A file holding the private key instead (kept out of the configuration).
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// The gateway's public key, base64.
+    pub server_public_key: String,
+    /// This agent's address inside the tunnel.
+    pub address: std::net::Ipv4Addr,
+    /// Prefix length of the tunnel network.
+    #[serde(default = "default_prefix")]
+    pub prefix: u8,
+    /// Persistent keepalive in seconds (holds NAT mappings open); 0 disables it.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_secs: u16,
+}
+
+fn default_prefix() -> u8 {
+    16
+}
+
+fn default_keepalive() -> u16 {
+    25
+}
+
+impl TunnelSection {
+    /// The private key, from the file or the inline value.
+    pub fn private_key(&self) -> Result<tod_tunnel::PrivateKey, ConfigError> {
+        let (field, text) = match (&self.private_key, &self.private_key_file) {
+            (Some(k), None) => ("tunnel.private_key", k.clone()),
+            (None, Some(path)) => (
+                "tunnel.private_key_file",
+                std::fs::read_to_string(path)
+                    .map_err(|e| err("tunnel.private_key_file", format!("{}: {e}", path.display())))?,
+            ),
+            _ => {
+                return Err(err(
+                    "tunnel.private_key",
+                    "set exactly one of private_key and private_key_file",
+                ));
+            }
+        };
+        text.parse()
+            .map_err(|e: tod_tunnel::TunnelError| err(field, e.to_string()))
+    }
+
+    /// Whether an address lies inside the tunnel network.
+    pub fn contains(&self, ip: std::net::Ipv4Addr) -> bool {
+        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        u32::from(ip) & mask == u32::from(self.address) & mask
+    }
 }
 
 /// `[metrics]`
@@ -347,7 +411,7 @@ impl AgentConfig {
             .into_iter()
             .filter_map(|(name, value)| {
                 let rest = name.strip_prefix("TOD_AGENT_")?.to_ascii_lowercase();
-                let (section, key) = ["agent", "server", "poll", "spool", "metrics"]
+                let (section, key) = ["agent", "server", "poll", "spool", "metrics", "tunnel"]
                     .iter()
                     .find_map(|s| rest.strip_prefix(&format!("{s}_")).map(|k| (*s, k.to_owned())))?;
                 Some((name, section, key, value))
@@ -399,6 +463,15 @@ impl AgentConfig {
             .is_none_or(|(_, p)| p.parse::<u16>().is_err())
         {
             return Err(err("server.mqtt", "must be host:port"));
+        }
+        if let Some(t) = &self.tunnel {
+            t.private_key()?;
+            t.server_public_key
+                .parse::<tod_tunnel::Key>()
+                .map_err(|e| err("tunnel.server_public_key", e.to_string()))?;
+            if !(8..=30).contains(&t.prefix) {
+                return Err(err("tunnel.prefix", "must be between 8 and 30"));
+            }
         }
         if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(err("metrics.listen", "must be an address:port, or empty to disable"));
@@ -520,6 +593,34 @@ credentials = "towers"
             !format!("{:?}", c.credentials[0]).contains("s3cret"),
             "passwords stay out of logs"
         );
+    }
+
+    #[test]
+    fn a_tunnel_section_is_checked_field_by_field() {
+        let key = tod_tunnel::PrivateKey::generate().unwrap();
+        let server = tod_tunnel::PrivateKey::generate().unwrap().public_key();
+        let with = |tunnel: &str| AgentConfig::parse(&format!("{GOOD}\n[tunnel]\n{tunnel}"));
+        let good = with(&format!(
+            "private_key = \"{}\"\nserver_public_key = \"{server}\"\naddress = \"10.99.3.7\"",
+            key.to_base64()
+        ))
+        .unwrap();
+        let t = good.tunnel.unwrap();
+        assert_eq!((t.prefix, t.keepalive_secs), (16, 25));
+        assert!(t.contains("10.99.0.1".parse().unwrap()) && !t.contains("10.98.0.1".parse().unwrap()));
+        let e = with(&format!(
+            "private_key = \"{}\"\nserver_public_key = \"nope\"\naddress = \"10.99.3.7\"",
+            key.to_base64()
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "tunnel.server_public_key");
+        let e = with(&format!("server_public_key = \"{server}\"\naddress = \"10.99.3.7\"")).unwrap_err();
+        assert_eq!(e.field, "tunnel.private_key", "{e}");
+        let e = with(&format!(
+            "private_key_file = \"/nonexistent/wg.key\"\nserver_public_key = \"{server}\"\naddress = \"10.99.3.7\""
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "tunnel.private_key_file", "{e}");
     }
 
     #[test]

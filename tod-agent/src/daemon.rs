@@ -22,6 +22,7 @@ use crate::uplink::Uplink;
 use crate::uplink::http::HttpUplink;
 use crate::uplink::mqtt::{MqttConfig, MqttUplink};
 use crate::uplink::nats::{NatsConfig, NatsUplink};
+use tod_tunnel::client::{ClientConfig as TunnelConfig, Forward, Tunnel};
 
 /// What `status.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +47,42 @@ pub struct StatusFile {
     pub last_delivery_ms: Option<i64>,
     /// Per device.
     pub devices: Vec<(DeviceId, DevicePollState)>,
+    /// The WireGuard tunnel, when one is configured.
+    #[serde(default)]
+    pub tunnel: Option<TunnelState>,
+}
+
+/// The tunnel's part of the status.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TunnelState {
+    /// A session younger than WireGuard's reject-after time exists.
+    pub up: bool,
+    /// The gateway address in use.
+    pub endpoint: Option<String>,
+    /// Seconds since the last completed handshake.
+    pub since_handshake_secs: Option<f64>,
+    /// Payload bytes sent through the tunnel.
+    pub tx_bytes: u64,
+    /// Payload bytes received.
+    pub rx_bytes: u64,
+    /// TCP connections open inside it.
+    pub connections: usize,
+    /// Times the UDP socket was rebound after a stall.
+    pub rebinds: u64,
+}
+
+impl From<tod_tunnel::client::TunnelStatus> for TunnelState {
+    fn from(s: tod_tunnel::client::TunnelStatus) -> Self {
+        Self {
+            up: s.up,
+            endpoint: s.endpoint.map(|e| e.to_string()),
+            since_handshake_secs: s.since_handshake.map(|d| d.as_secs_f64()),
+            tx_bytes: s.tx_bytes,
+            rx_bytes: s.rx_bytes,
+            connections: s.connections,
+            rebinds: s.rebinds,
+        }
+    }
 }
 
 /// The parts of a running pipeline the status writer and `/metrics` read.
@@ -54,14 +91,16 @@ struct Observed {
     spool: Arc<std::sync::Mutex<crate::spool::Spool>>,
     stats: Arc<std::sync::Mutex<ForwardStats>>,
     devices: crate::poll::scheduler::StatusTable,
+    tunnel: Option<Arc<Tunnel>>,
 }
 
 impl Observed {
-    fn of(p: &Pipeline) -> Self {
+    fn of(p: &Pipeline, tunnel: Option<Arc<Tunnel>>) -> Self {
         Self {
             spool: p.spool.clone(),
             stats: p.stats.clone(),
             devices: p.devices.clone(),
+            tunnel,
         }
     }
 }
@@ -88,6 +127,7 @@ fn snapshot(p: &Observed) -> StatusFile {
         rejected: fwd.rejected,
         last_delivery_ms: fwd.last_delivery_ms,
         devices,
+        tunnel: p.tunnel.as_ref().map(|t| t.status().into()),
     }
 }
 
@@ -172,6 +212,31 @@ pub fn metrics_text(s: &StatusFile) -> String {
         "Batches rejected by the server.",
         &[(String::new(), s.rejected as f64)],
     );
+    if let Some(t) = &s.tunnel {
+        metric(
+            "tod_agent_tunnel_up",
+            "gauge",
+            "1 while the WireGuard tunnel has a live session.",
+            &[(String::new(), if t.up { 1.0 } else { 0.0 })],
+        );
+        if let Some(age) = t.since_handshake_secs {
+            metric(
+                "tod_agent_tunnel_handshake_age_seconds",
+                "gauge",
+                "Time since the tunnel's last handshake.",
+                &[(String::new(), age)],
+            );
+        }
+        metric(
+            "tod_agent_tunnel_bytes_total",
+            "counter",
+            "Payload bytes through the tunnel.",
+            &[
+                ("{direction=\"tx\"}".into(), t.tx_bytes as f64),
+                ("{direction=\"rx\"}".into(), t.rx_bytes as f64),
+            ],
+        );
+    }
     if let Some(ms) = s.last_delivery_ms {
         metric(
             "tod_agent_last_delivery_timestamp_seconds",
@@ -322,8 +387,59 @@ pub async fn pull_targets(cfg: &AgentConfig) -> Result<Vec<Target>, String> {
     Ok(out)
 }
 
+/// Starts the tunnel, if one is configured, and points the uplink addresses that lie inside it at
+/// local port forwards (kept open while the returned values live).
+pub async fn start_tunnel(cfg: &mut AgentConfig) -> Result<Option<(Arc<Tunnel>, Vec<Forward>)>, String> {
+    let Some(t) = cfg.tunnel.clone() else { return Ok(None) };
+    let private_key = t.private_key().map_err(|e| e.to_string())?;
+    let server_key = t
+        .server_public_key
+        .parse()
+        .map_err(|e| format!("tunnel.server_public_key: {e}"))?;
+    let tunnel = Arc::new(Tunnel::start(TunnelConfig {
+        private_key,
+        server_key,
+        endpoint: cfg.server.endpoint.clone(),
+        address: t.address,
+        prefix: t.prefix,
+        keepalive: (t.keepalive_secs > 0).then_some(t.keepalive_secs),
+        stack: Default::default(),
+    }));
+    let mut forwards = Vec::new();
+    // host:port of each uplink address; those inside the tunnel go through a forward.
+    for (field, value) in [
+        ("server.ingest", &mut cfg.server.ingest),
+        ("server.nats", &mut cfg.server.nats),
+        ("server.mqtt", &mut cfg.server.mqtt),
+    ] {
+        let (scheme, hostport) = match value.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme.to_owned()), rest.to_owned()),
+            None => (None, value.clone()),
+        };
+        let Ok(remote) = hostport.parse::<std::net::SocketAddrV4>() else {
+            continue;
+        };
+        if !t.contains(*remote.ip()) {
+            continue;
+        }
+        let fwd = tunnel
+            .forward((std::net::Ipv4Addr::LOCALHOST, 0).into(), remote)
+            .await
+            .map_err(|e| format!("{field}: local forward: {e}"))?;
+        let local = fwd.local_addr().to_string();
+        tracing::info!(field, %remote, %local, "uplink through the tunnel");
+        *value = match scheme {
+            Some(scheme) => format!("{scheme}://{local}"),
+            None => local,
+        };
+        forwards.push(fwd);
+    }
+    Ok(Some((tunnel, forwards)))
+}
+
 /// Runs the agent until `shutdown` resolves, then stops gracefully.
-pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
+pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
+    let tunnel = start_tunnel(&mut cfg).await?;
     let targets = targets(&cfg).await?;
     let interval = Duration::from_secs(cfg.poll.interval_secs);
     let poller = PollerConfig {
@@ -376,7 +492,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     let configured = targets.clone();
     let mut pipeline = Pipeline::start(targets, poller, cfg.spool.dir.join("queue"), limits, uplink, forward)
         .map_err(|e| format!("spool.dir {}: {e}", cfg.spool.dir.display()))?;
-    let observed = Observed::of(&pipeline);
+    let observed = Observed::of(&pipeline, tunnel.as_ref().map(|t| t.0.clone()));
     let status_file = status_path(&cfg);
     if !cfg.metrics.listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&cfg.metrics.listen)
@@ -462,6 +578,19 @@ pub fn render_status(s: &StatusFile, now_ms: i64) -> String {
         s.rejected,
         ago(s.last_delivery_ms)
     );
+    if let Some(t) = &s.tunnel {
+        let _ = writeln!(
+            out,
+            "tunnel: {} via {}, last handshake {}, {} bytes out, {} bytes in, {} connections",
+            if t.up { "up" } else { "DOWN" },
+            t.endpoint.as_deref().unwrap_or("(unresolved)"),
+            t.since_handshake_secs
+                .map_or("never".to_owned(), |s| format!("{s:.0} s ago")),
+            t.tx_bytes,
+            t.rx_bytes,
+            t.connections
+        );
+    }
     let _ = writeln!(
         out,
         "{:<38} {:>9} {:>7} {:>14}  last error",
@@ -479,4 +608,51 @@ pub fn render_status(s: &StatusFile, now_ms: i64) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(tunnel: Option<TunnelState>) -> StatusFile {
+        StatusFile {
+            written_ms: 1_000_000,
+            spool_pending: 0,
+            spool_bytes: 0,
+            spool_dropped: 0,
+            batches: 0,
+            reports: 0,
+            retries: 0,
+            rejected: 0,
+            last_delivery_ms: None,
+            devices: Vec::new(),
+            tunnel,
+        }
+    }
+
+    #[test]
+    fn a_down_tunnel_shows_in_status_and_metrics() {
+        let down = TunnelState {
+            up: false,
+            endpoint: Some("192.0.2.1:51820".into()),
+            since_handshake_secs: Some(400.0),
+            tx_bytes: 10,
+            rx_bytes: 0,
+            connections: 1,
+            rebinds: 3,
+        };
+        let s = status(Some(down));
+        assert!(render_status(&s, 1_000_000).contains("tunnel: DOWN via 192.0.2.1:51820"));
+        let m = metrics_text(&s);
+        assert!(m.contains("tod_agent_tunnel_up 0"), "{m}");
+        assert!(m.contains("tod_agent_tunnel_handshake_age_seconds 400"), "{m}");
+        // A status file from before the tunnel existed still reads, and shows no tunnel lines.
+        let old: StatusFile = serde_json::from_str(
+            r#"{"written_ms":1,"spool_pending":0,"spool_bytes":0,"spool_dropped":0,"batches":0,
+                "reports":0,"retries":0,"rejected":0,"last_delivery_ms":null,"devices":[]}"#,
+        )
+        .unwrap();
+        assert!(old.tunnel.is_none());
+        assert!(!metrics_text(&status(None)).contains("tunnel"));
+    }
 }

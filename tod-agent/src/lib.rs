@@ -1,5 +1,5 @@
-//! tod-agent: the tower daemon. It will poll RouterOS devices, spool what it collects on disk and
-//! deliver it to tod-server through a userspace WireGuard tunnel.
+//! tod-agent: the tower daemon. It polls RouterOS devices, spools what it collects on disk and
+//! delivers it to tod-server through a userspace WireGuard tunnel.
 //!
 //! | module | owns |
 //! |---|---|
@@ -9,12 +9,13 @@
 //! | [`check`] | `tod-agent check`: try every device once |
 //! | [`daemon`] | `tod-agent run` and `status`: status file, `/metrics`, graceful stop |
 //! | [`spool`] | the crash-safe, bounded on-disk store-and-forward queue |
-//! | [`uplink`] | delivery transports behind one trait (HTTP so far) |
+//! | [`uplink`] | delivery transports behind one trait (HTTP, NATS JetStream, MQTT) |
 //! | [`forward`] | spool → batches → uplink, acknowledged only after the server commits |
 //! | [`pipeline`] | poller → spool → forwarder, started and stopped as one |
 //! | [`sim`] | `tod-sim`, the simulated fleet used by tests, benches and the demo |
 //!
-//! Not built yet: the NATS and MQTT uplinks, `TOD_AGENT_*` overrides, and the WireGuard tunnel.
+//! The WireGuard tunnel itself is the `tod-tunnel` crate (`tod-agent/tunnel`); [`daemon`] starts it
+//! from the `[tunnel]` section and points the uplinks at its local forwards.
 
 pub mod check;
 pub mod config;

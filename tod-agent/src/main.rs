@@ -35,6 +35,28 @@ enum Command {
     Run,
     /// Print the running agent's status (spool depth, last delivery, per-device state).
     Status,
+    /// Write a new WireGuard private key to a file (mode 0600) and print its public key, to enrol
+    /// with `POST /api/vpn/peers` — the private key never leaves the tower.
+    Genkey {
+        /// Where to write the private key (refuses to overwrite).
+        #[arg(long, default_value = "/etc/tod-agent/wg.key")]
+        out: PathBuf,
+    },
+}
+
+fn genkey(out: &std::path::Path) -> Result<String, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = tod_tunnel::PrivateKey::generate().map_err(|e| e.to_string())?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| e.to_string())?;
+    writeln!(file, "{}", key.to_base64()).map_err(|e| e.to_string())?;
+    file.sync_all().map_err(|e| e.to_string())?;
+    Ok(key.public_key().to_string())
 }
 
 fn load(path: &std::path::Path) -> Result<AgentConfig, ExitCode> {
@@ -55,6 +77,16 @@ async fn shutdown_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Genkey { out } => match genkey(&out) {
+            Ok(public) => {
+                println!("{public}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tod-agent genkey: {}: {e}", out.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Run => {
             tracing_subscriber::fmt()
                 .with_env_filter(

@@ -101,3 +101,28 @@ async fn run_metrics_status_and_sigterm() {
     assert_eq!(after.spool_pending, 0, "the graceful stop delivered what was spooled");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn genkey_writes_a_private_key_file_and_prints_its_public_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("tod-genkey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wg.key");
+    let exe = env!("CARGO_BIN_EXE_tod-agent");
+    let out = Command::new(exe)
+        .args(["genkey", "--out", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let private: tod_tunnel::PrivateKey = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(printed, private.public_key().to_string());
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    // It never overwrites a key.
+    let again = Command::new(exe)
+        .args(["genkey", "--out", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -41,6 +41,8 @@ pub struct AppState {
     pub mqtt: Option<Arc<crate::consume::MqttConsumer>>,
     /// Seals device credentials; `None` outside dev without `TOD_MASTER_KEY`.
     pub vault: Option<Arc<crate::vault::Vault>>,
+    /// The embedded WireGuard gateway, once started ([`crate::vpn::Vpn::start`]).
+    pub vpn: Option<Arc<crate::vpn::Vpn>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -102,6 +104,7 @@ impl AppState {
             broker: None,
             mqtt: None,
             vault: vault.map(Arc::new),
+            vpn: None,
         })
     }
 }

@@ -12,9 +12,10 @@
 //! | [`limits`] | the per-address rate limit of the authentication endpoints |
 //! | [`api`] | the route table, its guard (authentication + tod-core RBAC) and the handlers |
 //! | [`vault`] | device credentials sealed at rest (XChaCha20-Poly1305, per-tenant keys) |
+//! | [`vpn`] | the embedded WireGuard gateway: key, peers from the store, forwards to our services |
 //! | [`app`] | state, middleware (security headers, request id, CORS, access log), start-up |
 //!
-//! Not built yet: ingest, the fleet API groups, the WireGuard gateway.
+//! Not built yet: most of the fleet API groups, alerts, SSE, notifications.
 
 pub mod api;
 pub mod app;
@@ -27,3 +28,4 @@ pub mod limits;
 pub mod settings;
 pub mod store;
 pub mod vault;
+pub mod vpn;

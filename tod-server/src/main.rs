@@ -79,6 +79,8 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("listen {}: {e}", settings.listen))?;
+    let api = listener.local_addr().map_err(|e| e.to_string())?;
+    state.vpn = tod_server::vpn::Vpn::start(&settings, state.vault.as_deref(), state.store.clone(), api).await?;
     tracing::info!(listen = %settings.listen, database = state.store.backend(), "tod-server ready");
     let limiter = state.auth_limiter.clone();
     tokio::spawn(async move {

@@ -34,9 +34,13 @@ pub struct Settings {
     /// Database URL: `sqlite://PATH` (embedded default) or `postgres://...`.
     #[arg(long, env = "TOD_DATABASE_URL", default_value = "sqlite://tod.sqlite")]
     pub database_url: String,
-    /// UDP address of the embedded WireGuard gateway agents dial.
+    /// UDP address of the embedded WireGuard gateway agents dial (needs a master key).
     #[arg(long, env = "TOD_WIREGUARD_LISTEN", default_value = "0.0.0.0:51820")]
     pub wireguard_listen: SocketAddr,
+    /// The gateway's public `host:port` as agents must dial it (behind NAT or a load balancer);
+    /// the listen address by default.
+    #[arg(long, env = "TOD_WIREGUARD_ENDPOINT")]
+    pub wireguard_endpoint: Option<String>,
     /// Deployment environment.
     #[arg(long = "env", env = "TOD_ENV", value_enum, default_value = "production")]
     pub environment: Environment,
@@ -93,7 +97,8 @@ impl Settings {
         Self {
             listen: ([127, 0, 0, 1], 8080).into(),
             database_url: url.to_owned(),
-            wireguard_listen: ([0, 0, 0, 0], 51820).into(),
+            wireguard_listen: ([127, 0, 0, 1], 0).into(),
+            wireguard_endpoint: None,
             environment: Environment::Production,
             jwt_secret: None,
             master_key: None,

@@ -60,6 +60,16 @@ impl Vault {
         }
     }
 
+    /// A 32-byte key for `purpose`, derived from the master key (HKDF-SHA256): the same master key
+    /// always gives the same key, and nothing derived this way is stored.
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(b"tod-derived-v1"), &self.master)
+            .expand(purpose, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        key
+    }
+
     fn cipher(&self, tenant: TenantId) -> XChaCha20Poly1305 {
         let mut key = [0u8; 32];
         Hkdf::<Sha256>::new(Some(b"tod-vault-v1"), &self.master)

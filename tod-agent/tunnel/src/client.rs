@@ -190,7 +190,7 @@ async fn open(endpoint: &str) -> Result<Wire, TunnelError> {
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = UdpSocket::bind(bind).await?;
+    let socket = crate::bind_udp(bind).await?;
     socket.connect(addr).await?;
     Ok(Wire {
         socket,
@@ -278,6 +278,8 @@ async fn drive(config: ClientConfig, mut cmds: mpsc::Receiver<Cmd>, status: Arc<
                             Err(_) => break,
                         }
                     }
+                    // A handshake may have just completed: say so now, not at the next tick.
+                    d.publish();
                 }
                 // An ICMP "port unreachable" answer to an earlier datagram: the gateway is down.
                 Err(e) => tracing::debug!(error = %e, "tunnel receive"),

@@ -131,7 +131,7 @@ impl Drop for Gateway {
 impl Gateway {
     /// Binds the UDP socket and starts serving (with no peers until [`Gateway::set_peers`]).
     pub async fn start(config: GatewayConfig) -> Result<Self, TunnelError> {
-        let socket = UdpSocket::bind(config.listen).await?;
+        let socket = crate::bind_udp(config.listen).await?;
         let local = socket.local_addr()?;
         let (cmds, rx) = mpsc::channel(16);
         let shared = Arc::new(Mutex::new(Shared::default()));

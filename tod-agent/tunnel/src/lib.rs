@@ -29,6 +29,28 @@ pub use boringtun::x25519::{PublicKey, StaticSecret};
 /// The inner MTU: 1500 on the wire less the largest WireGuard overhead (IPv6 40 + UDP 8 + 32).
 pub const DEFAULT_MTU: usize = 1420;
 
+/// Kernel buffer asked for on each tunnel UDP socket: many TCP windows in flight at once must not
+/// overflow it, or every connection stalls on retransmission timers.
+const UDP_BUFFER: usize = 4 << 20;
+
+/// A non-blocking UDP socket on `addr` with large kernel buffers (the kernel may grant less),
+/// known to be writable: tokio's `try_send` on a socket whose readiness was never observed fails
+/// with `WouldBlock`, which silently dropped a fresh tunnel's first handshake.
+pub(crate) async fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let socket = tokio::net::UdpSocket::from_std(socket.into())?;
+    socket.writable().await?;
+    Ok(socket)
+}
+
 /// What went wrong with the tunnel.
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {

@@ -82,7 +82,9 @@ fn missing_prerequisite() -> Option<String> {
     if !std::path::Path::new("/dev/net/tun").exists() {
         return Some("/dev/net/tun is missing".into());
     }
-    let probe = format!("todwg-probe-{}", std::process::id());
+    static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let probe = format!("todwg-probe-{}-{n}", std::process::id());
     match Command::new("ip").args(["netns", "add", &probe]).output() {
         Ok(o) if o.status.success() => {
             let _ = Command::new("ip").args(["netns", "del", &probe]).output();

@@ -215,6 +215,10 @@ pub(super) async fn revoke_agent(
     let t = tenant(scope)?;
     let audit = caller.audit(Some(t), "agent.revoked", json!({}));
     st.store.revoke_agent(t, id, Utc::now(), &audit).await?;
+    // A revoked agent's tunnel ends with its token.
+    if let Some(vpn) = st.vpn.as_deref() {
+        super::vpn::reload(vpn).await;
+    }
     Ok(Json(json!({ "status": "revoked", "agent_id": id })))
 }
 

@@ -13,6 +13,7 @@ mod sites;
 mod tenants;
 mod users;
 mod viewers;
+mod vpn;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -184,6 +185,10 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(GET "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::list_agents; "A tenant's agents", 200 many Agent),
         route!(POST "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::create_agent; "Enrol an agent for a site (its token is shown once)", body fleet::NewAgentBody, 201 one fleet::CreatedAgent),
         route!(DELETE "/api/tenants/{tenant_id}/agents/{agent_id}", Tenant(Action::AgentManage), fleet::revoke_agent; "Revoke an agent", 200 one Status),
+        route!(GET "/api/vpn", Own(Action::AgentManage), vpn::info; "The WireGuard gateway: its key, endpoint, tunnel network and drop counters", 200 one vpn::GatewayInfo),
+        route!(GET "/api/vpn/peers", Own(Action::AgentManage), vpn::list; "The tenant's agents enrolled in the tunnel, with their live state (a super admin names ?tenant_id=)", query &["tenant_id"], 200 many vpn::VpnPeer),
+        route!(POST "/api/vpn/peers", Own(Action::AgentManage), vpn::enrol; "Enrol an agent in the tunnel (its address, and its [tunnel] configuration back)", query &["tenant_id"], body vpn::EnrolBody, 201 one vpn::Enrolled),
+        route!(DELETE "/api/vpn/peers/{agent_id}", Own(Action::AgentManage), vpn::remove; "Remove an agent from the tunnel (its session and connections end at once)", query &["tenant_id"], 200 one Status),
         route!(GET "/api/agent/devices", Agent, fleet::agent_devices; "The calling agent's site's devices, logins included", 200 many fleet::AgentDevice),
         route!(POST "/api/ingest", Agent, fleet::ingest; "A batch of reports from an agent (JSON, optionally gzip)", 200 one fleet::IngestAnswer),
         route!(GET "/api/users", Own(Action::UserRead), users::list; "Users of the caller's tenant (a super admin: all, or ?tenant_id=)", query &["tenant_id"], 200 many User),

@@ -191,7 +191,7 @@ pub(super) async fn list_keys(
 }
 
 /// The tenant a `/api/api-keys` request means: the caller's own, or the one a super admin names.
-fn own_scope(scope: TenantScope, asked: Option<TenantId>) -> Result<TenantScope, ApiError> {
+pub(super) fn own_scope(scope: TenantScope, asked: Option<TenantId>) -> Result<TenantScope, ApiError> {
     match (scope.0, asked) {
         (Some(own), None) => Ok(TenantScope(Some(own))),
         (Some(own), Some(t)) if t == own => Ok(TenantScope(Some(own))),

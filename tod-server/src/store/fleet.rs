@@ -92,6 +92,64 @@ pub struct Agent {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// An agent enrolled as a WireGuard peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TunnelPeer {
+    /// The agent.
+    #[schema(value_type = String, format = Uuid)]
+    pub agent_id: AgentId,
+    /// Its tenant.
+    #[schema(value_type = String, format = Uuid)]
+    pub tenant_id: TenantId,
+    /// Its site.
+    #[schema(value_type = String, format = Uuid)]
+    pub site_id: SiteId,
+    /// The agent's name.
+    pub name: String,
+    /// Its WireGuard public key (base64).
+    pub public_key: String,
+    /// Its address inside the tunnel.
+    #[schema(value_type = String)]
+    pub address: std::net::Ipv4Addr,
+}
+
+/// The tunnel network: tenant N's agents live in `10.99.N.0/24`; the gateway is `10.99.0.1`.
+pub const TUNNEL_GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 99, 0, 1);
+/// Prefix length of the whole tunnel network (`10.99.0.0/16`).
+pub const TUNNEL_PREFIX: u8 = 16;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TunnelPeerRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    site_id: Uuid,
+    name: String,
+    wg_public_key: String,
+    tunnel_address: String,
+}
+
+impl TryFrom<TunnelPeerRow> for TunnelPeer {
+    type Error = StoreError;
+    fn try_from(r: TunnelPeerRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            agent_id: AgentId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            site_id: SiteId(r.site_id),
+            name: r.name,
+            public_key: r.wg_public_key,
+            address: r
+                .tunnel_address
+                .parse()
+                .map_err(|_| StoreError::Other(format!("agent {}: bad tunnel address {:?}", r.id, r.tunnel_address)))?,
+        })
+    }
+}
+
+/// The lowest number in `from..=to` not in `taken`.
+pub(crate) fn lowest_free(taken: &[i64], from: i64, to: i64) -> Option<i64> {
+    (from..=to).find(|n| !taken.contains(n))
+}
+
 /// What a pass of [`FleetStore::age_fleet`] changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Aging {
@@ -359,6 +417,26 @@ pub trait FleetStore: Send + Sync {
     async fn agent_by_token(&self, token_hash: &str) -> Result<Option<Agent>, StoreError>;
     /// The live (not revoked) agent with this id, whatever its tenant (broker consumers).
     async fn live_agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError>;
+    /// Makes a live agent a tunnel peer with `public_key` (base64): gives its tenant a subnet if
+    /// it has none (the lowest free index) and the agent an address in it (kept on re-keying).
+    async fn enrol_tunnel_peer(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        public_key: &str,
+        now: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<TunnelPeer, StoreError>;
+    /// Ends an agent's tunnel membership (its key and address are released).
+    async fn remove_tunnel_peer(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        now: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<(), StoreError>;
+    /// The tunnel peers of live agents: of one tenant, or of every tenant (the gateway's list).
+    async fn tunnel_peers(&self, tenant: Option<TenantId>) -> Result<Vec<TunnelPeer>, StoreError>;
 
     /// Stores a batch from `agent` in one transaction: every report must name a device of the
     /// agent's site (else nothing is stored and the error lists the strangers); a batch seen
@@ -567,6 +645,130 @@ macro_rules! impl_fleet_store {
                 .await
                 .map_err(map_err)?;
                 Ok(row.map(Agent::from))
+            }
+
+            async fn enrol_tunnel_peer(
+                &self,
+                tenant: TenantId,
+                agent: AgentId,
+                public_key: &str,
+                now: DateTime<Utc>,
+                audit: &Audit,
+            ) -> Result<TunnelPeer, StoreError> {
+                let now = micros(now);
+                // Subnets are allocated across tenants: one allocation at a time, outside RLS.
+                let (_w, mut tx) = self.wtx(None).await?;
+                Self::lock_chain(&mut tx, super::PLATFORM_CHAIN).await?;
+                let current: Option<(Option<String>,)> = sqlx::query_as(
+                    "SELECT tunnel_address FROM agents WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(agent.0)
+                .bind(tenant.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let Some((current,)) = current else { return Err(StoreError::NotFound("agent")) };
+                let address = match current {
+                    Some(a) => a,
+                    None => {
+                        let subnet: Option<(Option<i64>,)> =
+                            sqlx::query_as("SELECT CAST(vpn_subnet AS BIGINT) FROM tenants WHERE id = $1")
+                                .bind(tenant.0)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(map_err)?;
+                        let subnet = match subnet.and_then(|s| s.0) {
+                            Some(n) => n,
+                            None => {
+                                let taken: Vec<(i64,)> = sqlx::query_as(
+                                    "SELECT CAST(vpn_subnet AS BIGINT) FROM tenants WHERE vpn_subnet IS NOT NULL",
+                                )
+                                .fetch_all(&mut *tx)
+                                .await
+                                .map_err(map_err)?;
+                                let taken: Vec<i64> = taken.into_iter().map(|t| t.0).collect();
+                                let n = lowest_free(&taken, 1, 255)
+                                    .ok_or_else(|| StoreError::Conflict("every tunnel subnet is in use".into()))?;
+                                sqlx::query("UPDATE tenants SET vpn_subnet = $1 WHERE id = $2")
+                                    .bind(n as i32)
+                                    .bind(tenant.0)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(map_err)?;
+                                n
+                            }
+                        };
+                        let used: Vec<(String,)> = sqlx::query_as(
+                            "SELECT tunnel_address FROM agents WHERE tenant_id = $1 AND tunnel_address IS NOT NULL",
+                        )
+                        .bind(tenant.0)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                        let hosts: Vec<i64> = used
+                            .iter()
+                            .filter_map(|(a,)| a.parse::<std::net::Ipv4Addr>().ok())
+                            .map(|a| i64::from(a.octets()[3]))
+                            .collect();
+                        let host = lowest_free(&hosts, 2, 254).ok_or_else(|| {
+                            StoreError::Conflict("this tenant's tunnel subnet is full (253 agents)".into())
+                        })?;
+                        std::net::Ipv4Addr::new(10, 99, subnet as u8, host as u8).to_string()
+                    }
+                };
+                let row: TunnelPeerRow = sqlx::query_as(
+                    "UPDATE agents SET wg_public_key = $1, tunnel_address = $2 WHERE id = $3 AND tenant_id = $4 \
+                     RETURNING id, tenant_id, site_id, name, wg_public_key, tunnel_address",
+                )
+                .bind(public_key)
+                .bind(&address)
+                .bind(agent.0)
+                .bind(tenant.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                append(&mut tx, &with_resource(audit, "agent", agent.to_string()), now).await?;
+                tx.commit().await.map_err(map_err)?;
+                TunnelPeer::try_from(row)
+            }
+
+            async fn remove_tunnel_peer(
+                &self,
+                tenant: TenantId,
+                agent: AgentId,
+                now: DateTime<Utc>,
+                audit: &Audit,
+            ) -> Result<(), StoreError> {
+                let now = micros(now);
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                let done = sqlx::query(
+                    "UPDATE agents SET wg_public_key = NULL, tunnel_address = NULL \
+                     WHERE id = $1 AND tenant_id = $2 AND wg_public_key IS NOT NULL",
+                )
+                .bind(agent.0)
+                .bind(tenant.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("tunnel peer"));
+                }
+                append(&mut tx, &with_resource(audit, "agent", agent.to_string()), now).await?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn tunnel_peers(&self, tenant: Option<TenantId>) -> Result<Vec<TunnelPeer>, StoreError> {
+                let mut tx = self.tx(tenant).await?;
+                let rows: Vec<TunnelPeerRow> = sqlx::query_as(
+                    "SELECT id, tenant_id, site_id, name, wg_public_key, tunnel_address FROM agents \
+                     WHERE wg_public_key IS NOT NULL AND tunnel_address IS NOT NULL AND revoked_at IS NULL \
+                     AND ($1 IS NULL OR tenant_id = $1) ORDER BY tunnel_address",
+                )
+                .bind(tenant.map(|t| t.0))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                rows.into_iter().map(TunnelPeer::try_from).collect()
             }
 
             async fn ingest(

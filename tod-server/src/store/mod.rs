@@ -17,7 +17,9 @@ use tod_core::{ApiKeyId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
 pub use audit::{ChainCheck, GENESIS_HASH, link_hash};
-pub use fleet::{Agent, Aging, Device, FleetStore, Ingested, NewDevice, WirelessLink};
+pub use fleet::{
+    Agent, Aging, Device, FleetStore, Ingested, NewDevice, TUNNEL_GATEWAY, TUNNEL_PREFIX, TunnelPeer, WirelessLink,
+};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -76,6 +78,8 @@ fn conflict_message(constraint: &str) -> String {
         "A user with this email already exists".into()
     } else if constraint.contains("uq_sites_tenant_name") || constraint.contains("sites.tenant_id, sites.name") {
         "A site with this name already exists".into()
+    } else if constraint.contains("uq_agents_wg_public_key") || constraint.contains("agents.wg_public_key") {
+        "This WireGuard public key is already enrolled".into()
     } else {
         format!("duplicate ({constraint})")
     }

@@ -148,9 +148,12 @@ impl TestServer {
         settings.auth_rate_limit = 1000;
         tune(&mut settings);
         let store = tod_server::store::open(db_url).await.expect("store");
-        let state = tod_server::app::AppState::start(store, &settings).await.expect("state");
+        let mut state = tod_server::app::AppState::start(store, &settings).await.expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        state.vpn = tod_server::vpn::Vpn::start(&settings, state.vault.as_deref(), state.store.clone(), addr)
+            .await
+            .expect("WireGuard gateway");
         let app = tod_server::app::app(state.clone());
         tokio::spawn(async move {
             axum::serve(
