@@ -5,8 +5,8 @@
 //! goes through link discovery and the device rules; every 5 simulated minutes the site rules run.
 //! Prints progress each simulated half hour and the site health at the end.
 //!
-//! This is what exists today: the domain library. The server, agents, RouterOS simulator and the
-//! WireGuard uplink are later issues; the real demo will replace this program.
+//! The domain library alone, for embedders: no network, no database. The whole system (server,
+//! simulator, agents, tunnels) runs with `cargo run --release -p tod-server -- demo`.
 //!
 //! Run: `cargo run --release -p tod-examples --example fleet_demo -- [sites] [aps_per_site] [clients_per_ap] [hours]`
 

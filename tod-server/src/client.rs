@@ -9,6 +9,17 @@ use serde_json::{Value, json};
 /// `POST`s JSON to `base` + `path` (with a bearer token, if given) and returns the status and
 /// the JSON answer.
 pub async fn post_json(base: &str, path: &str, body: &Value, bearer: Option<&str>) -> Result<(u16, Value), String> {
+    call_json(base, "POST", path, Some(body), bearer).await
+}
+
+/// Any method, with an optional JSON body; the status and the JSON answer (`null` if none).
+pub async fn call_json(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    bearer: Option<&str>,
+) -> Result<(u16, Value), String> {
     let rest = base
         .strip_prefix("http://")
         .ok_or_else(|| format!("{base}: only http:// URLs are supported"))?;
@@ -20,14 +31,16 @@ pub async fn post_json(base: &str, path: &str, body: &Value, bearer: Option<&str
         .await
         .map_err(|e| format!("HTTP handshake: {e}"))?;
     tokio::spawn(conn);
-    let mut req = hyper::Request::post(path)
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", authority)
         .header("content-type", "application/json");
     if let Some(token) = bearer {
         req = req.header("authorization", format!("Bearer {token}"));
     }
     let req = req
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()))))
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
     let status = resp.status().as_u16();

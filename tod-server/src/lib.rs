@@ -22,6 +22,7 @@ pub mod app;
 pub mod auth;
 pub mod client;
 pub mod consume;
+pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod limits;

@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Run the server: migrate the database, then serve the API until Ctrl-C or SIGTERM.
     Serve,
+    /// The whole system in one process: the server on SQLite with its WireGuard gateway, a
+    /// simulated fleet of towers, and one agent per tower delivering through its tunnel.
+    Demo(tod_server::demo::DemoOptions),
     /// Validate the settings (flags and TOD_* variables) and print the effective values.
     CheckConfig,
     /// Log in to a server with SRP-6a and print the tokens as JSON (password from TOD_PASSWORD,
@@ -98,6 +101,53 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+async fn demo(opts: tod_server::demo::DemoOptions) -> Result<(), String> {
+    println!(
+        "TOD demo: {} simulated devices at {}x speed; setting up server, simulator, agents and tunnels...",
+        opts.devices, opts.speed
+    );
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<tod_server::demo::DemoAccess>();
+    let printer = tokio::spawn(async move {
+        if let Ok(a) = ready_rx.await {
+            println!(
+                "\n  towers     {}, each with its own agent polling over the RouterOS API and a WireGuard tunnel",
+                a.towers
+            );
+            println!(
+                "  API        {}   (OpenAPI at /api/openapi.json, Swagger UI at /docs)",
+                a.url
+            );
+            println!("  admin      {} / {}", a.email, a.password);
+            println!("  API key    {}   (X-API-Key; tenant {})", a.api_key, a.tenant);
+            println!(
+                "  try        curl -H 'X-API-Key: {}' {}/api/tenants/{}/links\n",
+                a.api_key, a.url, a.tenant
+            );
+            println!("Running until Ctrl-C.");
+        }
+    });
+    let started = std::time::Instant::now();
+    let result = tod_server::demo::run(
+        opts,
+        ready_tx,
+        move |p| {
+            println!(
+                "[{:>5.0} s] devices online {}/{}  links {} ({} live)  tunnels up {}",
+                started.elapsed().as_secs_f64(),
+                p.online,
+                p.devices,
+                p.links,
+                p.live_links,
+                p.tunnels_up
+            )
+        },
+        shutdown_signal(),
+    )
+    .await;
+    let _ = printer.await;
+    result
+}
+
 fn password() -> Result<String, String> {
     if let Ok(p) = std::env::var("TOD_PASSWORD") {
         return Ok(p);
@@ -131,6 +181,15 @@ fn main() -> ExitCode {
                 )
                 .init();
             run(Box::pin(serve(cli.settings)))
+        }
+        Command::Demo(opts) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                )
+                .init();
+            run(Box::pin(demo(opts)))
         }
         Command::Login { url, email } => run(Box::pin(async move {
             let tokens = tod_server::client::login(&url, &email, &password()?).await?;

@@ -157,7 +157,7 @@ impl Simulator {
         let mut ports = Vec::with_capacity(config.devices);
         let mut tasks = Vec::with_capacity(config.devices * 2);
         for i in 0..shared.world.devices.len() {
-            let (ip, port): (IpAddr, Box<dyn Fn(u16) -> u16>) = match config.ip_per_device {
+            let (ip, port): (IpAddr, Box<dyn Fn(u16) -> u16 + Send + Sync>) = match config.ip_per_device {
                 Some(first) => {
                     let ip = Ipv4Addr::from(
                         u32::from(first)

@@ -1,0 +1,327 @@
+//! `tod-server demo`: the whole system in one process, on a fresh machine, with nothing to
+//! install. tod-server (SQLite by default) with its embedded WireGuard gateway; the RouterOS fleet
+//! simulator (real API endpoints on loopback, drifting signals, rain fades, dying and flapping
+//! clients); one tod-agent per tower (the same daemon `tod-agent run` runs), each enrolled through
+//! the API, pulling its tower's devices from the server and delivering through its own tunnel.
+//!
+//! Everything is set up through the public REST API, as an operator would: the admin logs in with
+//! SRP, creates the tenant, sites, devices, an API key and the agents, and enrols each agent as a
+//! tunnel peer. Then it prints progress until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tod_agent::sim::{SimConfig, Simulator};
+
+use crate::client::call_json;
+use crate::settings::{Environment, Settings};
+
+/// What the demo runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoOptions {
+    /// Simulated devices (routers, access points, CPEs).
+    #[arg(long, default_value_t = 300)]
+    pub devices: usize,
+    /// Agents, one per tower; the simulated sites are shared out among them (default: one
+    /// agent for every site of the simulated world).
+    #[arg(long)]
+    pub agents: Option<usize>,
+    /// Time acceleration: the simulated world runs this many times faster and the agents poll
+    /// every 60/X seconds (at least every second).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// World seed: the same seed gives the same world.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// HTTP address of the API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Run on PostgreSQL instead of a fresh SQLite file (the database must exist and be empty
+    /// of TOD data, or be a TOD database).
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Agents deliver over NATS JetStream (this URL) instead of HTTP, through their tunnels.
+    #[arg(long)]
+    pub nats: Option<String>,
+    /// Where the SQLite file and the agents' spools go (default: a new temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            devices: 300,
+            agents: None,
+            speed: 1.0,
+            seed: 7,
+            listen: ([127, 0, 0, 1], 8080).into(),
+            postgres: None,
+            nats: None,
+            dir: None,
+        }
+    }
+}
+
+/// How to reach a running demo.
+#[derive(Debug, Clone)]
+pub struct DemoAccess {
+    /// Base URL of the API.
+    pub url: String,
+    /// The admin's e-mail.
+    pub email: String,
+    /// The admin's password (generated).
+    pub password: String,
+    /// An operator API key of the demo tenant.
+    pub api_key: String,
+    /// The demo tenant.
+    pub tenant: String,
+    /// Towers (sites), each with its own agent and tunnel.
+    pub towers: usize,
+}
+
+/// One progress reading.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Devices in the tenant.
+    pub devices: usize,
+    /// Devices reported online.
+    pub online: usize,
+    /// Wireless links by state, as the API lists them.
+    pub links: usize,
+    /// Links active or degraded.
+    pub live_links: usize,
+    /// Agents whose tunnel is up.
+    pub tunnels_up: usize,
+}
+
+const ADMIN_EMAIL: &str = "admin@demo.tod";
+
+/// Runs the demo until `shutdown` resolves. `ready` receives how to reach it once it is set up;
+/// `progress` every reading (the CLI prints them).
+pub async fn run(
+    opts: DemoOptions,
+    ready: tokio::sync::oneshot::Sender<DemoAccess>,
+    progress: impl Fn(&Progress) + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    if opts.devices == 0 || !opts.speed.is_finite() || opts.speed <= 0.0 {
+        return Err("--devices and --speed must be positive".into());
+    }
+    let dir = match &opts.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("tod-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let database_url = match &opts.postgres {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", dir.join("tod.sqlite").display()),
+    };
+    let interval_secs = ((60.0 / opts.speed).round() as u64).clamp(1, 60);
+    let password = format!(
+        "demo-{}",
+        hex::encode(crate::auth::random_bytes::<6>().map_err(|e| e.detail)?)
+    );
+
+    // The server, exactly as `serve` starts it.
+    let mut settings = Settings::for_database(&database_url);
+    settings.environment = Environment::Dev;
+    settings.listen = opts.listen;
+    settings.admin_email = Some(ADMIN_EMAIL.into());
+    settings.admin_password = Some(password.clone());
+    // The server notices silent agents after three of its intervals (it allows 5 s at least).
+    settings.agent_poll_interval_secs = interval_secs.max(5) as u32;
+    settings.nats_url = opts.nats.clone();
+    let store = crate::store::open(&database_url)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let mut state = crate::app::AppState::start(store, &settings).await?;
+    if let Some(url) = &settings.nats_url {
+        let consumer = crate::consume::NatsConsumer::start(crate::consume::NatsIngest::at(url), state.store.clone())
+            .await
+            .map_err(|e| format!("--nats {url}: {e}"))?;
+        state.broker = Some(Arc::new(consumer));
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", settings.listen))?;
+    let api = listener.local_addr().map_err(|e| e.to_string())?;
+    state.vpn = crate::vpn::Vpn::start(&settings, state.vault.as_deref(), state.store.clone(), api).await?;
+    let background = crate::app::spawn_background(&state, settings.agent_poll_interval_secs);
+    let app = crate::app::app(state.clone());
+    let server =
+        tokio::spawn(
+            async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await },
+        );
+    let url = format!("http://{api}");
+
+    // The simulated towers.
+    let sim = Simulator::start(SimConfig {
+        seed: opts.seed,
+        devices: opts.devices,
+        speed: opts.speed,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| format!("simulator: {e}"))?;
+    let world = sim.world();
+    let agents = opts.agents.unwrap_or(world.sites).clamp(1, world.sites.max(1));
+
+    // Set up through the API, as an operator would.
+    let tokens = crate::client::login(&url, ADMIN_EMAIL, &password).await?;
+    let token = tokens["access_token"]
+        .as_str()
+        .ok_or("login: no access token")?
+        .to_owned();
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let (url, token) = (url.clone(), token.clone());
+        async move {
+            let (status, answer) = call_json(&url, method, &path, body.as_ref(), Some(&token)).await?;
+            if !(200..300).contains(&status) {
+                return Err(format!("{method} {path}: {status} {answer}"));
+            }
+            Ok::<Value, String>(answer)
+        }
+    };
+    let tenant = call("POST", "/api/tenants".into(), Some(json!({ "name": "Demo WISP" }))).await?;
+    let tenant = tenant["id"].as_str().ok_or("tenant: no id")?.to_owned();
+    let key = call(
+        "POST",
+        format!("/api/tenants/{tenant}/api-keys"),
+        Some(json!({ "name": "demo", "scopes": ["devices:read", "devices:write", "alerts:read"] })),
+    )
+    .await?;
+    let api_key = key["key"].as_str().unwrap_or_default().to_owned();
+    let mut sites = Vec::with_capacity(agents);
+    for a in 0..agents {
+        // Towers on a small grid around a town, ~5 km apart.
+        let (row, col) = ((a / 6) as f64, (a % 6) as f64);
+        let site = call(
+            "POST",
+            format!("/api/tenants/{tenant}/sites"),
+            Some(json!({
+                "name": format!("Tower {:02}", a + 1),
+                "latitude": -33.90 + row * 0.045,
+                "longitude": 18.40 + col * 0.055,
+            })),
+        )
+        .await?;
+        sites.push(site["id"].as_str().ok_or("site: no id")?.to_owned());
+    }
+    for d in &world.devices {
+        let site = &sites[d.site % agents];
+        call(
+            "POST",
+            format!("/api/tenants/{tenant}/devices"),
+            Some(json!({
+                "name": d.name,
+                "host": "127.0.0.1",
+                "port": sim.ports(d.index).plain.port(),
+                "transport": "plain",
+                "site_id": site,
+                "username": "admin",
+                "password": "admin",
+            })),
+        )
+        .await?;
+    }
+    let access = DemoAccess {
+        url: url.clone(),
+        email: ADMIN_EMAIL.into(),
+        password: password.clone(),
+        api_key,
+        tenant: tenant.clone(),
+        towers: agents,
+    };
+
+    // One agent per tower: created, enrolled in the tunnel, and started with what the API returned.
+    let mut stops = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, site) in sites.iter().enumerate() {
+        let agent = call(
+            "POST",
+            format!("/api/tenants/{tenant}/agents"),
+            Some(json!({ "name": format!("tower-{:02}", i + 1), "site_id": site })),
+        )
+        .await?;
+        let (id, agent_token) = (
+            agent["id"].as_str().ok_or("agent: no id")?.to_owned(),
+            agent["token"].as_str().ok_or("agent: no token")?.to_owned(),
+        );
+        let peer = call(
+            "POST",
+            format!("/api/vpn/peers?tenant_id={tenant}"),
+            Some(json!({ "agent_id": id })),
+        )
+        .await?;
+        let tunnel_config = peer["agent_config"].as_str().ok_or("vpn: no agent_config")?;
+        // With NATS, the agents publish to the broker through the gateway's NATS port.
+        let uplink = match &opts.nats {
+            Some(_) => format!(
+                "uplink = \"nats\"\nnats = \"nats://{}:{}\"\n",
+                crate::store::TUNNEL_GATEWAY,
+                crate::vpn::NATS_PORT
+            ),
+            None => String::new(),
+        };
+        let toml = format!(
+            "[agent]\nid = \"{id}\"\ntoken = \"{agent_token}\"\n[poll]\ninterval_secs = {interval_secs}\n\
+             [spool]\ndir = \"{}\"\n[metrics]\nlisten = \"\"\n{}",
+            dir.join(format!("agent-{i:02}")).display(),
+            tunnel_config.replacen("[server]\n", &format!("[server]\npull_devices = true\n{uplink}"), 1),
+        );
+        let cfg = tod_agent::config::AgentConfig::parse(&toml).map_err(|e| format!("agent {i}: {e}"))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        tasks.push(tokio::spawn(tod_agent::daemon::run(cfg, async move {
+            let _ = stopped.await;
+        })));
+    }
+    let _ = ready.send(access);
+
+    // Progress until Ctrl-C.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    let started = Instant::now();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = every.tick() => {
+                let devices = call("GET", format!("/api/tenants/{tenant}/devices"), None).await?;
+                let links = call("GET", format!("/api/tenants/{tenant}/links"), None).await?;
+                let peers = call("GET", format!("/api/vpn/peers?tenant_id={tenant}"), None).await?;
+                let devices = devices.as_array().cloned().unwrap_or_default();
+                let links = links.as_array().cloned().unwrap_or_default();
+                let p = Progress {
+                    devices: devices.len(),
+                    online: devices.iter().filter(|d| d["status"] == "online").count(),
+                    links: links.len(),
+                    live_links: links.iter().filter(|l| l["state"] == "active" || l["state"] == "degraded").count(),
+                    tunnels_up: peers.as_array().map_or(0, |a| a.iter().filter(|p| p["up"] == true).count()),
+                };
+                tracing::debug!(elapsed = ?started.elapsed(), ?p, "demo progress");
+                progress(&p);
+            }
+        }
+    }
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for task in tasks {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "agent stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "agent task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    background.abort();
+    server.abort();
+    drop(sim);
+    if opts.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
