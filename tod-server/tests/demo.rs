@@ -72,14 +72,32 @@ async fn the_demo_shows_the_whole_system_working(db_url: &str) {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Towers with coordinates and their health rollup: every device online.
     let sites = get(format!("/api/tenants/{t}/sites")).await;
-    let sites = sites.as_array().unwrap();
+    let sites = sites["sites"].as_array().unwrap();
     assert_eq!(sites.len(), access.towers);
     assert!(
         sites
             .iter()
             .all(|s| s["latitude"].is_number() && s["longitude"].is_number())
     );
+    assert!(sites.iter().all(|s| s["online_percent"] == 100.0), "{sites:?}");
+    // Signal history of a live link's client, as its AP reported it.
+    let links = get(format!("/api/tenants/{t}/links")).await;
+    let link = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["state"] == "active")
+        .expect("an active link")
+        .clone();
+    let history = get(format!(
+        "/api/tenants/{t}/devices/{}/signal-history?mac_address={}&range=24h",
+        link["ap_device_id"].as_str().unwrap(),
+        link["client_mac"].as_str().unwrap()
+    ))
+    .await;
+    assert!(!history["items"].as_array().unwrap().is_empty(), "{history}");
 
     // The admin login printed is real (SRP against the running server).
     let tokens = tod_server::client::login(&access.url, &access.email, &access.password)

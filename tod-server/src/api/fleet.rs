@@ -356,3 +356,81 @@ pub(super) async fn ingest(
         Err(IngestError::Store(e)) => Err(e.into()),
     }
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignalQuery {
+    /// The client's MAC, in any common format (colons, dashes, dots, bare; any case).
+    #[serde(default)]
+    mac_address: Option<String>,
+    /// `24h` (5-minute buckets), `7d` (1-hour, the default) or `30d` (4-hour).
+    #[serde(default)]
+    range: Option<String>,
+}
+
+/// One bucket of a client's signal.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct SignalPoint {
+    /// Bucket start (aligned to the bucket width since the epoch, UTC).
+    timestamp: chrono::DateTime<Utc>,
+    /// Mean in dBm, rounded half away from zero.
+    signal_avg: i16,
+    /// Weakest sample.
+    signal_min: i16,
+    /// Strongest sample.
+    signal_max: i16,
+    /// Samples in the bucket.
+    samples: u32,
+}
+
+/// A client's signal history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct SignalHistory {
+    /// Non-empty buckets, oldest first.
+    items: Vec<SignalPoint>,
+    /// The MAC, canonical (lower case, colons).
+    mac_address: String,
+    /// The range.
+    range: String,
+}
+
+pub(super) async fn signal_history(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, device)): PathParams<(TenantId, DeviceId)>,
+    QueryParams(q): QueryParams<SignalQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    let range: tod_core::signal::Range = match q.range.as_deref() {
+        None => tod_core::signal::Range::default(),
+        Some(r) => r
+            .parse()
+            .map_err(|e: tod_core::signal::InvalidRange| ApiError::bad_request(e.to_string()))?,
+    };
+    let mac: tod_core::MacAddr = q
+        .mac_address
+        .as_deref()
+        .ok_or_else(|| ApiError::unprocessable("mac_address: required"))?
+        .parse()
+        .map_err(|e| ApiError::unprocessable(format!("mac_address: {e}")))?;
+    // Another tenant's device is a 404, not an empty chart.
+    st.store.get_device(t, device).await?;
+    let now = Utc::now();
+    let since = now - chrono::Duration::seconds(range.lookback_secs());
+    let samples = st.store.signal_samples(t, device, &mac.to_string(), since).await?;
+    let items = tod_core::signal::bucket(samples, range, now)
+        .into_iter()
+        .map(|b| SignalPoint {
+            timestamp: b.timestamp,
+            signal_avg: b.signal_avg,
+            signal_min: b.signal_min,
+            signal_max: b.signal_max,
+            samples: b.samples,
+        })
+        .collect();
+    Ok(Json(SignalHistory {
+        items,
+        mac_address: mac.to_string(),
+        range: range.to_string(),
+    }))
+}

@@ -1,17 +1,17 @@
-//! `/api/tenants/{tenant_id}/sites`: the first slice of the sites group (list, create, get).
+//! `/api/tenants/{tenant_id}/sites`: list and get with the health rollup, create.
 
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tod_core::{SiteId, TenantId};
 
 use super::{Body, PathParams, TenantScope};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::store::NewSite;
+use crate::store::{NewSite, Site};
 
 fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
     scope
@@ -29,11 +29,61 @@ pub(super) struct SiteBody {
     longitude: Option<f64>,
 }
 
+/// A site with its health rollup.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct SiteHealth {
+    #[serde(flatten)]
+    site: Site,
+    /// Devices assigned to the site.
+    device_count: u32,
+    /// Of those, reported online.
+    online_count: u32,
+    /// `online / devices × 100`, one decimal; 0.0 without devices.
+    online_percent: f64,
+    /// Active alerts about the site (none are raised yet: alert evaluation is not built).
+    alert_count: u32,
+}
+
+/// The sites list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct SiteList {
+    /// By name.
+    sites: Vec<SiteHealth>,
+    /// Devices of the tenant with no site.
+    unassigned_count: u32,
+}
+
+fn with_health(site: Site, counts: &[(Option<SiteId>, String, i64)]) -> SiteHealth {
+    let (mut devices, mut online) = (0u32, 0u32);
+    for (s, status, n) in counts {
+        if *s == Some(site.id) {
+            devices += *n as u32;
+            if status == "online" {
+                online += *n as u32;
+            }
+        }
+    }
+    SiteHealth {
+        site,
+        device_count: devices,
+        online_count: online,
+        online_percent: tod_core::sites::online_percent(online, devices),
+        alert_count: 0,
+    }
+}
+
 pub(super) async fn list(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(st.store.list_sites(tenant(scope)?).await?))
+    let t = tenant(scope)?;
+    let counts = st.store.device_counts(t).await?;
+    let sites = st.store.list_sites(t).await?;
+    let unassigned_count = counts.iter().filter(|c| c.0.is_none()).map(|c| c.2 as u32).sum();
+    Ok(Json(SiteList {
+        sites: sites.into_iter().map(|s| with_health(s, &counts)).collect(),
+        unassigned_count,
+    }))
 }
 
 pub(super) async fn create(
@@ -61,5 +111,8 @@ pub(super) async fn get(
     Extension(scope): Extension<TenantScope>,
     PathParams((_, site)): PathParams<(TenantId, SiteId)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(st.store.get_site(tenant(scope)?, site).await?))
+    let t = tenant(scope)?;
+    let site = st.store.get_site(t, site).await?;
+    let counts = st.store.device_counts(t).await?;
+    Ok(Json(with_health(site, &counts)))
 }

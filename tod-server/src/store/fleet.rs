@@ -479,6 +479,17 @@ pub trait FleetStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// How many registration rows a device has (tests, diagnostics).
     async fn count_registrations(&self, tenant: TenantId, device: DeviceId) -> Result<i64, StoreError>;
+    /// Signal samples of one client (canonical MAC) as reported by one AP since `since`
+    /// (exclusive), oldest first; rows without a signal are left out.
+    async fn signal_samples(
+        &self,
+        tenant: TenantId,
+        ap: DeviceId,
+        mac: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<tod_core::signal::Sample>, StoreError>;
+    /// Device counts by site (`None`: no site) and status, for site health rollups.
+    async fn device_counts(&self, tenant: TenantId) -> Result<Vec<(Option<SiteId>, String, i64)>, StoreError>;
 }
 
 /// Writes `impl FleetStore` for a backend type.
@@ -1053,6 +1064,44 @@ macro_rules! impl_fleet_store {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err)
+            }
+
+            async fn signal_samples(
+                &self,
+                tenant: TenantId,
+                ap: DeviceId,
+                mac: &str,
+                since: DateTime<Utc>,
+            ) -> Result<Vec<tod_core::signal::Sample>, StoreError> {
+                let mut tx = self.tx(Some(tenant)).await?;
+                let rows: Vec<(DateTime<Utc>, i16)> = sqlx::query_as(
+                    "SELECT collected_at, signal_dbm FROM registrations \
+                     WHERE tenant_id = $1 AND device_id = $2 AND mac = $3 AND collected_at > $4 \
+                     AND signal_dbm IS NOT NULL ORDER BY collected_at",
+                )
+                .bind(tenant.0)
+                .bind(ap.0)
+                .bind(mac)
+                .bind(micros(since))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(at, dbm)| tod_core::signal::Sample { at, dbm })
+                    .collect())
+            }
+
+            async fn device_counts(&self, tenant: TenantId) -> Result<Vec<(Option<SiteId>, String, i64)>, StoreError> {
+                let mut tx = self.tx(Some(tenant)).await?;
+                let rows: Vec<(Option<Uuid>, String, i64)> = sqlx::query_as(
+                    "SELECT site_id, status, COUNT(*) FROM devices WHERE tenant_id = $1 GROUP BY site_id, status",
+                )
+                .bind(tenant.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Ok(rows.into_iter().map(|(s, st, n)| (s.map(SiteId), st, n)).collect())
             }
         }
     };

@@ -1,0 +1,237 @@
+//! Fleet reads over real HTTP on SQLite and PostgreSQL: the sites list and a site with their
+//! health rollup, and a client's signal history bucketed from the registrations an agent
+//! delivered (MACs in any common format, the three ranges, validation, other tenants' devices).
+
+mod common;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Auth, TestServer};
+use serde_json::{Value, json};
+use tod_core::telemetry::{Batch, DeviceReport, PollStatus, Registration};
+use tod_core::{AgentId, DeviceId, MacAddr};
+
+struct World {
+    tenant: String,
+    sites: Vec<String>,
+    devices: Vec<String>,
+    agent: String,
+    token: String,
+    root: Auth,
+}
+
+/// A tenant with two sites: three devices at the first, one at the second, one with no site; an
+/// agent for the first site.
+async fn world(srv: &TestServer) -> World {
+    let root = srv.bearer(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let t = srv
+        .call("POST", "/api/tenants", &root, Some(json!({ "name": "Fleet WISP" })))
+        .await;
+    let tenant = t.json["id"].as_str().unwrap().to_owned();
+    let mut sites = Vec::new();
+    for name in ["Alpha Tower", "Bravo Tower"] {
+        let s = srv
+            .call(
+                "POST",
+                &format!("/api/tenants/{tenant}/sites"),
+                &root,
+                Some(json!({ "name": name, "latitude": -33.9, "longitude": 18.4 })),
+            )
+            .await;
+        sites.push(s.json["id"].as_str().unwrap().to_owned());
+    }
+    let mut devices = Vec::new();
+    for (i, site) in [Some(0), Some(0), Some(0), Some(1), None].into_iter().enumerate() {
+        let mut body = json!({ "name": format!("dev-{i}"), "host": format!("10.0.0.{}", i + 1) });
+        if let Some(s) = site {
+            body["site_id"] = json!(sites[s]);
+        }
+        let d = srv
+            .call("POST", &format!("/api/tenants/{tenant}/devices"), &root, Some(body))
+            .await;
+        assert_eq!(d.status, 201, "{:?}", d.json);
+        devices.push(d.json["id"].as_str().unwrap().to_owned());
+    }
+    let a = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{tenant}/agents"),
+            &root,
+            Some(json!({ "name": "alpha-agent", "site_id": sites[0] })),
+        )
+        .await;
+    World {
+        tenant,
+        sites,
+        devices,
+        agent: a.json["id"].as_str().unwrap().to_owned(),
+        token: a.json["token"].as_str().unwrap().to_owned(),
+        root,
+    }
+}
+
+async fn deliver(srv: &TestServer, w: &World, key: &str, reports: Vec<DeviceReport>) {
+    let batch = Batch::new(w.agent.parse::<AgentId>().unwrap(), key, Utc::now(), reports);
+    let r = common::request(
+        srv.addr,
+        "POST",
+        "/api/ingest",
+        &Auth::Bearer(w.token.clone()),
+        Some(String::from_utf8(batch.to_json()).unwrap()),
+        "application/json",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+}
+
+fn ap_report(device: &str, seq: u64, at: DateTime<Utc>, client: MacAddr, dbm: i16) -> DeviceReport {
+    let mut r = DeviceReport::new(device.parse::<DeviceId>().unwrap(), seq, at, PollStatus::Online);
+    let mut g = Registration::new("wlan1", client);
+    g.signal_dbm = Some(dbm);
+    r.registrations = Some(vec![g]);
+    r
+}
+
+async fn sites_carry_their_health_rollup(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    // Two of the first site's three devices report online.
+    let now = Utc::now();
+    let reports = (0..2)
+        .map(|i| DeviceReport::new(w.devices[i].parse().unwrap(), 1, now, PollStatus::Online))
+        .collect();
+    deliver(&srv, &w, "online-1", reports).await;
+
+    let list = srv
+        .call("GET", &format!("/api/tenants/{}/sites", w.tenant), &w.root, None)
+        .await;
+    assert_eq!(list.status, 200, "{:?}", list.json);
+    assert_eq!(list.json["unassigned_count"], 1);
+    let sites = list.json["sites"].as_array().unwrap();
+    let names: Vec<&str> = sites.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Alpha Tower", "Bravo Tower"], "by name");
+    let alpha = &sites[0];
+    assert_eq!(
+        (&alpha["device_count"], &alpha["online_count"], &alpha["online_percent"]),
+        (&json!(3), &json!(2), &json!(66.7))
+    );
+    assert_eq!(alpha["alert_count"], 0);
+    assert_eq!(
+        (&sites[1]["device_count"], &sites[1]["online_percent"]),
+        (&json!(1), &json!(0.0))
+    );
+
+    let one = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/sites/{}", w.tenant, w.sites[0]),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json["online_count"], 2);
+    assert_eq!(one.json["latitude"], -33.9);
+}
+on_both_backends!(sites_carry_their_health_rollup);
+
+async fn signal_history_buckets_what_the_ap_reported(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let ap = &w.devices[0];
+    let client: MacAddr = "4C:5E:0C:11:22:33".parse().unwrap();
+    let other: MacAddr = "4C:5E:0C:99:99:99".parse().unwrap();
+    // Samples in one closed 5-minute bucket half an hour ago, one two days ago, one 10 days ago.
+    let bucket = (Utc::now() - Duration::minutes(30))
+        .duration_trunc(Duration::minutes(5))
+        .unwrap();
+    let mut reports = Vec::new();
+    for (i, dbm) in [-61i16, -64, -70].into_iter().enumerate() {
+        reports.push(ap_report(
+            ap,
+            i as u64 + 1,
+            bucket + Duration::seconds(60 * i as i64),
+            client,
+            dbm,
+        ));
+    }
+    reports.push(ap_report(ap, 10, Utc::now() - Duration::days(2), client, -80));
+    reports.push(ap_report(ap, 11, Utc::now() - Duration::days(10), client, -90));
+    reports.push(ap_report(ap, 12, bucket, other, -50));
+    deliver(&srv, &w, "signal-1", reports).await;
+
+    let path = |mac: &str, range: &str| {
+        format!(
+            "/api/tenants/{}/devices/{ap}/signal-history?mac_address={mac}{range}",
+            w.tenant
+        )
+    };
+    // Any common MAC format finds the same client; the answer names it canonically.
+    let day = srv
+        .call("GET", &path("4c-5e-0c-11-22-33", "&range=24h"), &w.root, None)
+        .await;
+    assert_eq!(day.status, 200, "{:?}", day.json);
+    assert_eq!(day.json["mac_address"], "4c:5e:0c:11:22:33");
+    assert_eq!(day.json["range"], "24h");
+    let items = day.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    let b: &Value = &items[0];
+    assert_eq!(
+        b["timestamp"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap(),
+        bucket
+    );
+    // (-61 - 64 - 70) / 3 = -65.0
+    assert_eq!(
+        (&b["signal_avg"], &b["signal_min"], &b["signal_max"]),
+        (&json!(-65), &json!(-70), &json!(-61))
+    );
+    assert_eq!(b["samples"], 3);
+
+    let week = srv.call("GET", &path("4C5E.0C11.2233", ""), &w.root, None).await;
+    assert_eq!(week.json["range"], "7d", "the default range");
+    let week_samples: i64 = week.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["samples"].as_i64().unwrap())
+        .sum();
+    assert_eq!(week_samples, 4, "the 2-day-old sample is in, the 10-day-old one is not");
+    let month = srv
+        .call("GET", &path("4c:5e:0c:11:22:33", "&range=30d"), &w.root, None)
+        .await;
+    let month_samples: i64 = month.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["samples"].as_i64().unwrap())
+        .sum();
+    assert_eq!(month_samples, 5);
+
+    // Validation: a bad range is a 400 with the documented text; a missing or malformed MAC 422.
+    let bad = srv
+        .call("GET", &path("4c:5e:0c:11:22:33", "&range=1y"), &w.root, None)
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json["detail"], "range must be one of: 24h, 7d, 30d");
+    let missing = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/devices/{ap}/signal-history", w.tenant),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, 422);
+    let malformed = srv.call("GET", &path("not-a-mac", ""), &w.root, None).await;
+    assert_eq!(malformed.status, 422);
+
+    // A device of another tenant is not found from this one.
+    let other_tenant = srv
+        .call("POST", "/api/tenants", &w.root, Some(json!({ "name": "Other WISP" })))
+        .await;
+    let foreign = format!(
+        "/api/tenants/{}/devices/{ap}/signal-history?mac_address=4c:5e:0c:11:22:33",
+        other_tenant.json["id"].as_str().unwrap()
+    );
+    assert_eq!(srv.call("GET", &foreign, &w.root, None).await.status, 404);
+}
+on_both_backends!(signal_history_buckets_what_the_ap_reported);
