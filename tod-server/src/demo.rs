@@ -49,6 +49,9 @@ pub struct DemoOptions {
     /// Where the SQLite file and the agents' spools go (default: a new temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Script a backhaul outage at one tower (default on; `--outage false` to keep all up).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub outage: bool,
 }
 
 impl Default for DemoOptions {
@@ -62,6 +65,7 @@ impl Default for DemoOptions {
             postgres: None,
             nats: None,
             dir: None,
+            outage: true,
         }
     }
 }
@@ -96,6 +100,10 @@ pub struct Progress {
     pub live_links: usize,
     /// Agents whose tunnel is up.
     pub tunnels_up: usize,
+    /// Active site alerts.
+    pub active_alerts: usize,
+    /// Something the demo's script just did.
+    pub note: Option<String>,
 }
 
 const ADMIN_EMAIL: &str = "admin@demo.tod";
@@ -238,6 +246,16 @@ pub async fn run(
     };
 
     // One agent per tower: created, enrolled in the tunnel, and started with what the API returned.
+    // A scripted backhaul outage at one tower (when there is more than one): its agent stops after
+    // ten polls and comes back after five of the server's intervals, so the site's devices turn
+    // unreachable, one "agent offline" alert fires, and it resolves when the agent backfills.
+    let outage = (opts.outage && agents >= 2).then(|| {
+        (
+            Duration::from_secs(10 * interval_secs),
+            Duration::from_secs(5 * u64::from(settings.agent_poll_interval_secs)),
+        )
+    });
+    let mut outage_cfg = None;
     let mut stops = Vec::new();
     let mut tasks = Vec::new();
     for (i, site) in sites.iter().enumerate() {
@@ -274,11 +292,28 @@ pub async fn run(
             tunnel_config.replacen("[server]\n", &format!("[server]\npull_devices = true\n{uplink}"), 1),
         );
         let cfg = tod_agent::config::AgentConfig::parse(&toml).map_err(|e| format!("agent {i}: {e}"))?;
+        if outage.is_some() && i + 1 == agents {
+            // The last tower's backhaul fails for a while (scripted below).
+            outage_cfg = Some((format!("tower-{:02}", i + 1), cfg));
+            continue;
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);
         tasks.push(tokio::spawn(tod_agent::daemon::run(cfg, async move {
             let _ = stopped.await;
         })));
+    }
+    let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
+    let note = Arc::new(std::sync::Mutex::new(None::<String>));
+    if let (Some((after, length)), Some((name, cfg))) = (outage, outage_cfg) {
+        tasks.push(tokio::spawn(scripted_outage(
+            name,
+            cfg,
+            after,
+            length,
+            quit_rx,
+            note.clone(),
+        )));
     }
     let _ = ready.send(access);
 
@@ -295,7 +330,10 @@ pub async fn run(
                 let peers = call("GET", format!("/api/vpn/peers?tenant_id={tenant}"), None).await?;
                 let devices = devices.as_array().cloned().unwrap_or_default();
                 let links = links.as_array().cloned().unwrap_or_default();
+                let alerts = call("GET", format!("/api/tenants/{tenant}/alert-events/count"), None).await?;
                 let p = Progress {
+                    active_alerts: alerts["count"].as_u64().unwrap_or(0) as usize,
+                    note: note.lock().expect("note lock").take(),
                     devices: devices.len(),
                     online: devices.iter().filter(|d| d["status"] == "online").count(),
                     links: links.len(),
@@ -310,6 +348,7 @@ pub async fn run(
     for stop in stops {
         let _ = stop.send(());
     }
+    let _ = quit_tx.send(true);
     for task in tasks {
         match task.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "agent stopped with an error"),
@@ -324,4 +363,46 @@ pub async fn run(
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
+}
+
+/// Runs one tower's agent, stops it after `after` (its backhaul fails), starts it again after
+/// `length` (it backfills from its spool), then runs until the demo quits.
+async fn scripted_outage(
+    name: String,
+    cfg: tod_agent::config::AgentConfig,
+    after: Duration,
+    length: Duration,
+    mut quit: tokio::sync::watch::Receiver<bool>,
+    note: Arc<std::sync::Mutex<Option<String>>>,
+) -> Result<(), String> {
+    let say = |s: String| *note.lock().expect("note lock") = Some(s);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut q = quit.clone();
+    let first = tokio::spawn(tod_agent::daemon::run(cfg.clone(), async move {
+        tokio::select! {
+            _ = stopped => {}
+            _ = quitting(&mut q) => {}
+        }
+    }));
+    tokio::select! {
+        _ = tokio::time::sleep(after) => {}
+        _ = quitting(&mut quit) => return first.await.map_err(|e| e.to_string())?,
+    }
+    let _ = stop.send(());
+    first.await.map_err(|e| e.to_string())??;
+    say(format!(
+        "scripted: {name}'s backhaul is down for {} s",
+        length.as_secs()
+    ));
+    tokio::select! {
+        _ = tokio::time::sleep(length) => {}
+        _ = quitting(&mut quit) => return Ok(()),
+    }
+    say(format!("scripted: {name}'s backhaul is back; its agent backfills"));
+    tod_agent::daemon::run(cfg, async move { quitting(&mut quit).await }).await
+}
+
+/// Resolves once the demo is quitting (holding no borrow of the flag across an await).
+async fn quitting(quit: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = quit.wait_for(|q| *q).await;
 }

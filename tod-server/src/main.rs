@@ -131,14 +131,18 @@ async fn demo(opts: tod_server::demo::DemoOptions) -> Result<(), String> {
         opts,
         ready_tx,
         move |p| {
+            if let Some(note) = &p.note {
+                println!("[{:>5.0} s] {note}", started.elapsed().as_secs_f64());
+            }
             println!(
-                "[{:>5.0} s] devices online {}/{}  links {} ({} live)  tunnels up {}",
+                "[{:>5.0} s] devices online {}/{}  links {} ({} live)  tunnels up {}  active alerts {}",
                 started.elapsed().as_secs_f64(),
                 p.online,
                 p.devices,
                 p.links,
                 p.live_links,
-                p.tunnels_up
+                p.tunnels_up,
+                p.active_alerts
             )
         },
         shutdown_signal(),
@@ -186,7 +190,8 @@ fn main() -> ExitCode {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                        // The gateway retrying a handshake to the tower the demo took down is expected.
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,boringtun=error")),
                 )
                 .init();
             run(Box::pin(demo(opts)))

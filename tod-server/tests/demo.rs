@@ -1,7 +1,8 @@
 //! `tod-server demo` (the README's first command) with an accelerated clock, on SQLite and on
-//! PostgreSQL: within a minute the API shows every simulated device online, its towers with
-//! coordinates, wireless links discovered from the simulated registration tables, and every
-//! tower's agent delivering through its own WireGuard tunnel; the printed API key works.
+//! PostgreSQL: the API shows every simulated device online, its towers with coordinates and their
+//! health rollup, wireless links discovered from the simulated registration tables, a live link's
+//! signal history, every tower's agent delivering through its own WireGuard tunnel, and the
+//! scripted backhaul outage as one site alert that resolves itself; the printed key and login work.
 
 mod common;
 
@@ -98,6 +99,38 @@ async fn the_demo_shows_the_whole_system_working(db_url: &str) {
     ))
     .await;
     assert!(!history["items"].as_array().unwrap().is_empty(), "{history}");
+
+    // The scripted backhaul outage: one "agent offline" alert for the tower, not one per device,
+    // resolved by itself when the agent comes back and backfills.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let site = loop {
+        let mut found = None;
+        for s in sites {
+            let id = s["id"].as_str().unwrap();
+            let events = get(format!("/api/tenants/{t}/sites/{id}/alert-events?state=active")).await;
+            if events["total"] == 1 {
+                found = Some((id.to_owned(), events["items"][0].clone()));
+            }
+        }
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "no site alert during the scripted outage");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(site.1["kind"], "agent_offline", "{}", site.1);
+    let count = get(format!("/api/tenants/{t}/alert-events/count")).await;
+    assert_eq!(count["count"], 1, "one alert for the whole tower");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let events = get(format!("/api/tenants/{t}/sites/{}/alert-events?state=resolved", site.0)).await;
+        if events["total"] == 1 {
+            assert!(events["items"][0]["resolved_by"].is_null(), "it cleared by itself");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the outage alert never resolved");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // The admin login printed is real (SRP against the running server).
     let tokens = tod_server::client::login(&access.url, &access.email, &access.password)

@@ -503,14 +503,74 @@ async fn links_age_and_agents_go_unreachable(url: &str) {
         ("stale".into(), "stale".into())
     );
 
-    // The agent goes silent: its site's devices are unreachable, once.
+    // The agent goes silent: its site's devices are unreachable, once, and one "agent offline"
+    // alert fires for the site — not one per device.
     let a = store.age_fleet(min(day + 4), 60).await.unwrap();
-    assert_eq!(a.devices_unreachable, 3);
-    assert_eq!(store.age_fleet(min(day + 5), 60).await.unwrap().devices_unreachable, 0);
+    assert_eq!((a.devices_unreachable, a.agent_alerts_raised), (3, 1), "{a:?}");
+    let again = store.age_fleet(min(day + 5), 60).await.unwrap();
+    assert_eq!((again.devices_unreachable, again.agent_alerts_raised), (0, 0));
     let d = srv
         .call("GET", &format!("/api/tenants/{}/devices/{ap}", f.tenant), &f.root, None)
         .await;
     assert_eq!(d.json["status"], "unreachable");
+    let events = |state: &'static str| {
+        let path = format!("/api/tenants/{}/sites/{}/alert-events?state={state}", f.tenant, f.site);
+        let root = f.root.clone();
+        async move { srv_ref.call("GET", &path, &root, None).await.json }
+    };
+    let active = events("active").await;
+    assert_eq!(active["total"], 1, "{active}");
+    assert_eq!(active["items"][0]["kind"], "agent_offline");
+    assert_eq!(active["items"][0]["severity"], "critical");
+    let count = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/alert-events/count", f.tenant),
+            &f.root,
+            None,
+        )
+        .await;
+    assert_eq!(count.json["count"], 1);
+    let site = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/sites/{}", f.tenant, f.site),
+            &f.root,
+            None,
+        )
+        .await;
+    assert_eq!(site.json["alert_count"], 1, "the rollup counts the site's active alert");
+
+    // The agent reports again (backfilling): the alert resolves by itself.
+    deliver(vec![cpe(&cpe1, m1, 4, min(day + 6))], min(day + 6)).await;
+    let back = store.age_fleet(min(day + 6), 60).await.unwrap();
+    assert_eq!(back.agent_alerts_resolved, 1, "{back:?}");
+    assert_eq!(events("active").await["total"], 0);
+    let resolved = events("resolved").await;
+    assert!(resolved["items"][0]["resolved_at"].is_string() && resolved["items"][0]["resolved_by"].is_null());
+
+    // Silent again: a new alert, which an operator resolves by hand (once).
+    store.age_fleet(min(day + 10), 60).await.unwrap();
+    let id = events("active").await["items"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/tenants/{}/alert-events/{id}/resolve", f.tenant);
+    let r = srv.call("POST", &path, &f.root, None).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(r.json["state"], "resolved");
+    assert!(r.json["resolved_by"].is_string(), "the resolving user is recorded");
+    assert_eq!(
+        srv.call("POST", &path, &f.root, None).await.status,
+        404,
+        "already resolved"
+    );
+    let bad = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/sites/{}/alert-events?limit=500", f.tenant, f.site),
+            &f.root,
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, 422);
 
     // Retention: a day later nothing is old enough; 31 days later the registration rows go.
     let regs = store.count_registrations(tenant, ap.parse().unwrap()).await.unwrap();

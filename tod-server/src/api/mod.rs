@@ -5,6 +5,7 @@
 //! the route addresses and asks tod-core's [`authorize`] — so a handler cannot forget the check,
 //! and the RBAC matrix test walks the same table ([`route_table`]).
 
+mod alerts;
 mod audit;
 mod auth;
 pub mod doc;
@@ -146,7 +147,9 @@ macro_rules! doc_part {
 }
 
 fn routes() -> Vec<(RouteSpec, Handler)> {
-    use crate::store::{Agent, ApiKey, AuditRecord, ChainCheck, Device, Site, Tenant, User, WirelessLink};
+    use crate::store::{
+        Agent, ApiKey, AuditRecord, ChainCheck, Device, Site, SiteAlertEvent, Tenant, User, WirelessLink,
+    };
     use Access::*;
     use doc::{Challenge, CreatedApiKey, Health, LoginAnswer, Me, Ready, Status, TokenAnswer};
     let open = Public { limited: false };
@@ -171,6 +174,9 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(GET "/api/tenants/{tenant_id}/sites", Tenant(Action::SiteRead), sites::list; "A tenant's sites with their health rollup, and the count of devices with no site", 200 one sites::SiteList),
         route!(POST "/api/tenants/{tenant_id}/sites", Tenant(Action::SiteWrite), sites::create; "Create a site", body sites::SiteBody, 201 one Site),
         route!(GET "/api/tenants/{tenant_id}/sites/{site_id}", Tenant(Action::SiteRead), sites::get; "One site with its health rollup", 200 one sites::SiteHealth),
+        route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-events", Tenant(Action::SiteAlertRead), alerts::list_events; "A site's alert events, newest first (?state=active|resolved, ?limit=1..200, default 50)", query &["state", "limit"], 200 one alerts::EventPage),
+        route!(POST "/api/tenants/{tenant_id}/alert-events/{event_id}/resolve", Tenant(Action::SiteAlertEventResolve), alerts::resolve; "Resolve an active alert event by hand", 200 one SiteAlertEvent),
+        route!(GET "/api/tenants/{tenant_id}/alert-events/count", Tenant(Action::SiteAlertRead), alerts::active_count; "Active alert events in the tenant (the notification badge)", 200 one alerts::ActiveCount),
         route!(GET "/api/tenants/{tenant_id}/api-keys", Tenant(Action::ApiKeyManage), users::list_keys; "A tenant's API keys (never the keys themselves)", 200 many ApiKey),
         route!(POST "/api/tenants/{tenant_id}/api-keys", Tenant(Action::ApiKeyManage), users::create_key; "Create an API key (shown once)", body users::NewKeyBody, 201 one CreatedApiKey),
         route!(DELETE "/api/tenants/{tenant_id}/api-keys/{key_id}", Tenant(Action::ApiKeyManage), users::revoke_key; "Revoke an API key", 200 one Status),

@@ -40,7 +40,7 @@ pub(super) struct SiteHealth {
     online_count: u32,
     /// `online / devices × 100`, one decimal; 0.0 without devices.
     online_percent: f64,
-    /// Active alerts about the site (none are raised yet: alert evaluation is not built).
+    /// Active alert events of the site.
     alert_count: u32,
 }
 
@@ -53,7 +53,7 @@ pub(super) struct SiteList {
     unassigned_count: u32,
 }
 
-fn with_health(site: Site, counts: &[(Option<SiteId>, String, i64)]) -> SiteHealth {
+fn with_health(site: Site, counts: &[(Option<SiteId>, String, i64)], alerts: &[(SiteId, i64)]) -> SiteHealth {
     let (mut devices, mut online) = (0u32, 0u32);
     for (s, status, n) in counts {
         if *s == Some(site.id) {
@@ -64,11 +64,11 @@ fn with_health(site: Site, counts: &[(Option<SiteId>, String, i64)]) -> SiteHeal
         }
     }
     SiteHealth {
-        site,
         device_count: devices,
         online_count: online,
         online_percent: tod_core::sites::online_percent(online, devices),
-        alert_count: 0,
+        alert_count: alerts.iter().filter(|a| a.0 == site.id).map(|a| a.1 as u32).sum(),
+        site,
     }
 }
 
@@ -79,9 +79,10 @@ pub(super) async fn list(
     let t = tenant(scope)?;
     let counts = st.store.device_counts(t).await?;
     let sites = st.store.list_sites(t).await?;
+    let alerts = st.store.active_site_alerts(t).await?;
     let unassigned_count = counts.iter().filter(|c| c.0.is_none()).map(|c| c.2 as u32).sum();
     Ok(Json(SiteList {
-        sites: sites.into_iter().map(|s| with_health(s, &counts)).collect(),
+        sites: sites.into_iter().map(|s| with_health(s, &counts, &alerts)).collect(),
         unassigned_count,
     }))
 }
@@ -114,5 +115,6 @@ pub(super) async fn get(
     let t = tenant(scope)?;
     let site = st.store.get_site(t, site).await?;
     let counts = st.store.device_counts(t).await?;
-    Ok(Json(with_health(site, &counts)))
+    let alerts = st.store.active_site_alerts(t).await?;
+    Ok(Json(with_health(site, &counts, &alerts)))
 }

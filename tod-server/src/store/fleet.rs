@@ -157,6 +157,94 @@ pub struct Aging {
     pub devices_unreachable: u64,
     /// Link state changes (down, stale).
     pub link_changes: usize,
+    /// "Agent offline" site alerts raised (one per site whose agent went silent).
+    pub agent_alerts_raised: usize,
+    /// "Agent offline" site alerts resolved (the agent reports again).
+    pub agent_alerts_resolved: u64,
+}
+
+/// A site alert event.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SiteAlertEvent {
+    /// Id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    /// Tenant.
+    #[schema(value_type = String, format = Uuid)]
+    pub tenant_id: TenantId,
+    /// Site.
+    #[schema(value_type = String, format = Uuid)]
+    pub site_id: SiteId,
+    /// Sector, for sector-scoped rules.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub sector_id: Option<Uuid>,
+    /// The rule that raised it; none for fleet events such as `agent_offline`.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub rule_id: Option<Uuid>,
+    /// The device it is about, if one.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub device_id: Option<DeviceId>,
+    /// The link it is about, if one.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub link_id: Option<Uuid>,
+    /// What raised it: `agent_offline`, or the rule type.
+    pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// What an operator reads.
+    pub message: String,
+    /// `active` or `resolved`.
+    pub state: String,
+    /// Consecutive evaluations that found the condition.
+    pub consecutive_hits: i32,
+    /// Raised.
+    pub triggered_at: DateTime<Utc>,
+    /// Resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The user who resolved it by hand; none when it cleared by itself.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub resolved_by: Option<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SiteAlertRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    site_id: Uuid,
+    sector_id: Option<Uuid>,
+    rule_id: Option<Uuid>,
+    device_id: Option<Uuid>,
+    link_id: Option<Uuid>,
+    kind: String,
+    severity: String,
+    message: String,
+    state: String,
+    consecutive_hits: i32,
+    triggered_at: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+    resolved_by: Option<Uuid>,
+}
+
+impl From<SiteAlertRow> for SiteAlertEvent {
+    fn from(r: SiteAlertRow) -> Self {
+        Self {
+            id: r.id,
+            tenant_id: TenantId(r.tenant_id),
+            site_id: SiteId(r.site_id),
+            sector_id: r.sector_id,
+            rule_id: r.rule_id,
+            device_id: r.device_id.map(DeviceId),
+            link_id: r.link_id,
+            kind: r.kind,
+            severity: r.severity,
+            message: r.message,
+            state: r.state,
+            consecutive_hits: r.consecutive_hits,
+            triggered_at: r.triggered_at,
+            resolved_at: r.resolved_at,
+            resolved_by: r.resolved_by,
+        }
+    }
 }
 
 /// What storing a batch did.
@@ -490,6 +578,24 @@ pub trait FleetStore: Send + Sync {
     ) -> Result<Vec<tod_core::signal::Sample>, StoreError>;
     /// Device counts by site (`None`: no site) and status, for site health rollups.
     async fn device_counts(&self, tenant: TenantId) -> Result<Vec<(Option<SiteId>, String, i64)>, StoreError>;
+    /// A site's alert events, newest first, optionally in one state; and how many there are.
+    async fn site_alert_events(
+        &self,
+        tenant: TenantId,
+        site: SiteId,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<(Vec<SiteAlertEvent>, i64), StoreError>;
+    /// Resolves an active event by hand.
+    async fn resolve_site_alert_event(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        by: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<SiteAlertEvent, StoreError>;
+    /// Active site alert events per site.
+    async fn active_site_alerts(&self, tenant: TenantId) -> Result<Vec<(SiteId, i64)>, StoreError>;
 }
 
 /// Writes `impl FleetStore` for a backend type.
@@ -997,10 +1103,58 @@ macro_rules! impl_fleet_store {
                     let links: Vec<&tod_core::links::Link> = tracker.links_of_ap(DeviceId(ap)).collect();
                     write_links(&mut tx, TenantId(tenant), &links, &changes).await?;
                 }
+                // One "agent offline" event per site whose live agent went silent, not one per
+                // device; it resolves itself when no silent agent is left at the site.
+                let silent: Vec<(Uuid, Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT a.tenant_id, a.site_id, a.name, a.last_seen_at FROM agents a \
+                     WHERE a.revoked_at IS NULL AND a.last_seen_at IS NOT NULL AND a.last_seen_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM site_alert_events e WHERE e.site_id = a.site_id \
+                     AND e.kind = 'agent_offline' AND e.state = 'active' AND e.rule_id IS NULL)",
+                )
+                .bind(silent_before)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let mut raised_sites = std::collections::HashSet::new();
+                for (tenant, site, name, last_seen) in silent {
+                    if !raised_sites.insert(site) {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO site_alert_events (id, tenant_id, site_id, kind, severity, message, state, \
+                         consecutive_hits, triggered_at) VALUES ($1, $2, $3, 'agent_offline', 'critical', $4, \
+                         'active', 1, $5)",
+                    )
+                    .bind(Uuid::new_v4())
+                    .bind(tenant)
+                    .bind(site)
+                    .bind(format!(
+                        "Agent {name} has not reported since {}: the site's devices are unreachable (not known offline)",
+                        last_seen.format("%Y-%m-%d %H:%M:%S UTC")
+                    ))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                let resolved = sqlx::query(
+                    "UPDATE site_alert_events SET state = 'resolved', resolved_at = $1 \
+                     WHERE kind = 'agent_offline' AND state = 'active' AND rule_id IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.site_id = site_alert_events.site_id \
+                     AND a.revoked_at IS NULL AND a.last_seen_at IS NOT NULL AND a.last_seen_at < $2)",
+                )
+                .bind(now)
+                .bind(silent_before)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
                 tx.commit().await.map_err(map_err)?;
                 Ok(Aging {
                     devices_unreachable: unreachable,
                     link_changes,
+                    agent_alerts_raised: raised_sites.len(),
+                    agent_alerts_resolved: resolved,
                 })
             }
 
@@ -1090,6 +1244,75 @@ macro_rules! impl_fleet_store {
                     .into_iter()
                     .map(|(at, dbm)| tod_core::signal::Sample { at, dbm })
                     .collect())
+            }
+
+            async fn site_alert_events(
+                &self,
+                tenant: TenantId,
+                site: SiteId,
+                state: Option<&str>,
+                limit: i64,
+            ) -> Result<(Vec<SiteAlertEvent>, i64), StoreError> {
+                let mut tx = self.tx(Some(tenant)).await?;
+                let rows: Vec<SiteAlertRow> = sqlx::query_as(
+                    "SELECT * FROM site_alert_events WHERE tenant_id = $1 AND site_id = $2 \
+                     AND ($3 IS NULL OR state = $3) ORDER BY triggered_at DESC LIMIT $4",
+                )
+                .bind(tenant.0)
+                .bind(site.0)
+                .bind(state)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let total: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM site_alert_events WHERE tenant_id = $1 AND site_id = $2 \
+                     AND ($3 IS NULL OR state = $3)",
+                )
+                .bind(tenant.0)
+                .bind(site.0)
+                .bind(state)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Ok((rows.into_iter().map(SiteAlertEvent::from).collect(), total))
+            }
+
+            async fn resolve_site_alert_event(
+                &self,
+                tenant: TenantId,
+                id: Uuid,
+                by: Option<Uuid>,
+                now: DateTime<Utc>,
+            ) -> Result<SiteAlertEvent, StoreError> {
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                let row: Option<SiteAlertRow> = sqlx::query_as(
+                    "UPDATE site_alert_events SET state = 'resolved', resolved_at = $3, resolved_by = $4 \
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'active' RETURNING *",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(micros(now))
+                .bind(by)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                row.map(SiteAlertEvent::from)
+                    .ok_or(StoreError::NotFound("alert event (or it is already resolved)"))
+            }
+
+            async fn active_site_alerts(&self, tenant: TenantId) -> Result<Vec<(SiteId, i64)>, StoreError> {
+                let mut tx = self.tx(Some(tenant)).await?;
+                let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+                    "SELECT site_id, COUNT(*) FROM site_alert_events WHERE tenant_id = $1 AND state = 'active' \
+                     GROUP BY site_id",
+                )
+                .bind(tenant.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Ok(rows.into_iter().map(|(s, n)| (SiteId(s), n)).collect())
             }
 
             async fn device_counts(&self, tenant: TenantId) -> Result<Vec<(Option<SiteId>, String, i64)>, StoreError> {
