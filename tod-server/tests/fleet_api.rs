@@ -235,3 +235,71 @@ async fn signal_history_buckets_what_the_ap_reported(url: &str) {
     assert_eq!(srv.call("GET", &foreign, &w.root, None).await.status, 404);
 }
 on_both_backends!(signal_history_buckets_what_the_ap_reported);
+
+async fn an_aps_clients_resolve_to_devices_and_site_links_follow_the_site(url: &str) {
+    use tod_core::telemetry::Interface;
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let (ap, cpe) = (&w.devices[0], &w.devices[1]);
+    let cpe_mac: MacAddr = "02:aa:00:00:00:01".parse().unwrap();
+    let stranger: MacAddr = "02:bb:00:00:00:99".parse().unwrap();
+    let t0 = Utc::now() - Duration::minutes(2);
+    let mut cpe_report = DeviceReport::new(cpe.parse().unwrap(), 1, t0, PollStatus::Online);
+    cpe_report.interfaces = Some(vec![Interface {
+        name: "wlan1".into(),
+        mac: Some(cpe_mac),
+        kind: "wlan".into(),
+        running: true,
+        rx_bytes: None,
+        tx_bytes: None,
+    }]);
+    let clients = |seq: u64, at: DateTime<Utc>, cpe_dbm: i16| {
+        let mut r = DeviceReport::new(ap.parse().unwrap(), seq, at, PollStatus::Online);
+        let mut a = Registration::new("wlan1", cpe_mac);
+        a.signal_dbm = Some(cpe_dbm);
+        a.tx_ccq = Some(91);
+        let mut b = Registration::new("wlan1", stranger);
+        b.signal_dbm = Some(-77);
+        r.registrations = Some(vec![a, b]);
+        r
+    };
+    deliver(&srv, &w, "c-1", vec![cpe_report, clients(1, t0, -70)]).await;
+    deliver(&srv, &w, "c-2", vec![clients(2, t0 + Duration::minutes(1), -62)]).await;
+
+    let base = format!("/api/tenants/{}/devices/{ap}", w.tenant);
+    let regs = srv.call("GET", &format!("{base}/registrations"), &w.root, None).await;
+    assert_eq!(regs.status, 200, "{:?}", regs.json);
+    assert_eq!(regs.json["total"], 2);
+    let known = &regs.json["items"][0];
+    assert_eq!(known["mac_address"], "02:aa:00:00:00:01");
+    assert_eq!(known["signal_strength"], -62, "the latest registration, not the first");
+    assert_eq!(known["tx_ccq"], 91);
+    assert_eq!(known["device_id"], json!(cpe));
+    assert_eq!(known["hostname"], "dev-1");
+    let unknown = srv.call("GET", &format!("{base}/unknown-clients"), &w.root, None).await;
+    assert_eq!(unknown.json["total"], 1, "{:?}", unknown.json);
+    assert_eq!(unknown.json["items"][0]["mac_address"], "02:bb:00:00:00:99");
+    assert!(unknown.json["items"][0]["device_id"].is_null());
+
+    let site_links = |site: &str| format!("/api/tenants/{}/sites/{site}/links", w.tenant);
+    let at_alpha = srv.call("GET", &site_links(&w.sites[0]), &w.root, None).await;
+    assert_eq!(at_alpha.status, 200);
+    let links = at_alpha.json.as_array().unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(
+        (&links[0]["ap_device_id"], &links[0]["cpe_device_id"]),
+        (&json!(ap), &json!(cpe))
+    );
+    let at_bravo = srv.call("GET", &site_links(&w.sites[1]), &w.root, None).await;
+    assert_eq!(at_bravo.json.as_array().unwrap().len(), 0);
+    let nowhere = srv
+        .call(
+            "GET",
+            &site_links("00000000-0000-0000-0000-000000000000"),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(nowhere.status, 404);
+}
+on_both_backends!(an_aps_clients_resolve_to_devices_and_site_links_follow_the_site);

@@ -434,3 +434,63 @@ pub(super) async fn signal_history(
         range: range.to_string(),
     }))
 }
+
+pub(super) async fn site_links(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, site)): PathParams<(TenantId, SiteId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    st.store.get_site(t, site).await?;
+    Ok(Json(st.store.site_links(t, site).await?))
+}
+
+/// Clients an AP reported, newest registration per MAC.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ClientPage {
+    /// By MAC.
+    items: Vec<crate::store::ClientEntry>,
+    /// How many.
+    total: usize,
+}
+
+/// How far back "latest registration" looks: a client gone for a day is not a client.
+const CLIENT_WINDOW_HOURS: i64 = 24;
+
+async fn clients(
+    st: &AppState,
+    scope: TenantScope,
+    device: DeviceId,
+    unknown_only: bool,
+) -> Result<ClientPage, ApiError> {
+    let t = tenant(scope)?;
+    st.store.get_device(t, device).await?;
+    let since = Utc::now() - chrono::Duration::hours(CLIENT_WINDOW_HOURS);
+    let items: Vec<_> = st
+        .store
+        .latest_clients(t, device, since)
+        .await?
+        .into_iter()
+        .filter(|c| !unknown_only || c.device_id.is_none())
+        .collect();
+    Ok(ClientPage {
+        total: items.len(),
+        items,
+    })
+}
+
+pub(super) async fn registrations(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, device)): PathParams<(TenantId, DeviceId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(clients(&st, scope, device, false).await?))
+}
+
+pub(super) async fn unknown_clients(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, device)): PathParams<(TenantId, DeviceId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(clients(&st, scope, device, true).await?))
+}

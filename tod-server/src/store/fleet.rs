@@ -163,6 +163,67 @@ pub struct Aging {
     pub agent_alerts_resolved: u64,
 }
 
+/// A client as an AP last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ClientEntry {
+    /// The client's MAC, canonical.
+    pub mac_address: String,
+    /// The AP's interface it is registered on.
+    pub interface: String,
+    /// Signal in dBm.
+    pub signal_strength: Option<i16>,
+    /// Transmit CCQ in percent (RouterOS 6 only; absent on 7, never 0 for "unknown").
+    pub tx_ccq: Option<i16>,
+    /// Transmit rate as RouterOS prints it.
+    pub tx_rate: Option<String>,
+    /// Receive rate as RouterOS prints it.
+    pub rx_rate: Option<String>,
+    /// Distance in metres.
+    pub distance: Option<i64>,
+    /// Seconds registered.
+    pub uptime: Option<i64>,
+    /// When the AP reported it.
+    pub last_seen: DateTime<Utc>,
+    /// The known device whose interface has this MAC.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub device_id: Option<DeviceId>,
+    /// That device's name.
+    pub hostname: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClientRow {
+    mac: String,
+    interface: String,
+    signal_dbm: Option<i16>,
+    tx_ccq: Option<i16>,
+    tx_rate: Option<String>,
+    rx_rate: Option<String>,
+    distance_m: Option<i64>,
+    uptime_secs: Option<i64>,
+    collected_at: DateTime<Utc>,
+    device_id: Option<Uuid>,
+    hostname: Option<String>,
+}
+
+impl From<ClientRow> for ClientEntry {
+    fn from(r: ClientRow) -> Self {
+        Self {
+            mac_address: r.mac,
+            interface: r.interface,
+            signal_strength: r.signal_dbm,
+            tx_ccq: r.tx_ccq,
+            tx_rate: r.tx_rate,
+            rx_rate: r.rx_rate,
+            distance: r.distance_m,
+            uptime: r.uptime_secs,
+            last_seen: r.collected_at,
+            device_id: r.device_id.map(DeviceId),
+            hostname: r.hostname,
+        }
+    }
+}
+
 /// A site alert event.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SiteAlertEvent {
@@ -596,6 +657,16 @@ pub trait FleetStore: Send + Sync {
     ) -> Result<SiteAlertEvent, StoreError>;
     /// Active site alert events per site.
     async fn active_site_alerts(&self, tenant: TenantId) -> Result<Vec<(SiteId, i64)>, StoreError>;
+    /// Links with either end at the site.
+    async fn site_links(&self, tenant: TenantId, site: SiteId) -> Result<Vec<WirelessLink>, StoreError>;
+    /// Each client's latest registration at an AP since `since`, by MAC, resolved to the known
+    /// device whose interface has that MAC where there is one.
+    async fn latest_clients(
+        &self,
+        tenant: TenantId,
+        ap: DeviceId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<ClientEntry>, StoreError>;
 }
 
 /// Writes `impl FleetStore` for a backend type.
@@ -1313,6 +1384,49 @@ macro_rules! impl_fleet_store {
                 .await
                 .map_err(map_err)?;
                 Ok(rows.into_iter().map(|(s, n)| (SiteId(s), n)).collect())
+            }
+
+            async fn site_links(&self, tenant: TenantId, site: SiteId) -> Result<Vec<WirelessLink>, StoreError> {
+                let mut tx = self.tx(Some(tenant)).await?;
+                let rows: Vec<LinkRow> = sqlx::query_as(
+                    "SELECT * FROM wireless_links WHERE tenant_id = $1 AND (\
+                     ap_device_id IN (SELECT id FROM devices WHERE tenant_id = $1 AND site_id = $2) OR \
+                     cpe_device_id IN (SELECT id FROM devices WHERE tenant_id = $1 AND site_id = $2)) \
+                     ORDER BY ap_device_id, cpe_device_id",
+                )
+                .bind(tenant.0)
+                .bind(site.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Ok(rows.into_iter().map(WirelessLink::from).collect())
+            }
+
+            async fn latest_clients(
+                &self,
+                tenant: TenantId,
+                ap: DeviceId,
+                since: DateTime<Utc>,
+            ) -> Result<Vec<ClientEntry>, StoreError> {
+                let mut tx = self.tx(Some(tenant)).await?;
+                let rows: Vec<ClientRow> = sqlx::query_as(
+                    "SELECT r.mac, r.interface, r.signal_dbm, r.tx_ccq, r.tx_rate, r.rx_rate, r.distance_m, \
+                     r.uptime_secs, r.collected_at, d.id AS device_id, d.name AS hostname \
+                     FROM registrations r \
+                     JOIN (SELECT mac, MAX(collected_at) AS latest FROM registrations \
+                           WHERE tenant_id = $1 AND device_id = $2 AND collected_at > $3 GROUP BY mac) l \
+                       ON l.mac = r.mac AND l.latest = r.collected_at \
+                     LEFT JOIN devices d ON d.id = (SELECT di.device_id FROM device_interfaces di \
+                       WHERE di.tenant_id = $1 AND di.mac = r.mac AND di.device_id <> $2 LIMIT 1) \
+                     WHERE r.tenant_id = $1 AND r.device_id = $2 ORDER BY r.mac",
+                )
+                .bind(tenant.0)
+                .bind(ap.0)
+                .bind(micros(since))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Ok(rows.into_iter().map(ClientEntry::from).collect())
             }
 
             async fn device_counts(&self, tenant: TenantId) -> Result<Vec<(Option<SiteId>, String, i64)>, StoreError> {

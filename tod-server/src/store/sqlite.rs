@@ -12,9 +12,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::fleet::{
-    AgentRow, DeviceRow, LINK_COLUMNS, LINK_CONFLICT, LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT,
-    RegistrationRow, SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of,
-    impl_discover_links, impl_fleet_store, lowest_free, placeholders, status_str,
+    AgentRow, ClientEntry, ClientRow, DeviceRow, LINK_COLUMNS, LINK_CONFLICT, LinkRow, REGISTRATION_COLUMNS,
+    REGISTRATION_ROWS_PER_INSERT, RegistrationRow, SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow,
+    WirelessLink, i64_of, impl_discover_links, impl_fleet_store, lowest_free, placeholders, status_str,
 };
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{
