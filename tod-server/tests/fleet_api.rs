@@ -303,3 +303,99 @@ async fn an_aps_clients_resolve_to_devices_and_site_links_follow_the_site(url: &
     assert_eq!(nowhere.status, 404);
 }
 on_both_backends!(an_aps_clients_resolve_to_devices_and_site_links_follow_the_site);
+
+async fn sites_are_updated_deleted_and_devices_assigned(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let site = |s: &str| format!("/api/tenants/{}/sites/{s}", w.tenant);
+    let alpha = site(&w.sites[0]);
+
+    // Update only what is given; null clears a coordinate; validation and duplicates.
+    let r = srv
+        .call(
+            "PUT",
+            &alpha,
+            &w.root,
+            Some(json!({ "name": "Alpha Ridge", "latitude": null })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(r.json["name"], "Alpha Ridge");
+    assert!(r.json["latitude"].is_null());
+    assert_eq!(r.json["longitude"], 18.4, "untouched");
+    assert_eq!(r.json["device_count"], 3);
+    let bad = srv
+        .call("PUT", &alpha, &w.root, Some(json!({ "longitude": 200.0 })))
+        .await;
+    assert_eq!(bad.status, 422);
+    let dup = srv
+        .call("PUT", &alpha, &w.root, Some(json!({ "name": "Bravo Tower" })))
+        .await;
+    assert_eq!(dup.status, 409, "{:?}", dup.json);
+
+    // Bulk-assign is reachable (the original's route was shadowed) and skips strangers.
+    let bravo = site(&w.sites[1]);
+    let stranger = "00000000-0000-0000-0000-00000000dead";
+    let r = srv
+        .call(
+            "POST",
+            &format!("{bravo}/devices/bulk-assign"),
+            &w.root,
+            Some(json!({ "device_ids": [w.devices[0], w.devices[4], stranger] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(r.json["assigned"], 2);
+    let list = srv
+        .call("GET", &format!("/api/tenants/{}/sites", w.tenant), &w.root, None)
+        .await;
+    assert_eq!(list.json["unassigned_count"], 0);
+    let counts: Vec<i64> = list.json["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["device_count"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts, [2, 3], "Alpha Ridge 2, Bravo Tower 3");
+
+    // One device: assign, unassign (only from the site it is at), 404s.
+    let one = format!("{alpha}/devices/{}", w.devices[4]);
+    assert_eq!(srv.call("POST", &one, &w.root, None).await.status, 204);
+    assert_eq!(
+        srv.call("DELETE", &format!("{bravo}/devices/{}", w.devices[4]), &w.root, None)
+            .await
+            .status,
+        404,
+        "not at that site"
+    );
+    assert_eq!(srv.call("DELETE", &one, &w.root, None).await.status, 204);
+    let d = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/devices/{}", w.tenant, w.devices[4]),
+            &w.root,
+            None,
+        )
+        .await;
+    assert!(d.json["site_id"].is_null());
+    assert_eq!(
+        srv.call("POST", &format!("{alpha}/devices/{stranger}"), &w.root, None)
+            .await
+            .status,
+        404
+    );
+
+    // Delete: the site's devices stay, without a site; the site's agent goes with it.
+    assert_eq!(srv.call("DELETE", &alpha, &w.root, None).await.status, 204);
+    assert_eq!(srv.call("GET", &alpha, &w.root, None).await.status, 404);
+    assert_eq!(srv.call("DELETE", &alpha, &w.root, None).await.status, 404);
+    let devices = srv
+        .call("GET", &format!("/api/tenants/{}/devices", w.tenant), &w.root, None)
+        .await;
+    assert_eq!(devices.json.as_array().unwrap().len(), 5);
+    let agents = srv
+        .call("GET", &format!("/api/tenants/{}/agents", w.tenant), &w.root, None)
+        .await;
+    assert!(agents.json.as_array().unwrap().is_empty(), "{:?}", agents.json);
+}
+on_both_backends!(sites_are_updated_deleted_and_devices_assigned);

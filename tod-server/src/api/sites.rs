@@ -1,4 +1,5 @@
-//! `/api/tenants/{tenant_id}/sites`: list and get with the health rollup, create.
+//! `/api/tenants/{tenant_id}/sites`: list and get with the health rollup, create, update, delete,
+//! and putting devices at a site (one, or many at once).
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -6,12 +7,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tod_core::{SiteId, TenantId};
+use tod_core::{DeviceId, SiteId, TenantId};
 
 use super::{Body, PathParams, TenantScope};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::store::{NewSite, Site};
+use crate::store::{NewSite, Site, SitePatch};
 
 fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
     scope
@@ -87,17 +88,30 @@ pub(super) async fn list(
     }))
 }
 
+fn check_coordinates(latitude: Option<f64>, longitude: Option<f64>) -> Result<(), ApiError> {
+    if latitude.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
+        return Err(ApiError::unprocessable("latitude: must be between -90 and 90"));
+    }
+    if longitude.is_some_and(|v| !(-180.0..=180.0).contains(&v)) {
+        return Err(ApiError::unprocessable("longitude: must be between -180 and 180"));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.trim().len() > 255 {
+        return Err(ApiError::unprocessable("name: 1 to 255 characters"));
+    }
+    Ok(())
+}
+
 pub(super) async fn create(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
     Body(body): Body<SiteBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if body.latitude.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
-        return Err(ApiError::unprocessable("latitude: must be between -90 and 90"));
-    }
-    if body.longitude.is_some_and(|v| !(-180.0..=180.0).contains(&v)) {
-        return Err(ApiError::unprocessable("longitude: must be between -180 and 180"));
-    }
+    check_name(&body.name)?;
+    check_coordinates(body.latitude, body.longitude)?;
     let new = NewSite {
         name: &body.name,
         latitude: body.latitude,
@@ -117,4 +131,124 @@ pub(super) async fn get(
     let counts = st.store.device_counts(t).await?;
     let alerts = st.store.active_site_alerts(t).await?;
     Ok(Json(with_health(site, &counts, &alerts)))
+}
+
+/// `Some(value)` when the field is present, even as `null` (which clears it).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SiteUpdate {
+    /// New name (unique in the tenant).
+    #[serde(default)]
+    name: Option<String>,
+    /// New latitude; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>)]
+    latitude: Option<Option<f64>>,
+    /// New longitude; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>)]
+    longitude: Option<Option<f64>>,
+}
+
+pub(super) async fn update(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, site)): PathParams<(TenantId, SiteId)>,
+    Body(body): Body<SiteUpdate>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    if let Some(name) = &body.name {
+        check_name(name)?;
+    }
+    check_coordinates(body.latitude.flatten(), body.longitude.flatten())?;
+    let patch = SitePatch {
+        name: body.name.as_deref(),
+        latitude: body.latitude,
+        longitude: body.longitude,
+    };
+    let site = st.store.update_site(t, site, patch, Utc::now()).await?;
+    let counts = st.store.device_counts(t).await?;
+    let alerts = st.store.active_site_alerts(t).await?;
+    Ok(Json(with_health(site, &counts, &alerts)))
+}
+
+pub(super) async fn delete(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, site)): PathParams<(TenantId, SiteId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    st.store.delete_site(tenant(scope)?, site).await?;
+    // The site's agents went with it: their tunnels end now.
+    if let Some(vpn) = st.vpn.as_deref() {
+        super::vpn::reload(vpn).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn assign(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, site, device)): PathParams<(TenantId, SiteId, DeviceId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    match st
+        .store
+        .assign_devices(tenant(scope)?, Some(site), &[device], Utc::now())
+        .await?
+    {
+        0 => Err(ApiError::not_found("Device not found")),
+        _ => Ok(StatusCode::NO_CONTENT),
+    }
+}
+
+pub(super) async fn unassign(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, site, device)): PathParams<(TenantId, SiteId, DeviceId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    // Only a device that is at this site leaves it.
+    let d = st.store.get_device(t, device).await?;
+    if d.site_id != Some(site) {
+        return Err(ApiError::not_found("Device not found at this site"));
+    }
+    st.store.assign_devices(t, None, &[device], Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BulkAssign {
+    /// Devices to put at the site (at most 10 000; ids of other tenants are skipped).
+    #[schema(value_type = Vec<String>)]
+    device_ids: Vec<DeviceId>,
+}
+
+/// How many devices moved.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Assigned {
+    assigned: u64,
+}
+
+pub(super) async fn bulk_assign(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, site)): PathParams<(TenantId, SiteId)>,
+    Body(body): Body<BulkAssign>,
+) -> Result<impl IntoResponse, ApiError> {
+    if body.device_ids.len() > 10_000 {
+        return Err(ApiError::unprocessable("device_ids: at most 10 000"));
+    }
+    let assigned = st
+        .store
+        .assign_devices(tenant(scope)?, Some(site), &body.device_ids, Utc::now())
+        .await?;
+    Ok(Json(Assigned { assigned }))
 }

@@ -127,6 +127,17 @@ pub struct Site {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The fields of a site to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SitePatch<'a> {
+    /// New name.
+    pub name: Option<&'a str>,
+    /// New latitude, or `Some(None)` to clear it.
+    pub latitude: Option<Option<f64>>,
+    /// New longitude, or `Some(None)` to clear it.
+    pub longitude: Option<Option<f64>>,
+}
+
 /// The fields of a new site.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NewSite<'a> {
@@ -384,6 +395,25 @@ pub trait Store: FleetStore + Send + Sync {
     async fn get_site(&self, tenant: TenantId, id: SiteId) -> Result<Site, StoreError>;
     /// A tenant's sites, by name.
     async fn list_sites(&self, tenant: TenantId) -> Result<Vec<Site>, StoreError>;
+    /// Changes the given fields of a site (`Some(None)` clears a coordinate).
+    async fn update_site(
+        &self,
+        tenant: TenantId,
+        id: SiteId,
+        patch: SitePatch<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Site, StoreError>;
+    /// Deletes a site: its devices lose their site, its agents go with it.
+    async fn delete_site(&self, tenant: TenantId, id: SiteId) -> Result<(), StoreError>;
+    /// Puts devices of the tenant at a site (or at none); ids of other tenants are skipped.
+    /// Returns how many devices changed.
+    async fn assign_devices(
+        &self,
+        tenant: TenantId,
+        site: Option<SiteId>,
+        devices: &[tod_core::DeviceId],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 
     /// How many accounts exist (bootstrap runs on zero).
     async fn count_users(&self) -> Result<i64, StoreError>;

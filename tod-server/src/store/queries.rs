@@ -358,6 +358,87 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(Site::from).collect())
             }
 
+            async fn update_site(
+                &self,
+                tenant: TenantId,
+                id: SiteId,
+                patch: $crate::store::SitePatch<'_>,
+                now: DateTime<Utc>,
+            ) -> Result<Site, StoreError> {
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                let row: Option<SiteRow> = sqlx::query_as(
+                    "UPDATE sites SET name = COALESCE($3, name), \
+                     latitude = CASE WHEN $4 THEN $5 ELSE latitude END, \
+                     longitude = CASE WHEN $6 THEN $7 ELSE longitude END, updated_at = $8 \
+                     WHERE tenant_id = $1 AND id = $2 RETURNING *",
+                )
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(patch.name.map(str::trim))
+                .bind(patch.latitude.is_some())
+                .bind(patch.latitude.flatten())
+                .bind(patch.longitude.is_some())
+                .bind(patch.longitude.flatten())
+                .bind(micros(now))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let row = row.ok_or(StoreError::NotFound("site"))?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(row.into())
+            }
+
+            async fn delete_site(&self, tenant: TenantId, id: SiteId) -> Result<(), StoreError> {
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                let done = sqlx::query("DELETE FROM sites WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("site"));
+                }
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn assign_devices(
+                &self,
+                tenant: TenantId,
+                site: Option<SiteId>,
+                devices: &[tod_core::DeviceId],
+                now: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                if let Some(site) = site {
+                    let ours: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM sites WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(site.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    if ours.is_none() {
+                        return Err(StoreError::NotFound("site"));
+                    }
+                }
+                let mut changed = 0;
+                for device in devices {
+                    changed += sqlx::query(
+                        "UPDATE devices SET site_id = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant.0)
+                    .bind(device.0)
+                    .bind(site.map(|s| s.0))
+                    .bind(micros(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(changed)
+            }
+
             async fn count_users(&self) -> Result<i64, StoreError> {
                 let mut tx = self.tx(None).await?;
                 sqlx::query_scalar("SELECT COUNT(*) FROM users")
