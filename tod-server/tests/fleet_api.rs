@@ -399,3 +399,141 @@ async fn sites_are_updated_deleted_and_devices_assigned(url: &str) {
     assert!(agents.json.as_array().unwrap().is_empty(), "{:?}", agents.json);
 }
 on_both_backends!(sites_are_updated_deleted_and_devices_assigned);
+
+async fn sectors_count_their_devices_and_clients_and_stay_at_their_site(url: &str) {
+    use tod_core::telemetry::Interface;
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let sectors = |site: &str| format!("/api/tenants/{}/sites/{site}/sectors", w.tenant);
+    let alpha = sectors(&w.sites[0]);
+    let north = srv
+        .call(
+            "POST",
+            &alpha,
+            &w.root,
+            Some(json!({ "name": "North", "azimuth": 0.0 })),
+        )
+        .await;
+    assert_eq!(north.status, 201, "{:?}", north.json);
+    let north_id = north.json["id"].as_str().unwrap().to_owned();
+    let south = srv
+        .call(
+            "POST",
+            &alpha,
+            &w.root,
+            Some(json!({ "name": "South", "azimuth": 180.0, "description": "river side" })),
+        )
+        .await;
+    assert_eq!(south.status, 201);
+    assert_eq!(
+        srv.call("POST", &alpha, &w.root, Some(json!({ "name": "North" })))
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        srv.call(
+            "POST",
+            &alpha,
+            &w.root,
+            Some(json!({ "name": "East", "azimuth": 400.0 }))
+        )
+        .await
+        .status,
+        422
+    );
+    assert_eq!(
+        srv.call("POST", &alpha, &w.root, Some(json!({ "azimuth": 90.0 })))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        srv.call(
+            "POST",
+            &sectors("00000000-0000-0000-0000-000000000000"),
+            &w.root,
+            Some(json!({ "name": "X" }))
+        )
+        .await
+        .status,
+        404
+    );
+
+    // A device's sector must be at the device's own site.
+    let set = |device: &str, sector: Value| {
+        let path = format!("/api/tenants/{}/devices/{device}/sector", w.tenant);
+        let root = w.root.clone();
+        let srv = &srv;
+        async move {
+            srv.call("PUT", &path, &root, Some(json!({ "sector_id": sector })))
+                .await
+                .status
+        }
+    };
+    assert_eq!(set(&w.devices[0], json!(north_id)).await, 204);
+    assert_eq!(
+        set(&w.devices[3], json!(north_id)).await,
+        422,
+        "a Bravo device in an Alpha sector"
+    );
+    assert_eq!(
+        set(&w.devices[1], json!("00000000-0000-0000-0000-000000000001")).await,
+        404
+    );
+
+    // The AP in North serves one CPE at -64 dBm.
+    let cpe_mac: MacAddr = "02:cc:00:00:00:01".parse().unwrap();
+    let mut cpe = DeviceReport::new(w.devices[1].parse().unwrap(), 1, Utc::now(), PollStatus::Online);
+    cpe.interfaces = Some(vec![Interface {
+        name: "wlan1".into(),
+        mac: Some(cpe_mac),
+        kind: "wlan".into(),
+        running: true,
+        rx_bytes: None,
+        tx_bytes: None,
+    }]);
+    let ap = ap_report(&w.devices[0], 1, Utc::now(), cpe_mac, -64);
+    deliver(&srv, &w, "sector-1", vec![cpe, ap]).await;
+    let list = srv.call("GET", &alpha, &w.root, None).await;
+    assert_eq!(list.status, 200, "{:?}", list.json);
+    assert_eq!(list.json["total"], 2);
+    let n = &list.json["items"][0];
+    assert_eq!(n["name"], "North");
+    assert_eq!(
+        (&n["device_count"], &n["clients"], &n["links"], &n["avg_signal_dbm"]),
+        (&json!(1), &json!(1), &json!(1), &json!(-64))
+    );
+    assert_eq!(
+        (
+            &list.json["items"][1]["device_count"],
+            &list.json["items"][1]["clients"]
+        ),
+        (&json!(0), &json!(0))
+    );
+
+    // Update only what is given; delete leaves the device at its site without a sector.
+    let one = format!("{alpha}/{north_id}");
+    let r = srv.call("PUT", &one, &w.root, Some(json!({ "azimuth": 10.0 }))).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(
+        (&r.json["azimuth"], &r.json["name"], &r.json["device_count"]),
+        (&json!(10.0), &json!("North"), &json!(1))
+    );
+    assert_eq!(srv.call("DELETE", &one, &w.root, None).await.status, 204);
+    assert_eq!(srv.call("DELETE", &one, &w.root, None).await.status, 404);
+    let d = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/devices/{}", w.tenant, w.devices[0]),
+            &w.root,
+            None,
+        )
+        .await;
+    assert!(
+        d.json["sector_id"].is_null() && d.json["site_id"] == json!(w.sites[0]),
+        "{:?}",
+        d.json
+    );
+}
+on_both_backends!(sectors_count_their_devices_and_clients_and_stay_at_their_site);

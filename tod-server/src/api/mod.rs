@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 pub mod doc;
 mod fleet;
+mod sectors;
 mod sites;
 mod tenants;
 mod users;
@@ -148,7 +149,7 @@ macro_rules! doc_part {
 
 fn routes() -> Vec<(RouteSpec, Handler)> {
     use crate::store::{
-        Agent, ApiKey, AuditRecord, ChainCheck, Device, Site, SiteAlertEvent, Tenant, User, WirelessLink,
+        Agent, ApiKey, AuditRecord, ChainCheck, Device, Sector, Site, SiteAlertEvent, Tenant, User, WirelessLink,
     };
     use Access::*;
     use doc::{Challenge, CreatedApiKey, Health, LoginAnswer, Me, Ready, Status, TokenAnswer};
@@ -176,6 +177,11 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(GET "/api/tenants/{tenant_id}/sites/{site_id}", Tenant(Action::SiteRead), sites::get; "One site with its health rollup", 200 one sites::SiteHealth),
         route!(PUT "/api/tenants/{tenant_id}/sites/{site_id}", Tenant(Action::SiteWrite), sites::update; "Change a site's name or coordinates (only the fields given; null clears a coordinate)", body sites::SiteUpdate, 200 one sites::SiteHealth),
         route!(DELETE "/api/tenants/{tenant_id}/sites/{site_id}", Tenant(Action::SiteDelete), sites::delete; "Delete a site: its devices lose their site, its agents and their tunnels go", 204),
+        route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/sectors", Tenant(Action::SectorRead), sectors::list; "A site's sectors with device counts and their APs' clients, degraded links and average signal", 200 one sectors::SectorPage),
+        route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/sectors", Tenant(Action::SectorWrite), sectors::create; "Create a sector (azimuth 0-360, name unique at the site)", body sectors::SectorBody, 201 one Sector),
+        route!(PUT "/api/tenants/{tenant_id}/sites/{site_id}/sectors/{sector_id}", Tenant(Action::SectorWrite), sectors::update; "Change a sector (only the fields given; null clears)", body sectors::SectorBody, 200 one Sector),
+        route!(DELETE "/api/tenants/{tenant_id}/sites/{site_id}/sectors/{sector_id}", Tenant(Action::SectorDelete), sectors::delete; "Delete a sector (its devices stay at the site)", 204),
+        route!(PUT "/api/tenants/{tenant_id}/devices/{device_id}/sector", Tenant(Action::SectorWrite), sectors::set_device_sector; "Put a device in a sector at its own site, or clear it with null", body sectors::DeviceSector, 204),
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/devices/bulk-assign", Tenant(Action::SiteWrite), sites::bulk_assign; "Put many devices at the site (other tenants' ids are skipped)", body sites::BulkAssign, 200 one sites::Assigned),
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/devices/{device_id}", Tenant(Action::SiteWrite), sites::assign; "Put a device at the site", 204),
         route!(DELETE "/api/tenants/{tenant_id}/sites/{site_id}/devices/{device_id}", Tenant(Action::SiteWrite), sites::unassign; "Take a device off the site", 204),

@@ -35,6 +35,9 @@ pub struct Device {
     pub fingerprint: Option<String>,
     /// Whether a login is stored (sealed; never shown).
     pub has_credentials: bool,
+    /// Its sector (at its own site).
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub sector_id: Option<Uuid>,
     /// `unknown`, `online`, `offline`, `unreachable` or `auth_failed`.
     pub status: String,
     /// Last reported RouterOS version.
@@ -224,6 +227,79 @@ impl From<ClientRow> for ClientEntry {
     }
 }
 
+/// A radio sector of a site, with what its access points serve.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Sector {
+    /// Id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    /// Its site.
+    #[schema(value_type = String, format = Uuid)]
+    pub site_id: SiteId,
+    /// Name, unique at the site.
+    pub name: String,
+    /// Direction in degrees, 0–360.
+    pub azimuth: Option<f64>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Devices in the sector.
+    pub device_count: u32,
+    /// Links from the sector's APs that are up (its clients).
+    pub clients: u32,
+    /// Of those, degraded.
+    pub degraded_links: u32,
+    /// All links from the sector's APs.
+    pub links: u32,
+    /// Mean last signal of the up links, dBm.
+    pub avg_signal_dbm: Option<i16>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SectorRow {
+    pub(crate) id: Uuid,
+    site_id: Uuid,
+    name: String,
+    azimuth: Option<f64>,
+    description: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl SectorRow {
+    /// The sector with its statistics from tod-core.
+    pub(crate) fn with_stats(self, stats: tod_core::sites::SectorStats) -> Sector {
+        Sector {
+            id: self.id,
+            site_id: SiteId(self.site_id),
+            name: self.name,
+            azimuth: self.azimuth,
+            description: self.description,
+            device_count: stats.device_count,
+            clients: stats.clients,
+            degraded_links: stats.degraded_links,
+            links: stats.links,
+            avg_signal_dbm: stats.avg_signal_dbm,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// The fields of a sector to set; on update `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SectorFields<'a> {
+    /// Name.
+    pub name: Option<&'a str>,
+    /// Azimuth, or `Some(None)` to clear it.
+    pub azimuth: Option<Option<f64>>,
+    /// Description, or `Some(None)` to clear it.
+    pub description: Option<Option<&'a str>>,
+}
+
 /// A site alert event.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SiteAlertEvent {
@@ -333,6 +409,7 @@ pub(crate) struct DeviceRow {
     transport: String,
     fingerprint: Option<String>,
     pub(crate) credentials: Option<Vec<u8>>,
+    sector_id: Option<Uuid>,
     status: String,
     routeros_version: Option<String>,
     board_name: Option<String>,
@@ -353,6 +430,7 @@ impl From<DeviceRow> for Device {
             transport: r.transport,
             fingerprint: r.fingerprint,
             has_credentials: r.credentials.is_some(),
+            sector_id: r.sector_id,
             status: r.status,
             routeros_version: r.routeros_version,
             board_name: r.board_name,
@@ -659,6 +737,35 @@ pub trait FleetStore: Send + Sync {
     async fn active_site_alerts(&self, tenant: TenantId) -> Result<Vec<(SiteId, i64)>, StoreError>;
     /// Links with either end at the site.
     async fn site_links(&self, tenant: TenantId, site: SiteId) -> Result<Vec<WirelessLink>, StoreError>;
+    /// Creates a sector at a site of the tenant (a duplicate name at the site is a conflict).
+    async fn create_sector(
+        &self,
+        tenant: TenantId,
+        site: SiteId,
+        fields: SectorFields<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Sector, StoreError>;
+    /// A site's sectors by name, with device counts and their APs' link statistics.
+    async fn list_sectors(&self, tenant: TenantId, site: SiteId) -> Result<Vec<Sector>, StoreError>;
+    /// Changes the given fields of a sector of the site.
+    async fn update_sector(
+        &self,
+        tenant: TenantId,
+        site: SiteId,
+        id: Uuid,
+        fields: SectorFields<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Sector, StoreError>;
+    /// Deletes a sector of the site (its devices keep their site, without a sector).
+    async fn delete_sector(&self, tenant: TenantId, site: SiteId, id: Uuid) -> Result<(), StoreError>;
+    /// Puts a device in a sector at its own site, or in none.
+    async fn set_device_sector(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        sector: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Each client's latest registration at an AP since `since`, by MAC, resolved to the known
     /// device whose interface has that MAC where there is one.
     async fn latest_clients(
@@ -1400,6 +1507,180 @@ macro_rules! impl_fleet_store {
                 .await
                 .map_err(map_err)?;
                 Ok(rows.into_iter().map(WirelessLink::from).collect())
+            }
+
+            async fn create_sector(
+                &self,
+                tenant: TenantId,
+                site: SiteId,
+                fields: SectorFields<'_>,
+                now: DateTime<Utc>,
+            ) -> Result<Sector, StoreError> {
+                let now = micros(now);
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                let ours: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM sites WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(site.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if ours.is_none() {
+                    return Err(StoreError::NotFound("site"));
+                }
+                let row: SectorRow = sqlx::query_as(
+                    "INSERT INTO sectors (id, tenant_id, site_id, name, azimuth, description, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+                     RETURNING id, site_id, name, azimuth, description, created_at, updated_at",
+                )
+                .bind(Uuid::new_v4())
+                .bind(tenant.0)
+                .bind(site.0)
+                .bind(fields.name.map(str::trim).unwrap_or_default())
+                .bind(fields.azimuth.flatten())
+                .bind(fields.description.flatten())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(row.with_stats(tod_core::sites::sector_stats(0, [])))
+            }
+
+            async fn list_sectors(&self, tenant: TenantId, site: SiteId) -> Result<Vec<Sector>, StoreError> {
+                let mut tx = self.tx(Some(tenant)).await?;
+                let rows: Vec<SectorRow> = sqlx::query_as(
+                    "SELECT id, site_id, name, azimuth, description, created_at, updated_at FROM sectors \
+                     WHERE tenant_id = $1 AND site_id = $2 ORDER BY name",
+                )
+                .bind(tenant.0)
+                .bind(site.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let members: Vec<(Uuid, Uuid)> = sqlx::query_as(
+                    "SELECT id, sector_id FROM devices WHERE tenant_id = $1 AND site_id = $2 AND sector_id IS NOT NULL",
+                )
+                .bind(tenant.0)
+                .bind(site.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let links: Vec<LinkRow> = sqlx::query_as(
+                    "SELECT w.* FROM wireless_links w JOIN devices d ON d.id = w.ap_device_id \
+                     WHERE w.tenant_id = $1 AND d.site_id = $2 AND d.sector_id IS NOT NULL",
+                )
+                .bind(tenant.0)
+                .bind(site.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let links: Vec<tod_core::links::Link> = links.iter().filter_map(LinkRow::to_link).collect();
+                Ok(rows
+                    .into_iter()
+                    .map(|row| {
+                        let in_sector: std::collections::HashSet<Uuid> =
+                            members.iter().filter(|m| m.1 == row.id).map(|m| m.0).collect();
+                        let ap_links = links.iter().filter(|l| in_sector.contains(&l.key.ap.0));
+                        let stats = tod_core::sites::sector_stats(in_sector.len() as u32, ap_links);
+                        row.with_stats(stats)
+                    })
+                    .collect())
+            }
+
+            async fn update_sector(
+                &self,
+                tenant: TenantId,
+                site: SiteId,
+                id: Uuid,
+                fields: SectorFields<'_>,
+                now: DateTime<Utc>,
+            ) -> Result<Sector, StoreError> {
+                {
+                    let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                    let done = sqlx::query(
+                        "UPDATE sectors SET name = COALESCE($4, name), \
+                         azimuth = CASE WHEN $5 THEN $6 ELSE azimuth END, \
+                         description = CASE WHEN $7 THEN $8 ELSE description END, updated_at = $9 \
+                         WHERE tenant_id = $1 AND site_id = $2 AND id = $3",
+                    )
+                    .bind(tenant.0)
+                    .bind(site.0)
+                    .bind(id)
+                    .bind(fields.name.map(str::trim))
+                    .bind(fields.azimuth.is_some())
+                    .bind(fields.azimuth.flatten())
+                    .bind(fields.description.is_some())
+                    .bind(fields.description.flatten())
+                    .bind(micros(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound("sector"));
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                }
+                self.list_sectors(tenant, site)
+                    .await?
+                    .into_iter()
+                    .find(|s| s.id == id)
+                    .ok_or(StoreError::NotFound("sector"))
+            }
+
+            async fn delete_sector(&self, tenant: TenantId, site: SiteId, id: Uuid) -> Result<(), StoreError> {
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                let done = sqlx::query("DELETE FROM sectors WHERE tenant_id = $1 AND site_id = $2 AND id = $3")
+                    .bind(tenant.0)
+                    .bind(site.0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("sector"));
+                }
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn set_device_sector(
+                &self,
+                tenant: TenantId,
+                device: DeviceId,
+                sector: Option<Uuid>,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                let site: Option<(Option<Uuid>,)> =
+                    sqlx::query_as("SELECT site_id FROM devices WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(device.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                let Some((site,)) = site else { return Err(StoreError::NotFound("device")) };
+                if let Some(sector) = sector {
+                    let at: Option<(Uuid,)> = sqlx::query_as("SELECT site_id FROM sectors WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(sector)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let Some((at,)) = at else { return Err(StoreError::NotFound("sector")) };
+                    if site != Some(at) {
+                        return Err(StoreError::Invalid(
+                            "sector_id: the sector is at another site than the device".into(),
+                        ));
+                    }
+                }
+                sqlx::query("UPDATE devices SET sector_id = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(device.0)
+                    .bind(sector)
+                    .bind(micros(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)
             }
 
             async fn latest_clients(

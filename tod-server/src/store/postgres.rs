@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::fleet::{
     AgentRow, ClientEntry, ClientRow, DeviceRow, LINK_COLUMNS, LINK_CONFLICT, LinkRow, REGISTRATION_COLUMNS,
-    REGISTRATION_ROWS_PER_INSERT, RegistrationRow, SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow,
-    WirelessLink, i64_of, impl_discover_links, impl_fleet_store, lowest_free, placeholders, status_str,
+    REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow, SiteAlertEvent, SiteAlertRow,
+    TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links, impl_fleet_store, lowest_free, placeholders,
+    status_str,
 };
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::{

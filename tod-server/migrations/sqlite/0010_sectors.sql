@@ -1,0 +1,18 @@
+-- Sectors: the radio sectors of a site (an azimuth and the APs pointing that way). A device's
+-- sector must be at the device's own site (the server checks it; the original did not).
+CREATE TABLE sectors (
+    id          BLOB PRIMARY KEY NOT NULL,
+    tenant_id   BLOB NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    site_id     BLOB NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    azimuth     REAL,
+    description TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    CONSTRAINT uq_sectors_site_name UNIQUE (site_id, name),
+    CONSTRAINT ck_sectors_azimuth CHECK (azimuth IS NULL OR (azimuth >= 0 AND azimuth <= 360))
+);
+CREATE INDEX ix_sectors_tenant_site ON sectors (tenant_id, site_id);
+ALTER TABLE devices ADD COLUMN sector_id BLOB REFERENCES sectors (id) ON DELETE SET NULL;
+CREATE INDEX ix_devices_sector ON devices (sector_id);
+
