@@ -21,15 +21,6 @@ fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
         .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
 }
 
-/// `Some(value)` when the field is present, even as `null` (which clears it).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SectorBody {
@@ -37,11 +28,11 @@ pub(super) struct SectorBody {
     #[serde(default)]
     name: Option<String>,
     /// Direction in degrees, 0–360; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<f64>)]
     azimuth: Option<Option<f64>>,
     /// Free text; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
 }

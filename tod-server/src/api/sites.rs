@@ -133,15 +133,6 @@ pub(super) async fn get(
     Ok(Json(with_health(site, &counts, &alerts)))
 }
 
-/// `Some(value)` when the field is present, even as `null` (which clears it).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SiteUpdate {
@@ -149,11 +140,11 @@ pub(super) struct SiteUpdate {
     #[serde(default)]
     name: Option<String>,
     /// New latitude; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<f64>)]
     latitude: Option<Option<f64>>,
     /// New longitude; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<f64>)]
     longitude: Option<Option<f64>>,
 }
