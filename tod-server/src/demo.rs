@@ -30,8 +30,9 @@ pub struct DemoOptions {
     #[arg(long)]
     pub agents: Option<usize>,
     /// Time acceleration: the simulated world runs this many times faster and the agents poll
-    /// every 60/X seconds (at least every second).
-    #[arg(long, default_value_t = 1.0)]
+    /// every 60/X seconds (at least every second). The default, 10, shows links, the scripted
+    /// outage and its alert within two minutes; 1 is real time.
+    #[arg(long, default_value_t = 10.0)]
     pub speed: f64,
     /// World seed: the same seed gives the same world.
     #[arg(long, default_value_t = 7)]
@@ -59,7 +60,7 @@ impl Default for DemoOptions {
         Self {
             devices: 300,
             agents: None,
-            speed: 1.0,
+            speed: 10.0,
             seed: 7,
             listen: ([127, 0, 0, 1], 8080).into(),
             postgres: None,
