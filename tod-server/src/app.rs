@@ -146,6 +146,93 @@ async fn bootstrap_admin(store: &dyn Store, settings: &Settings) -> Result<(), S
     }
 }
 
+/// The server as `tod-server serve` runs it: store opened and migrated, state, the broker
+/// consumers that are configured, the API listener bound, the WireGuard gateway forwarding to it,
+/// the rate limiter's pruning and the background work.
+pub struct Server {
+    /// The state the API serves.
+    pub state: AppState,
+    listener: tokio::net::TcpListener,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts everything but the HTTP service itself ([`Server::serve`]).
+    pub async fn start(settings: &Settings) -> Result<Self, String> {
+        settings.validate().map_err(|e| e.to_string())?;
+        let store = crate::store::open(&settings.database_url)
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+        let mut state = AppState::start(store, settings).await?;
+        if let Some(url) = &settings.nats_url {
+            let consumer =
+                crate::consume::NatsConsumer::start(crate::consume::NatsIngest::at(url), state.store.clone())
+                    .await
+                    .map_err(|e| format!("nats_url (TOD_NATS_URL): {e}"))?;
+            state.broker = Some(Arc::new(consumer));
+        }
+        if let Some(url) = &settings.mqtt_url {
+            let (host, port) = url
+                .trim_start_matches("mqtt://")
+                .rsplit_once(':')
+                .expect("validated host:port");
+            let consumer = crate::consume::MqttConsumer::start(
+                crate::consume::MqttIngest::at(host, port.parse().expect("validated port")),
+                state.store.clone(),
+            );
+            state.mqtt = Some(Arc::new(consumer));
+        }
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| format!("listen {}: {e}", settings.listen))?;
+        let api = listener.local_addr().map_err(|e| e.to_string())?;
+        state.vpn = crate::vpn::Vpn::start(settings, state.vault.as_deref(), state.store.clone(), api).await?;
+        let limiter = state.auth_limiter.clone();
+        let prune = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                limiter.prune();
+            }
+        });
+        let background = spawn_background(&state, settings.agent_poll_interval_secs);
+        tracing::info!(listen = %api, database = state.store.backend(), "tod-server ready");
+        Ok(Self {
+            state,
+            listener,
+            tasks: vec![prune, background],
+        })
+    }
+
+    /// The bound API address.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves the API until `shutdown` resolves, then stops the background work.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
+        let app = app(self.state);
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        for task in self.tasks {
+            task.abort();
+        }
+        served.map_err(|e| e.to_string())
+    }
+}
+
 /// Background work: every half poll interval (at most 30 s), whichever replica holds the
 /// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable;
 /// hourly, the holder of the `retention` lease deletes registrations older than 30 days, metrics

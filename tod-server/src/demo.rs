@@ -144,27 +144,12 @@ pub async fn run(
     // The server notices silent agents after three of its intervals (it allows 5 s at least).
     settings.agent_poll_interval_secs = interval_secs.max(5) as u32;
     settings.nats_url = opts.nats.clone();
-    let store = crate::store::open(&database_url)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
-    let mut state = crate::app::AppState::start(store, &settings).await?;
-    if let Some(url) = &settings.nats_url {
-        let consumer = crate::consume::NatsConsumer::start(crate::consume::NatsIngest::at(url), state.store.clone())
-            .await
-            .map_err(|e| format!("--nats {url}: {e}"))?;
-        state.broker = Some(Arc::new(consumer));
-    }
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("--listen {}: {e}", settings.listen))?;
-    let api = listener.local_addr().map_err(|e| e.to_string())?;
-    state.vpn = crate::vpn::Vpn::start(&settings, state.vault.as_deref(), state.store.clone(), api).await?;
-    let background = crate::app::spawn_background(&state, settings.agent_poll_interval_secs);
-    let app = crate::app::app(state.clone());
-    let server =
-        tokio::spawn(
-            async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await },
-        );
+    let server = crate::app::Server::start(&settings).await?;
+    let api = server.local_addr();
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server.serve(async move {
+        let _ = server_stopped.await;
+    }));
     let url = format!("http://{api}");
 
     // The simulated towers.
@@ -357,8 +342,12 @@ pub async fn run(
             Ok(Ok(())) => {}
         }
     }
-    background.abort();
-    server.abort();
+    let _ = stop_server.send(());
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the server stopped with an error"),
+        Err(_) => tracing::warn!("the server did not stop within 5 s"),
+        _ => {}
+    }
     drop(sim);
     if opts.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);

@@ -1,7 +1,5 @@
 use std::io::BufRead;
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tod_server::settings::Settings;
@@ -56,49 +54,10 @@ async fn shutdown_signal() {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
-    settings.validate().map_err(|e| e.to_string())?;
-    let store = tod_server::store::open(&settings.database_url)
+    tod_server::app::Server::start(&settings)
+        .await?
+        .serve(shutdown_signal())
         .await
-        .map_err(|e| format!("database: {e}"))?;
-    let mut state = tod_server::app::AppState::start(store, &settings).await?;
-    if let Some(url) = &settings.nats_url {
-        let consumer =
-            tod_server::consume::NatsConsumer::start(tod_server::consume::NatsIngest::at(url), state.store.clone())
-                .await
-                .map_err(|e| format!("nats_url (TOD_NATS_URL): {e}"))?;
-        state.broker = Some(std::sync::Arc::new(consumer));
-    }
-    if let Some(url) = &settings.mqtt_url {
-        let (host, port) = url
-            .trim_start_matches("mqtt://")
-            .rsplit_once(':')
-            .expect("validated host:port");
-        let consumer = tod_server::consume::MqttConsumer::start(
-            tod_server::consume::MqttIngest::at(host, port.parse().expect("validated port")),
-            state.store.clone(),
-        );
-        state.mqtt = Some(std::sync::Arc::new(consumer));
-    }
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("listen {}: {e}", settings.listen))?;
-    let api = listener.local_addr().map_err(|e| e.to_string())?;
-    state.vpn = tod_server::vpn::Vpn::start(&settings, state.vault.as_deref(), state.store.clone(), api).await?;
-    tracing::info!(listen = %settings.listen, database = state.store.backend(), "tod-server ready");
-    let limiter = state.auth_limiter.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            every.tick().await;
-            limiter.prune();
-        }
-    });
-    tod_server::app::spawn_background(&state, settings.agent_poll_interval_secs);
-    let app = tod_server::app::app(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
 }
 
 async fn demo(opts: tod_server::demo::DemoOptions) -> Result<(), String> {

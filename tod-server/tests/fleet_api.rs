@@ -91,6 +91,20 @@ fn ap_report(device: &str, seq: u64, at: DateTime<Utc>, client: MacAddr, dbm: i1
     r
 }
 
+/// A CPE's report: its radio interface, whose MAC its AP's registration table shows.
+fn cpe_report(device: &str, at: DateTime<Utc>, mac: MacAddr) -> DeviceReport {
+    let mut r = DeviceReport::new(device.parse().unwrap(), 1, at, PollStatus::Online);
+    r.interfaces = Some(vec![tod_core::telemetry::Interface {
+        name: "wlan1".into(),
+        mac: Some(mac),
+        kind: "wlan".into(),
+        running: true,
+        rx_bytes: None,
+        tx_bytes: None,
+    }]);
+    r
+}
+
 async fn sites_carry_their_health_rollup(url: &str) {
     let srv = TestServer::start(url, 1000).await;
     let w = world(&srv).await;
@@ -237,22 +251,13 @@ async fn signal_history_buckets_what_the_ap_reported(url: &str) {
 on_both_backends!(signal_history_buckets_what_the_ap_reported);
 
 async fn an_aps_clients_resolve_to_devices_and_site_links_follow_the_site(url: &str) {
-    use tod_core::telemetry::Interface;
     let srv = TestServer::start(url, 1000).await;
     let w = world(&srv).await;
     let (ap, cpe) = (&w.devices[0], &w.devices[1]);
     let cpe_mac: MacAddr = "02:aa:00:00:00:01".parse().unwrap();
     let stranger: MacAddr = "02:bb:00:00:00:99".parse().unwrap();
     let t0 = Utc::now() - Duration::minutes(2);
-    let mut cpe_report = DeviceReport::new(cpe.parse().unwrap(), 1, t0, PollStatus::Online);
-    cpe_report.interfaces = Some(vec![Interface {
-        name: "wlan1".into(),
-        mac: Some(cpe_mac),
-        kind: "wlan".into(),
-        running: true,
-        rx_bytes: None,
-        tx_bytes: None,
-    }]);
+    let cpe_report = cpe_report(cpe, t0, cpe_mac);
     let clients = |seq: u64, at: DateTime<Utc>, cpe_dbm: i16| {
         let mut r = DeviceReport::new(ap.parse().unwrap(), seq, at, PollStatus::Online);
         let mut a = Registration::new("wlan1", cpe_mac);
@@ -401,7 +406,6 @@ async fn sites_are_updated_deleted_and_devices_assigned(url: &str) {
 on_both_backends!(sites_are_updated_deleted_and_devices_assigned);
 
 async fn sectors_count_their_devices_and_clients_and_stay_at_their_site(url: &str) {
-    use tod_core::telemetry::Interface;
     let srv = TestServer::start(url, 1000).await;
     let w = world(&srv).await;
     let sectors = |site: &str| format!("/api/tenants/{}/sites/{site}/sectors", w.tenant);
@@ -484,15 +488,7 @@ async fn sectors_count_their_devices_and_clients_and_stay_at_their_site(url: &st
 
     // The AP in North serves one CPE at -64 dBm.
     let cpe_mac: MacAddr = "02:cc:00:00:00:01".parse().unwrap();
-    let mut cpe = DeviceReport::new(w.devices[1].parse().unwrap(), 1, Utc::now(), PollStatus::Online);
-    cpe.interfaces = Some(vec![Interface {
-        name: "wlan1".into(),
-        mac: Some(cpe_mac),
-        kind: "wlan".into(),
-        running: true,
-        rx_bytes: None,
-        tx_bytes: None,
-    }]);
+    let cpe = cpe_report(&w.devices[1], Utc::now(), cpe_mac);
     let ap = ap_report(&w.devices[0], 1, Utc::now(), cpe_mac, -64);
     deliver(&srv, &w, "sector-1", vec![cpe, ap]).await;
     let list = srv.call("GET", &alpha, &w.root, None).await;

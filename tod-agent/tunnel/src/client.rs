@@ -18,14 +18,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::stack::{Stack, StackConfig, Stream};
-use crate::{Key, PrivateKey, TunnelError};
+use crate::{Key, PrivateKey, SESSION_LIFETIME, TICK, TunnelError, smol_now};
 
-/// boringtun's timers want a call about every quarter second.
-const TICK: Duration = Duration::from_millis(250);
 /// A tunnel with no handshake for this long re-resolves its endpoint and rebinds.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
-/// A session older than this (with no rekey) is no longer usable: WireGuard's REJECT_AFTER_TIME.
-const SESSION_LIFETIME: Duration = Duration::from_secs(180);
 
 /// What the agent needs to dial its server.
 #[derive(Debug, Clone)]
@@ -301,10 +297,6 @@ async fn drive(config: ClientConfig, mut cmds: mpsc::Receiver<Cmd>, status: Arc<
         }
         d.pump();
     }
-}
-
-fn smol_now(start: std::time::Instant) -> smoltcp::time::Instant {
-    smoltcp::time::Instant::from_micros(start.elapsed().as_micros() as i64)
 }
 
 impl Driver {

@@ -23,12 +23,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::stack::{Stack, StackConfig, count_by_remote};
-use crate::{Key, PrivateKey, PublicKey, StaticSecret, TunnelError};
+use crate::{Key, PrivateKey, PublicKey, SESSION_LIFETIME, StaticSecret, TICK, TunnelError, smol_now};
 
-const TICK: Duration = Duration::from_millis(250);
 /// Handshakes per second before the gateway answers with cookies (WireGuard's load defence).
 const HANDSHAKE_RATE_LIMIT: u64 = 100;
-const SESSION_LIFETIME: Duration = Duration::from_secs(180);
 
 /// The gateway's settings.
 #[derive(Debug, Clone)]
@@ -273,10 +271,6 @@ async fn drive(config: GatewayConfig, socket: UdpSocket, mut cmds: mpsc::Receive
         }
         d.pump();
     }
-}
-
-fn smol_now(start: std::time::Instant) -> smoltcp::time::Instant {
-    smoltcp::time::Instant::from_micros(start.elapsed().as_micros() as i64)
 }
 
 fn send(socket: &UdpSocket, to: SocketAddr, packet: &[u8]) {

@@ -29,6 +29,16 @@ pub use boringtun::x25519::{PublicKey, StaticSecret};
 /// The inner MTU: 1500 on the wire less the largest WireGuard overhead (IPv6 40 + UDP 8 + 32).
 pub const DEFAULT_MTU: usize = 1420;
 
+/// boringtun's timers want a call about every quarter second.
+pub(crate) const TICK: std::time::Duration = std::time::Duration::from_millis(250);
+/// A session older than this (with no rekey) is no longer usable: WireGuard's REJECT_AFTER_TIME.
+pub(crate) const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// smoltcp's clock: time since the tunnel task started.
+pub(crate) fn smol_now(start: std::time::Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(start.elapsed().as_micros() as i64)
+}
+
 /// Kernel buffer asked for on each tunnel UDP socket: many TCP windows in flight at once must not
 /// overflow it, or every connection stalls on retransmission timers.
 const UDP_BUFFER: usize = 4 << 20;

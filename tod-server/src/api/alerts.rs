@@ -10,17 +10,11 @@ use serde::{Deserialize, Serialize};
 use tod_core::{SiteId, TenantId};
 use uuid::Uuid;
 
-use super::{PathParams, QueryParams, TenantScope};
+use super::{PathParams, QueryParams, TenantScope, tenant};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::store::SiteAlertEvent;
-
-fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
-    scope
-        .0
-        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

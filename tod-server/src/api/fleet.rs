@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tod_core::{AgentId, DeviceId, SiteId, TenantId};
 
-use super::{Body, PathParams, QueryParams, TenantScope};
+use super::{Body, PathParams, QueryParams, TenantScope, tenant};
 use crate::app::AppState;
 use crate::auth::{Caller, api_key_hash, random_bytes};
 use crate::error::ApiError;
@@ -20,12 +20,6 @@ use crate::store::{Agent, Ingested, NewDevice};
 
 /// Prefix of every agent credential.
 pub const AGENT_TOKEN_PREFIX: &str = "toda_";
-
-fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
-    scope
-        .0
-        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -382,3 +382,18 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'d
 pub fn method_of(spec: &RouteSpec) -> Method {
     spec.method.parse().unwrap_or(Method::GET)
 }
+
+/// The tenant of a tenant-scoped route (the guard has put it in the scope).
+pub(super) fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
+    scope
+        .0
+        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
+}
+
+/// A name field: 1 to 255 characters once trimmed.
+pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.trim().len() > 255 {
+        return Err(ApiError::unprocessable("name: 1 to 255 characters"));
+    }
+    Ok(())
+}

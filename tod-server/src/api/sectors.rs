@@ -10,16 +10,10 @@ use serde::{Deserialize, Serialize};
 use tod_core::{DeviceId, SiteId, TenantId};
 use uuid::Uuid;
 
-use super::{Body, PathParams, TenantScope};
+use super::{Body, PathParams, TenantScope, tenant};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::{Sector, SectorFields};
-
-fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
-    scope
-        .0
-        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -39,10 +33,8 @@ pub(super) struct SectorBody {
 
 impl SectorBody {
     fn fields(&self) -> Result<SectorFields<'_>, ApiError> {
-        if let Some(name) = &self.name
-            && (name.trim().is_empty() || name.trim().len() > 255)
-        {
-            return Err(ApiError::unprocessable("name: 1 to 255 characters"));
+        if let Some(name) = &self.name {
+            super::check_name(name)?;
         }
         if let Some(Some(a)) = self.azimuth
             && !(0.0..=360.0).contains(&a)

@@ -9,16 +9,10 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tod_core::{DeviceId, SiteId, TenantId};
 
-use super::{Body, PathParams, TenantScope};
+use super::{Body, PathParams, TenantScope, check_name, tenant};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::{NewSite, Site, SitePatch};
-
-fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
-    scope
-        .0
-        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -94,13 +88,6 @@ fn check_coordinates(latitude: Option<f64>, longitude: Option<f64>) -> Result<()
     }
     if longitude.is_some_and(|v| !(-180.0..=180.0).contains(&v)) {
         return Err(ApiError::unprocessable("longitude: must be between -180 and 180"));
-    }
-    Ok(())
-}
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.trim().len() > 255 {
-        return Err(ApiError::unprocessable("name: 1 to 255 characters"));
     }
     Ok(())
 }

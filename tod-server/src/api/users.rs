@@ -13,7 +13,7 @@ use serde_json::json;
 use tod_core::rbac::{Role, Scope, can_assign_role};
 use tod_core::{ApiKeyId, TenantId, UserId};
 
-use super::{Body, PathParams, QueryParams, TenantScope, hex_field};
+use super::{Body, PathParams, QueryParams, TenantScope, hex_field, tenant};
 use crate::app::AppState;
 use crate::auth::{Caller, api_key_hash, new_api_key};
 use crate::error::ApiError;
@@ -175,12 +175,6 @@ pub(super) async fn delete(
     let audit = caller.audit(target.tenant_id, "user.deleted", json!({ "email": target.email }));
     st.store.delete_user(target.tenant_id, id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
-    scope
-        .0
-        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
 }
 
 pub(super) async fn list_keys(

@@ -28,9 +28,7 @@ pub(super) struct TenantQuery {
 }
 
 fn tenant_of(scope: TenantScope, q: TenantQuery) -> Result<TenantId, ApiError> {
-    own_scope(scope, q.tenant_id)?
-        .0
-        .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
+    super::tenant(own_scope(scope, q.tenant_id)?)
 }
 
 fn gateway(st: &AppState) -> Result<&Vpn, ApiError> {
@@ -102,11 +100,11 @@ pub(super) struct VpnPeer {
 }
 
 fn with_state(vpn: &Vpn, peers: Vec<TunnelPeer>) -> Vec<VpnPeer> {
-    let live = vpn.peers();
+    let live: std::collections::HashMap<_, _> = vpn.peers().into_iter().map(|s| (s.address, s)).collect();
     peers
         .into_iter()
         .map(|peer| {
-            let s = live.iter().find(|s| s.address == peer.address);
+            let s = live.get(&peer.address);
             VpnPeer {
                 up: s.is_some_and(|s| s.up),
                 endpoint: s.and_then(|s| s.endpoint).map(|e| e.to_string()),

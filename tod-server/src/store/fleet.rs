@@ -1518,13 +1518,7 @@ macro_rules! impl_fleet_store {
             ) -> Result<Sector, StoreError> {
                 let now = micros(now);
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
-                let ours: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM sites WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(site.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                if ours.is_none() {
+                if !site_is_tenants(&mut tx, tenant, site).await? {
                     return Err(StoreError::NotFound("site"));
                 }
                 let row: SectorRow = sqlx::query_as(
@@ -1734,18 +1728,22 @@ pub(crate) use impl_fleet_store;
 /// per state change. No replica keeps link state in memory, so any replica can take any batch.
 macro_rules! impl_discover_links {
     () => {
-        /// Refuses a site that is not the tenant's: a foreign key only proves it exists
-        /// somewhere (§12.16).
-        async fn site_of_tenant(tx: &mut Tx, tenant: TenantId, site: SiteId) -> Result<(), StoreError> {
+        /// Whether the site is the tenant's: a foreign key only proves it exists somewhere (§12.16).
+        async fn site_is_tenants(tx: &mut Tx, tenant: TenantId, site: SiteId) -> Result<bool, StoreError> {
             let ours: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2")
                 .bind(site.0)
                 .bind(tenant.0)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(map_err)?;
-            match ours {
-                Some(_) => Ok(()),
-                None => Err(StoreError::Invalid("site_id: not a site of this tenant".into())),
+            Ok(ours.is_some())
+        }
+
+        /// Refuses a site named in a body that is not the tenant's.
+        async fn site_of_tenant(tx: &mut Tx, tenant: TenantId, site: SiteId) -> Result<(), StoreError> {
+            match site_is_tenants(tx, tenant, site).await? {
+                true => Ok(()),
+                false => Err(StoreError::Invalid("site_id: not a site of this tenant".into())),
             }
         }
 

@@ -410,16 +410,10 @@ macro_rules! impl_store {
                 now: DateTime<Utc>,
             ) -> Result<u64, StoreError> {
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
-                if let Some(site) = site {
-                    let ours: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM sites WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant.0)
-                        .bind(site.0)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    if ours.is_none() {
-                        return Err(StoreError::NotFound("site"));
-                    }
+                if let Some(site) = site
+                    && !site_is_tenants(&mut tx, tenant, site).await?
+                {
+                    return Err(StoreError::NotFound("site"));
                 }
                 let mut changed = 0;
                 for device in devices {
