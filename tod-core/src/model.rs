@@ -104,6 +104,17 @@ impl DeviceStatus {
             Self::Unreachable => "unreachable",
         }
     }
+
+    /// The status named by a wire name; any other name (a stored status this type does not
+    /// model, such as `auth_failed`) is `Unknown`, which no offline rule counts.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "online" => Self::Online,
+            "offline" => Self::Offline,
+            "unreachable" => Self::Unreachable,
+            _ => Self::Unknown,
+        }
+    }
 }
 
 impl fmt::Display for DeviceStatus {
@@ -115,6 +126,19 @@ impl fmt::Display for DeviceStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_status_names_round_trip_and_unknown_names_are_unknown() {
+        for s in [
+            DeviceStatus::Unknown,
+            DeviceStatus::Online,
+            DeviceStatus::Offline,
+            DeviceStatus::Unreachable,
+        ] {
+            assert_eq!(DeviceStatus::from_name(s.as_str()), s);
+        }
+        assert_eq!(DeviceStatus::from_name("auth_failed"), DeviceStatus::Unknown);
+    }
 
     #[test]
     fn ids_round_trip_through_strings_and_json() {

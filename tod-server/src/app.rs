@@ -204,11 +204,12 @@ impl Server {
             }
         });
         let background = spawn_background(&state, settings.agent_poll_interval_secs);
+        let site_alerts = spawn_site_alerts(&state, settings.alert_evaluation_interval_secs);
         tracing::info!(listen = %api, database = state.store.backend(), "tod-server ready");
         Ok(Self {
             state,
             listener,
-            tasks: vec![prune, background],
+            tasks: vec![prune, background, site_alerts],
         })
     }
 
@@ -276,6 +277,40 @@ pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::tas
                         Err(e) => tracing::warn!(error = %e, "retention failed"),
                     }
                 }
+            }
+        }
+    })
+}
+
+/// Site and sector alert rules: a pass at start and then every `interval_secs`, by whichever
+/// replica holds the `site-alerts` lease ([`crate::site_alerts`]).
+pub fn spawn_site_alerts(state: &AppState, interval_secs: u32) -> tokio::task::JoinHandle<()> {
+    let store = state.store.clone();
+    let me = uuid::Uuid::new_v4();
+    let every = Duration::from_secs(u64::from(interval_secs.max(1)));
+    let ttl = chrono::Duration::from_std(every * 3).unwrap_or(chrono::Duration::minutes(15));
+    tokio::spawn(async move {
+        let mut evaluator = crate::site_alerts::SiteAlerts::new();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now();
+            match store.try_lease("site-alerts", me, now, ttl).await {
+                Ok(true) => match evaluator.pass(store.as_ref(), now).await {
+                    Ok(p) if p.raised + p.resolved + p.failed > 0 => {
+                        tracing::info!(
+                            rules = p.rules,
+                            raised = p.raised,
+                            resolved = p.resolved,
+                            failed = p.failed,
+                            "site alerts"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "site alert pass failed"),
+                },
+                Ok(false) => evaluator.reset(),
+                Err(e) => tracing::warn!(error = %e, "site-alerts lease"),
             }
         }
     })

@@ -77,6 +77,9 @@ pub struct Settings {
     /// The agents' poll interval in seconds: links age and silent agents are noticed by it.
     #[arg(long, env = "TOD_AGENT_POLL_INTERVAL", default_value_t = 60)]
     pub agent_poll_interval_secs: u32,
+    /// Seconds between site/sector alert rule passes.
+    #[arg(long, env = "TOD_ALERT_EVALUATION_INTERVAL", default_value_t = 300)]
+    pub alert_evaluation_interval_secs: u32,
 }
 
 /// A setting that cannot be used.
@@ -108,6 +111,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             agent_poll_interval_secs: 60,
+            alert_evaluation_interval_secs: 300,
             nats_url: None,
             mqtt_url: None,
         }
@@ -156,6 +160,11 @@ impl Settings {
         if !(5..=3600).contains(&self.agent_poll_interval_secs) {
             return Err(SettingsError(
                 "agent_poll_interval_secs (TOD_AGENT_POLL_INTERVAL): 5 to 3600 seconds".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.alert_evaluation_interval_secs) {
+            return Err(SettingsError(
+                "alert_evaluation_interval_secs (TOD_ALERT_EVALUATION_INTERVAL): 1 to 86400 seconds".into(),
             ));
         }
         if let Some(m) = &self.mqtt_url {

@@ -216,6 +216,58 @@ impl Track {
     }
 }
 
+/// One (rule, subject) track in a form that can be stored, so a server whose replicas take turns
+/// evaluating a subject can carry hysteresis and flapping state from one report to the next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackState {
+    /// The rule.
+    pub rule: RuleId,
+    /// Consecutive hits.
+    pub hits: u32,
+    /// Consecutive clean observations.
+    pub clean: u32,
+    /// Last hit.
+    pub last_hit: Option<DateTime<Utc>>,
+    /// Last clean observation.
+    pub last_clean: Option<DateTime<Utc>>,
+    /// Recent fire/resolve transitions (for flapping).
+    pub changes: Vec<DateTime<Utc>>,
+    /// The open alert, if any.
+    pub open: Option<OpenAlert>,
+    /// The maintenance window a suppression was reported for.
+    pub suppressed_in: Option<WindowId>,
+}
+
+impl Track {
+    fn to_state(&self, rule: RuleId) -> TrackState {
+        TrackState {
+            rule,
+            hits: self.hits,
+            clean: self.clean,
+            last_hit: self.last_hit,
+            last_clean: self.last_clean,
+            changes: self.changes.iter().copied().collect(),
+            open: self.open.clone(),
+            suppressed_in: self.suppressed_in,
+        }
+    }
+
+    fn from_state(s: TrackState) -> (RuleId, Self) {
+        (
+            s.rule,
+            Self {
+                hits: s.hits,
+                clean: s.clean,
+                last_hit: s.last_hit,
+                last_clean: s.last_clean,
+                changes: s.changes.into(),
+                open: s.open,
+                suppressed_in: s.suppressed_in,
+            },
+        )
+    }
+}
+
 /// One observation of a (rule, subject).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Observation<'a> {
@@ -265,6 +317,29 @@ impl AlertBook {
         if let Some(v) = tracks
             && !v.is_empty()
         {
+            self.tracks.insert(subject, v);
+        }
+    }
+
+    /// One subject's tracks, to store (empty when nothing is tracked).
+    pub fn export_subject(&self, subject: &Subject) -> Vec<TrackState> {
+        self.tracks
+            .get(subject)
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, t)| !t.idle())
+                    .map(|(r, t)| t.to_state(*r))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Replaces one subject's tracks with stored ones.
+    pub fn import_subject(&mut self, subject: Subject, states: Vec<TrackState>) {
+        let v: Vec<(RuleId, Track)> = states.into_iter().map(Track::from_state).collect();
+        if v.is_empty() {
+            self.tracks.remove(&subject);
+        } else {
             self.tracks.insert(subject, v);
         }
     }
@@ -737,6 +812,33 @@ mod tests {
                 AlertEvent::Suppressed { .. } => format!("{i}:suppressed"),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_book_stored_and_reloaded_after_every_observation_behaves_like_one_kept_in_memory() {
+        let h = Hysteresis {
+            fire_after: 2,
+            clear_after: 1,
+        };
+        // Hysteresis, a flap (5 transitions in 10 minutes), settling, and a quiet gap.
+        let pattern = "xx.xx.xx.xx.xxxxxxxxxxxxx..............x.xx";
+        let mut kept = AlertBook::new(FlapPolicy::default());
+        let expected = kinds(&run(&mut kept, h, pattern));
+        assert!(expected.iter().any(|k| k.contains("Flapping")), "{expected:?}");
+
+        let f = finding();
+        let mut stored = String::from("[]");
+        let mut got = Vec::new();
+        for (i, c) in pattern.chars().enumerate() {
+            let mut book = AlertBook::new(FlapPolicy::default());
+            book.import_subject(D, serde_json::from_str(&stored).unwrap());
+            if let Some(e) = book.observe(R, D, (c == 'x').then_some(&f), h, t(i as i64), None) {
+                got.push((i as i64, e));
+            }
+            stored = serde_json::to_string(&book.export_subject(&D)).unwrap();
+        }
+        assert_eq!(kinds(&got), expected);
+        assert!(stored.contains("\"open\":{"), "the last alert is open: {stored}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::model::{DeviceId, DeviceStatus, GroupId, RuleId, SectorId, SiteId, Te
 pub use device::{DeviceRule, DeviceRuleEngine, Metric, Metrics, Op, RuleScope};
 pub use lifecycle::{
     AlertBook, AlertEvent, AlertState, FlapPolicy, Hysteresis, MaintenanceWindow, OpenAlert, Recurrence, ResolveReason,
+    TrackState,
 };
 pub use site::{SiteRule, SiteRuleKind, ThresholdUnit};
 

@@ -1,6 +1,6 @@
 //! Site alert events: `/api/tenants/{tenant_id}/sites/{site_id}/alert-events`, the resolve action
 //! and the active-count badge. Events are raised by the fleet itself (one `agent_offline` per site
-//! whose agent went silent) and, later, by site rules.
+//! whose agent went silent) and by site rules ([`crate::site_alerts`]).
 
 use axum::Json;
 use axum::extract::{Extension, State};

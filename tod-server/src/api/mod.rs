@@ -11,6 +11,7 @@ mod auth;
 pub mod doc;
 mod fleet;
 mod sectors;
+mod site_rules;
 mod sites;
 mod tenants;
 mod users;
@@ -149,7 +150,8 @@ macro_rules! doc_part {
 
 fn routes() -> Vec<(RouteSpec, Handler)> {
     use crate::store::{
-        Agent, ApiKey, AuditRecord, ChainCheck, Device, Sector, Site, SiteAlertEvent, Tenant, User, WirelessLink,
+        Agent, ApiKey, AuditRecord, ChainCheck, Device, Sector, Site, SiteAlertEvent, SiteAlertRule, Tenant, User,
+        WirelessLink,
     };
     use Access::*;
     use doc::{Challenge, CreatedApiKey, Health, LoginAnswer, Me, Ready, Status, TokenAnswer};
@@ -185,6 +187,11 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/devices/bulk-assign", Tenant(Action::SiteWrite), sites::bulk_assign; "Put many devices at the site (other tenants' ids are skipped)", body sites::BulkAssign, 200 one sites::Assigned),
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/devices/{device_id}", Tenant(Action::SiteWrite), sites::assign; "Put a device at the site", 204),
         route!(DELETE "/api/tenants/{tenant_id}/sites/{site_id}/devices/{device_id}", Tenant(Action::SiteWrite), sites::unassign; "Take a device off the site", 204),
+        route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules", Tenant(Action::SiteAlertRead), site_rules::list; "A site's alert rules, newest first (?sector_id= for one sector's)", query &["sector_id"], 200 one site_rules::RulePage),
+        route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}", Tenant(Action::SiteAlertRead), site_rules::get; "One alert rule", 200 one SiteAlertRule),
+        route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules", Tenant(Action::SiteAlertRuleWrite), site_rules::create; "Create a site or sector alert rule (type, unit and threshold range checked; the sector must be at the site)", body site_rules::RuleBody, 201 one SiteAlertRule),
+        route!(PUT "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}", Tenant(Action::SiteAlertRuleWrite), site_rules::update; "Change an alert rule (only the fields given; an empty body returns it unchanged); disabling or retargeting it resolves its active events", body site_rules::RuleBody, 200 one SiteAlertRule),
+        route!(DELETE "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}", Tenant(Action::SiteAlertRuleWrite), site_rules::delete; "Delete an alert rule (its active events are resolved and kept as history)", 204),
         route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-events", Tenant(Action::SiteAlertRead), alerts::list_events; "A site's alert events, newest first (?state=active|resolved, ?limit=1..200, default 50)", query &["state", "limit"], 200 one alerts::EventPage),
         route!(POST "/api/tenants/{tenant_id}/alert-events/{event_id}/resolve", Tenant(Action::SiteAlertEventResolve), alerts::resolve; "Resolve an active alert event by hand", 200 one SiteAlertEvent),
         route!(GET "/api/tenants/{tenant_id}/alert-events/count", Tenant(Action::SiteAlertRead), alerts::active_count; "Active alert events in the tenant (the notification badge)", 200 one alerts::ActiveCount),

@@ -324,6 +324,9 @@ pub struct SiteAlertEvent {
     /// The link it is about, if one.
     #[schema(value_type = Option<String>, format = Uuid)]
     pub link_id: Option<Uuid>,
+    /// For a link alert, the link's access point (`device_id` is its client).
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub ap_device_id: Option<DeviceId>,
     /// What raised it: `agent_offline`, or the rule type.
     pub kind: String,
     /// `info`, `warning` or `critical`.
@@ -352,6 +355,7 @@ pub(crate) struct SiteAlertRow {
     rule_id: Option<Uuid>,
     device_id: Option<Uuid>,
     link_id: Option<Uuid>,
+    ap_device_id: Option<Uuid>,
     kind: String,
     severity: String,
     message: String,
@@ -372,6 +376,7 @@ impl From<SiteAlertRow> for SiteAlertEvent {
             rule_id: r.rule_id,
             device_id: r.device_id.map(DeviceId),
             link_id: r.link_id,
+            ap_device_id: r.ap_device_id.map(DeviceId),
             kind: r.kind,
             severity: r.severity,
             message: r.message,

@@ -6,6 +6,7 @@ mod audit;
 mod fleet;
 mod postgres;
 mod queries;
+mod site_alerts;
 mod sqlite;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use fleet::{
 };
 
 pub use postgres::PgStore;
+pub use site_alerts::{OpenRuleEvent, SiteAlertChange, SiteAlertRule, SiteAlertStore};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in storage.
@@ -359,7 +361,7 @@ pub struct AuditRecord {
 /// they work for; on PostgreSQL they also run under Row-Level Security for that tenant. Every
 /// write that changes who can do what takes the [`Audit`] record that goes with it.
 #[async_trait::async_trait]
-pub trait Store: FleetStore + Send + Sync {
+pub trait Store: FleetStore + SiteAlertStore + Send + Sync {
     /// Which backend.
     fn backend(&self) -> &'static str;
     /// Whether the database answers (readiness).

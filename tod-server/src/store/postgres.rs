@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
-use tod_core::{AgentId, ApiKeyId, DeviceId, SiteId, TenantId, UserId};
+use tod_core::alerts::{SiteRule, SiteRuleKind, Snapshot};
+use tod_core::{AgentId, ApiKeyId, DeviceId, SectorId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
 use super::fleet::{
@@ -13,6 +14,10 @@ use super::fleet::{
     status_str,
 };
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
+use super::site_alerts::{
+    OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore, SiteRuleRow,
+    TrendRow, impl_site_alert_store, kind_unit, needs_sector, same_judgement, subject_columns,
+};
 use super::{
     Agent, Aging, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey,
     NewDevice, NewSite, NewUser, Rotation, Site, SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch,
@@ -93,6 +98,7 @@ impl PgStore {
 impl_store!(PgStore, "postgres");
 impl_fleet_store!(PgStore);
 impl_discover_links!();
+impl_site_alert_store!(PgStore);
 
 /// Registration rows in one statement whatever their number: one array per column, `UNNEST`ed
 /// by the server (a 1 000-row `VALUES` list costs PostgreSQL 13 000 parameters to parse and plan).

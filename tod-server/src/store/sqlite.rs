@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Sqlite, SqlitePool};
-use tod_core::{AgentId, ApiKeyId, DeviceId, SiteId, TenantId, UserId};
+use tod_core::alerts::{SiteRule, SiteRuleKind, Snapshot};
+use tod_core::{AgentId, ApiKeyId, DeviceId, SectorId, SiteId, TenantId, UserId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
@@ -18,6 +19,10 @@ use super::fleet::{
     status_str,
 };
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
+use super::site_alerts::{
+    OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore, SiteRuleRow,
+    TrendRow, impl_site_alert_store, kind_unit, needs_sector, same_judgement, subject_columns,
+};
 use super::{
     Agent, Aging, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey,
     NewDevice, NewSite, NewUser, Rotation, Site, SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch,
@@ -88,6 +93,7 @@ impl SqliteStore {
 impl_store!(SqliteStore, "sqlite");
 impl_fleet_store!(SqliteStore);
 impl_discover_links!();
+impl_site_alert_store!(SqliteStore);
 
 /// Registration rows in multi-row inserts of at most 1 000 rows (SQLite's parameter limit).
 async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {

@@ -34,6 +34,8 @@ macro_rules! on_both_backends {
     };
 }
 
+pub mod fleet;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::Connection;

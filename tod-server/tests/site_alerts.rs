@@ -1,0 +1,551 @@
+//! Site and sector alert rules over real HTTP on SQLite and PostgreSQL: the CRUD of the reference
+//! with its validation and ownership checks, and evaluation passes (run here with an explicit
+//! clock) that raise, count, resolve and re-raise events from what an agent delivered.
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::TestServer;
+use common::fleet::{World, ap_report, cpe_report, deliver, world};
+use serde_json::{Value, json};
+use tod_core::MacAddr;
+use tod_core::telemetry::{DeviceReport, PollStatus, Registration};
+use tod_server::site_alerts::{Pass, SiteAlerts};
+
+/// A server whose own evaluator stays out of the way (the tests drive passes themselves).
+async fn server(url: &str) -> TestServer {
+    TestServer::start_with(url, |s| {
+        s.auth_rate_limit = 1000;
+        s.alert_evaluation_interval_secs = 86_400;
+    })
+    .await
+}
+
+fn rules_path(w: &World, site: usize) -> String {
+    format!("/api/tenants/{}/sites/{}/alert-rules", w.tenant, w.sites[site])
+}
+
+async fn events(srv: &TestServer, w: &World, site: usize) -> Vec<Value> {
+    let r = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/sites/{}/alert-events", w.tenant, w.sites[site]),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    r.json["items"].as_array().unwrap().clone()
+}
+
+async fn badge(srv: &TestServer, w: &World) -> i64 {
+    let r = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/alert-events/count", w.tenant),
+            &w.root,
+            None,
+        )
+        .await;
+    r.json["count"].as_i64().unwrap()
+}
+
+async fn pass(srv: &TestServer, ev: &mut SiteAlerts, at: DateTime<Utc>) -> Pass {
+    ev.pass(srv.state.store.as_ref(), at).await.expect("pass")
+}
+
+async fn sector(srv: &TestServer, w: &World, site: usize, name: &str) -> String {
+    let r = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/sites/{}/sectors", w.tenant, w.sites[site]),
+            &w.root,
+            Some(json!({ "name": name })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    r.json["id"].as_str().unwrap().to_owned()
+}
+
+async fn rules_are_validated_owned_and_kept(url: &str) {
+    let srv = server(url).await;
+    let w = world(&srv).await;
+    let path = rules_path(&w, 0);
+    let north = sector(&srv, &w, 0, "North").await;
+    let bravo_sector = sector(&srv, &w, 1, "Bravo North").await;
+
+    let created = srv
+        .call(
+            "POST",
+            &path,
+            &w.root,
+            Some(json!({ "name": "  Tower down  ", "rule_type": "device_offline_count",
+                         "threshold_value": 2, "threshold_unit": "count", "description": "two or more" })),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.json);
+    let r = &created.json;
+    assert_eq!(r["name"], "Tower down", "names are trimmed");
+    assert_eq!(r["site_id"], w.sites[0].as_str());
+    assert_eq!(r["tenant_id"], w.tenant.as_str());
+    assert_eq!(r["sector_id"], Value::Null);
+    assert_eq!(r["enabled"], true);
+    assert_eq!(r["threshold_value"], 2.0);
+    assert_eq!(
+        (r["fire_after"].as_u64(), r["clear_after"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let id = r["id"].as_str().unwrap().to_owned();
+
+    let weak = srv
+        .call(
+            "POST",
+            &path,
+            &w.root,
+            Some(
+                json!({ "name": "Weak north", "rule_type": "sector_signal_avg", "threshold_value": -75,
+                         "threshold_unit": "dBm", "sector_id": north, "fire_after": 1 }),
+            ),
+        )
+        .await;
+    assert_eq!(weak.status, 201, "{:?}", weak.json);
+
+    // The reference's validators, and the checks it lacked.
+    let bad = [
+        (
+            json!({ "rule_type": "device_offline_count", "threshold_value": 1, "threshold_unit": "count" }),
+            "name",
+        ),
+        (
+            json!({ "name": "x", "rule_type": "cpu", "threshold_value": 1, "threshold_unit": "count" }),
+            "rule_type",
+        ),
+        (
+            json!({ "name": "x", "rule_type": "device_offline_percent", "threshold_value": 10, "threshold_unit": "dBm" }),
+            "threshold_unit",
+        ),
+        (
+            json!({ "name": "x", "rule_type": "device_offline_percent", "threshold_value": 150, "threshold_unit": "percent" }),
+            "threshold_value",
+        ),
+        (
+            json!({ "name": "x", "rule_type": "sector_client_drop", "threshold_value": 50, "threshold_unit": "percent" }),
+            "sector_id",
+        ),
+        (
+            json!({ "name": "x", "rule_type": "sector_signal_avg", "threshold_value": -70, "threshold_unit": "dBm",
+                 "sector_id": bravo_sector }),
+            "sector_id",
+        ),
+        (
+            json!({ "name": "x", "rule_type": "device_offline_count", "threshold_value": 1, "threshold_unit": "count",
+                 "fire_after": 0 }),
+            "fire_after",
+        ),
+        (
+            json!({ "name": "", "rule_type": "device_offline_count", "threshold_value": 1, "threshold_unit": "count" }),
+            "name",
+        ),
+    ];
+    for (body, field) in bad {
+        let r = srv.call("POST", &path, &w.root, Some(body.clone())).await;
+        assert_eq!(r.status, 422, "{body} -> {:?}", r.json);
+        assert!(
+            r.json["detail"].as_str().unwrap().starts_with(field),
+            "{body} -> {:?}",
+            r.json
+        );
+    }
+    let unknown = srv
+        .call(
+            "POST",
+            &path,
+            &w.root,
+            Some(
+                json!({ "name": "x", "rule_type": "device_offline_count", "threshold_value": 1,
+                         "threshold_unit": "count", "colour": "red" }),
+            ),
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "unknown fields are refused");
+    // A sector that is nobody's, and a site that is not the tenant's.
+    let nobody = "00000000-0000-0000-0000-000000000000";
+    let r = srv
+        .call(
+            "POST",
+            &path,
+            &w.root,
+            Some(
+                json!({ "name": "x", "rule_type": "sector_signal_avg", "threshold_value": -70,
+                         "threshold_unit": "dBm", "sector_id": nobody }),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let other = srv
+        .call("POST", "/api/tenants", &w.root, Some(json!({ "name": "Other WISP" })))
+        .await;
+    let other_site = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/sites", other.json["id"].as_str().unwrap()),
+            &w.root,
+            Some(json!({ "name": "Theirs" })),
+        )
+        .await;
+    let foreign = format!(
+        "/api/tenants/{}/sites/{}/alert-rules",
+        w.tenant,
+        other_site.json["id"].as_str().unwrap()
+    );
+    let r = srv
+        .call(
+            "POST",
+            &foreign,
+            &w.root,
+            Some(json!({ "name": "x", "rule_type": "device_offline_count", "threshold_value": 1, "threshold_unit": "count" })),
+        )
+        .await;
+    assert_eq!(r.status, 404, "another tenant's site");
+    assert_eq!(srv.call("GET", &foreign, &w.root, None).await.status, 404);
+
+    // List (newest first), the sector filter, one rule.
+    let list = srv.call("GET", &path, &w.root, None).await;
+    assert_eq!(list.json["total"], 2);
+    assert_eq!(list.json["items"][0]["name"], "Weak north");
+    let only = srv
+        .call("GET", &format!("{path}?sector_id={north}"), &w.root, None)
+        .await;
+    assert_eq!(only.json["total"], 1);
+    assert_eq!(only.json["items"][0]["sector_id"], north.as_str());
+    let one = srv.call("GET", &format!("{path}/{id}"), &w.root, None).await;
+    assert_eq!(one.json, created.json);
+    assert_eq!(
+        srv.call("GET", &format!("{}/{id}", rules_path(&w, 1)), &w.root, None)
+            .await
+            .status,
+        404,
+        "a rule is found only under its own site"
+    );
+
+    // Partial update; an empty body changes nothing; an invalid change is refused whole.
+    let same = srv.call("PUT", &format!("{path}/{id}"), &w.root, Some(json!({}))).await;
+    assert_eq!(same.json, created.json);
+    let changed = srv
+        .call(
+            "PUT",
+            &format!("{path}/{id}"),
+            &w.root,
+            Some(json!({ "threshold_value": 3, "description": null, "clear_after": 4 })),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.json);
+    assert_eq!(changed.json["threshold_value"], 3.0);
+    assert_eq!(changed.json["description"], Value::Null);
+    assert_eq!(changed.json["clear_after"], 4);
+    assert_eq!(changed.json["name"], "Tower down");
+    let r = srv
+        .call(
+            "PUT",
+            &format!("{path}/{id}"),
+            &w.root,
+            Some(json!({ "threshold_unit": "percent" })),
+        )
+        .await;
+    assert_eq!(r.status, 422, "a count rule cannot take a percent unit");
+
+    assert_eq!(
+        srv.call("DELETE", &format!("{path}/{id}"), &w.root, None).await.status,
+        204
+    );
+    assert_eq!(
+        srv.call("GET", &format!("{path}/{id}"), &w.root, None).await.status,
+        404
+    );
+    assert_eq!(
+        srv.call("DELETE", &format!("{path}/{id}"), &w.root, None).await.status,
+        404
+    );
+    // Deleting the sector takes its rules with it.
+    let r = srv
+        .call(
+            "DELETE",
+            &format!("/api/tenants/{}/sites/{}/sectors/{north}", w.tenant, w.sites[0]),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(srv.call("GET", &path, &w.root, None).await.json["total"], 0);
+}
+on_both_backends!(rules_are_validated_owned_and_kept);
+
+async fn offline_rules_raise_count_and_resolve_with_hysteresis(url: &str) {
+    let srv = server(url).await;
+    let w = world(&srv).await;
+    let path = rules_path(&w, 0);
+    let rule = srv
+        .call(
+            "POST",
+            &path,
+            &w.root,
+            Some(json!({ "name": "Any down", "rule_type": "device_offline_count",
+                         "threshold_value": 0, "threshold_unit": "count" })),
+        )
+        .await;
+    let rule_id = rule.json["id"].as_str().unwrap().to_owned();
+    let t0 = Utc::now();
+    let report = |i: usize, online: bool| {
+        let status = if online {
+            PollStatus::Online
+        } else {
+            PollStatus::Offline {
+                reason: "timeout".into(),
+            }
+        };
+        DeviceReport::new(w.devices[i].parse().unwrap(), 1, Utc::now(), status)
+    };
+    deliver(&srv, &w, "all-up", (0..3).map(|i| report(i, true)).collect()).await;
+    let mut ev = SiteAlerts::new();
+    let p = pass(&srv, &mut ev, t0).await;
+    assert_eq!((p.rules, p.raised, p.failed), (1, 0, 0));
+
+    // One device down: the first pass is a pending hit, the second raises one critical event.
+    deliver(&srv, &w, "one-down", vec![report(1, false)]).await;
+    assert_eq!(pass(&srv, &mut ev, t0 + Duration::minutes(5)).await.raised, 0);
+    assert!(events(&srv, &w, 0).await.is_empty(), "no event on a single pass");
+    assert_eq!(pass(&srv, &mut ev, t0 + Duration::minutes(10)).await.raised, 1);
+    let list = events(&srv, &w, 0).await;
+    assert_eq!(list.len(), 1);
+    let e = &list[0];
+    assert_eq!(e["rule_id"], rule_id.as_str());
+    assert_eq!(e["kind"], "device_offline_count");
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["state"], "active");
+    assert_eq!(e["consecutive_hits"], 2);
+    assert!(e["message"].as_str().unwrap().contains("1 of 3 devices offline"), "{e}");
+    assert_eq!(badge(&srv, &w).await, 1);
+    // Still down: the same event counts the pass.
+    assert_eq!(pass(&srv, &mut ev, t0 + Duration::minutes(15)).await.raised, 0);
+    let list = events(&srv, &w, 0).await;
+    assert_eq!((list.len(), list[0]["consecutive_hits"].as_i64()), (1, Some(3)));
+
+    // Back up: one clean pass keeps it, the second resolves it.
+    deliver(&srv, &w, "back-up", vec![report(1, true)]).await;
+    assert_eq!(pass(&srv, &mut ev, t0 + Duration::minutes(20)).await.resolved, 0);
+    assert_eq!(pass(&srv, &mut ev, t0 + Duration::minutes(25)).await.resolved, 1);
+    let list = events(&srv, &w, 0).await;
+    assert_eq!(list[0]["state"], "resolved");
+    assert_eq!(list[0]["resolved_by"], Value::Null, "it cleared by itself");
+    assert_eq!(badge(&srv, &w).await, 0);
+
+    // Down again and resolved by hand: the rule needs two fresh hits before it raises again.
+    deliver(&srv, &w, "down-again", vec![report(2, false)]).await;
+    pass(&srv, &mut ev, t0 + Duration::minutes(30)).await;
+    assert_eq!(pass(&srv, &mut ev, t0 + Duration::minutes(35)).await.raised, 1);
+    let active = events(&srv, &w, 0).await;
+    let active_id = active[0]["id"].as_str().unwrap().to_owned();
+    let r = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/alert-events/{active_id}/resolve", w.tenant),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_ne!(r.json["resolved_by"], Value::Null);
+    assert_eq!(pass(&srv, &mut ev, t0 + Duration::minutes(40)).await.raised, 0);
+    assert_eq!(pass(&srv, &mut ev, t0 + Duration::minutes(45)).await.raised, 1);
+    assert_eq!(badge(&srv, &w).await, 1);
+
+    // A new evaluator (another replica took the lease) restores the open event, raises nothing
+    // twice, and disabling the rule resolves the event at once.
+    let mut other = SiteAlerts::new();
+    let p = pass(&srv, &mut other, t0 + Duration::minutes(50)).await;
+    assert_eq!((p.raised, p.resolved), (0, 0));
+    assert_eq!(
+        events(&srv, &w, 0)
+            .await
+            .iter()
+            .filter(|e| e["state"] == "active")
+            .count(),
+        1
+    );
+    let r = srv
+        .call(
+            "PUT",
+            &format!("{path}/{rule_id}"),
+            &w.root,
+            Some(json!({ "enabled": false })),
+        )
+        .await;
+    assert_eq!(r.json["enabled"], false);
+    assert_eq!(badge(&srv, &w).await, 0, "disabling a rule resolves its events");
+    let p = pass(&srv, &mut other, t0 + Duration::minutes(55)).await;
+    assert_eq!((p.rules, p.raised), (0, 0));
+    assert_eq!(events(&srv, &w, 0).await.len(), 3, "history is kept");
+}
+on_both_backends!(offline_rules_raise_count_and_resolve_with_hysteresis);
+
+fn client(i: u8) -> MacAddr {
+    format!("02:00:00:00:10:{i:02x}").parse().unwrap()
+}
+
+/// An AP report with several clients at one signal level.
+fn ap_with_clients(device: &str, seq: u64, at: DateTime<Utc>, clients: &[MacAddr], dbm: i16) -> DeviceReport {
+    let mut r = ap_report(device, seq, at, clients[0], dbm);
+    r.registrations = Some(
+        clients
+            .iter()
+            .map(|mac| {
+                let mut g = Registration::new("wlan1", *mac);
+                g.signal_dbm = Some(dbm);
+                g
+            })
+            .collect(),
+    );
+    r
+}
+
+async fn sector_rules_judge_recent_registrations(url: &str) {
+    let srv = server(url).await;
+    let w = world(&srv).await;
+    let north = sector(&srv, &w, 0, "North").await;
+    let r = srv
+        .call(
+            "PUT",
+            &format!("/api/tenants/{}/devices/{}/sector", w.tenant, w.devices[0]),
+            &w.root,
+            Some(json!({ "sector_id": north })),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let path = rules_path(&w, 0);
+    for body in [
+        json!({ "name": "Weak clients", "rule_type": "sector_signal_avg", "threshold_value": -72,
+                "threshold_unit": "dBm", "sector_id": north, "fire_after": 1, "clear_after": 1 }),
+        json!({ "name": "Clients lost", "rule_type": "sector_client_drop", "threshold_value": 50,
+                "threshold_unit": "percent", "sector_id": north, "fire_after": 1, "clear_after": 1 }),
+    ] {
+        assert_eq!(srv.call("POST", &path, &w.root, Some(body)).await.status, 201);
+    }
+    let now = Utc::now();
+    let all: Vec<MacAddr> = (1..=4).map(client).collect();
+    // An hour ago the sector had four clients at -65 dBm; now one is left, at -80 dBm.
+    deliver(
+        &srv,
+        &w,
+        "before",
+        vec![ap_with_clients(
+            &w.devices[0],
+            1,
+            now - Duration::minutes(65),
+            &all,
+            -65,
+        )],
+    )
+    .await;
+    deliver(
+        &srv,
+        &w,
+        "now",
+        vec![ap_with_clients(
+            &w.devices[0],
+            2,
+            now - Duration::minutes(1),
+            &all[..1],
+            -80,
+        )],
+    )
+    .await;
+    let mut ev = SiteAlerts::new();
+    let p = pass(&srv, &mut ev, now).await;
+    assert_eq!((p.rules, p.raised, p.failed), (2, 2, 0));
+    let list = events(&srv, &w, 0).await;
+    let by_kind = |k: &str| list.iter().find(|e| e["kind"] == k).cloned().unwrap();
+    let weak = by_kind("sector_signal_avg");
+    assert_eq!(weak["sector_id"], north.as_str());
+    assert_eq!(weak["severity"], "warning");
+    assert!(weak["message"].as_str().unwrap().contains("-80.0 dBm"), "{weak}");
+    let lost = by_kind("sector_client_drop");
+    assert!(lost["message"].as_str().unwrap().contains("75"), "{lost}");
+
+    // Twenty minutes later the clients are back and strong: both clear (clear_after 1).
+    let later = now + Duration::minutes(20);
+    deliver(
+        &srv,
+        &w,
+        "later",
+        vec![ap_with_clients(
+            &w.devices[0],
+            3,
+            later - Duration::minutes(1),
+            &all,
+            -60,
+        )],
+    )
+    .await;
+    let p = pass(&srv, &mut ev, later).await;
+    assert_eq!((p.raised, p.resolved), (0, 2), "{p:?}");
+    assert_eq!(badge(&srv, &w).await, 0);
+}
+on_both_backends!(sector_rules_judge_recent_registrations);
+
+async fn signal_degradation_names_the_link(url: &str) {
+    let srv = server(url).await;
+    let w = world(&srv).await;
+    let (ap, cpe) = (&w.devices[0], &w.devices[1]);
+    let mac = client(9);
+    let now = Utc::now();
+    // Two weeks of an AP's view of one client: -60 dBm the week before last, -68 dBm last week.
+    let mut seq = 0;
+    for (days_ago, dbm) in [(12i64, -60i16), (3, -68)] {
+        let reports: Vec<DeviceReport> = (0..14)
+            .map(|h| {
+                seq += 1;
+                ap_report(ap, seq, now - Duration::days(days_ago) + Duration::hours(h), mac, dbm)
+            })
+            .collect();
+        deliver(&srv, &w, &format!("week-{days_ago}"), reports).await;
+    }
+    deliver(&srv, &w, "cpe", vec![cpe_report(cpe, now - Duration::minutes(2), mac)]).await;
+    deliver(
+        &srv,
+        &w,
+        "ap-now",
+        vec![ap_report(ap, 1000, now - Duration::minutes(1), mac, -68)],
+    )
+    .await;
+    let links = srv
+        .call(
+            "GET",
+            &format!("/api/tenants/{}/sites/{}/links", w.tenant, w.sites[0]),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(links.json.as_array().map(Vec::len), Some(1), "{:?}", links.json);
+
+    let r = srv
+        .call(
+            "POST",
+            &rules_path(&w, 0),
+            &w.root,
+            Some(
+                json!({ "name": "Fading", "rule_type": "signal_degradation", "threshold_value": 5,
+                         "threshold_unit": "dBm", "fire_after": 1 }),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let mut ev = SiteAlerts::new();
+    let p = pass(&srv, &mut ev, now).await;
+    assert_eq!((p.raised, p.failed), (1, 0), "{p:?}");
+    let e = events(&srv, &w, 0).await.remove(0);
+    assert_eq!(e["kind"], "signal_degradation");
+    assert_eq!(e["ap_device_id"], ap.as_str());
+    assert_eq!(e["device_id"], cpe.as_str());
+    assert!(e["message"].as_str().unwrap().contains("degraded 8.0 dB"), "{e}");
+}
+on_both_backends!(signal_degradation_names_the_link);
