@@ -6,6 +6,16 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Kills the server if the test fails before it stops it (a leaked server would hold its ports).
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn serve_answers_health_and_stops_on_sigterm() {
     let db = common::TestDb::sqlite();
@@ -14,9 +24,11 @@ async fn serve_answers_health_and_stops_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tod-server"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tod-server"))
         .arg("serve")
         .env("TOD_DATABASE_URL", &db.url)
+        // Never the machine's 51820: another WireGuard (or a server) may hold it.
+        .env("TOD_WIREGUARD_LISTEN", "127.0.0.1:0")
         .env("TOD_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .env("TOD_ENV", "dev")
@@ -24,6 +36,7 @@ async fn serve_answers_health_and_stops_on_sigterm() {
         .env("TOD_ADMIN_PASSWORD", "a long enough passphrase")
         .spawn()
         .unwrap();
+    let mut child = Reap(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     let body = loop {
         if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
@@ -62,12 +75,12 @@ async fn serve_answers_health_and_stops_on_sigterm() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("Invalid credentials"));
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "tod-server did not stop on SIGTERM");

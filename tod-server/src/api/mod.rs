@@ -8,6 +8,7 @@
 mod alerts;
 mod audit;
 mod auth;
+mod device_alerts;
 pub mod doc;
 mod fleet;
 mod sectors;
@@ -150,8 +151,8 @@ macro_rules! doc_part {
 
 fn routes() -> Vec<(RouteSpec, Handler)> {
     use crate::store::{
-        Agent, ApiKey, AuditRecord, ChainCheck, Device, Sector, Site, SiteAlertEvent, SiteAlertRule, Tenant, User,
-        WirelessLink,
+        Agent, AlertRule, ApiKey, AuditRecord, ChainCheck, Device, DeviceAlert, Sector, Site, SiteAlertEvent,
+        SiteAlertRule, Tenant, User, WirelessLink,
     };
     use Access::*;
     use doc::{Challenge, CreatedApiKey, Health, LoginAnswer, Me, Ready, Status, TokenAnswer};
@@ -187,6 +188,16 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/devices/bulk-assign", Tenant(Action::SiteWrite), sites::bulk_assign; "Put many devices at the site (other tenants' ids are skipped)", body sites::BulkAssign, 200 one sites::Assigned),
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/devices/{device_id}", Tenant(Action::SiteWrite), sites::assign; "Put a device at the site", 204),
         route!(DELETE "/api/tenants/{tenant_id}/sites/{site_id}/devices/{device_id}", Tenant(Action::SiteWrite), sites::unassign; "Take a device off the site", 204),
+        route!(GET "/api/alerts/rules", Own(Action::AlertRead), device_alerts::list_rules; "Device alert rules of the caller's tenant, defaults first (a super admin names ?tenant_id=)", query &["tenant_id"], 200 one device_alerts::RulePage),
+        route!(POST "/api/alerts/rules", Own(Action::AlertRuleWrite), device_alerts::create_rule; "Create a device alert rule (tenant-wide, or for one device, overriding tenant-wide rules of its metric)", query &["tenant_id"], body device_alerts::AlertRuleBody, 201 one AlertRule),
+        route!(GET "/api/alerts/rules/{rule_id}", Own(Action::AlertRead), device_alerts::get_rule; "One device alert rule", query &["tenant_id"], 200 one AlertRule),
+        route!(PUT "/api/alerts/rules/{rule_id}", Own(Action::AlertRuleWrite), device_alerts::update_rule; "Change a device alert rule (only the fields given); disabling it or changing what it tests resolves its open alerts", query &["tenant_id"], body device_alerts::AlertRuleBody, 200 one AlertRule),
+        route!(POST "/api/alerts/rules/{rule_id}/toggle", Own(Action::AlertRuleWrite), device_alerts::toggle_rule; "Enable or disable a device alert rule", query &["tenant_id"], 200 one device_alerts::Toggled),
+        route!(DELETE "/api/alerts/rules/{rule_id}", Own(Action::AlertRuleDelete), device_alerts::delete_rule; "Delete a device alert rule (default rules can only be disabled: 422); its open alerts are resolved", query &["tenant_id"], 204),
+        route!(GET "/api/alerts", Own(Action::AlertRead), device_alerts::list_alerts; "Device alert history, newest first (?status, ?severity, ?device_id, ?rule_id, ?start_date, ?end_date, ?page, ?per_page=1..200)", query &["tenant_id", "status", "severity", "device_id", "rule_id", "start_date", "end_date", "page", "per_page"], 200 one device_alerts::AlertPage),
+        route!(GET "/api/alerts/active-count", Own(Action::AlertRead), device_alerts::active_count; "Open device alerts that are not silenced", query &["tenant_id"], 200 one device_alerts::ActiveCount),
+        route!(POST "/api/alerts/{alert_id}/acknowledge", Own(Action::AlertEventWrite), device_alerts::acknowledge; "Acknowledge a device alert", query &["tenant_id"], 200 one DeviceAlert),
+        route!(POST "/api/alerts/{alert_id}/silence", Own(Action::AlertEventWrite), device_alerts::silence; "Silence an open device alert for a number of minutes", query &["tenant_id"], body device_alerts::SilenceBody, 200 one DeviceAlert),
         route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules", Tenant(Action::SiteAlertRead), site_rules::list; "A site's alert rules, newest first (?sector_id= for one sector's)", query &["sector_id"], 200 one site_rules::RulePage),
         route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}", Tenant(Action::SiteAlertRead), site_rules::get; "One alert rule", 200 one SiteAlertRule),
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules", Tenant(Action::SiteAlertRuleWrite), site_rules::create; "Create a site or sector alert rule (type, unit and threshold range checked; the sector must be at the site)", body site_rules::RuleBody, 201 one SiteAlertRule),

@@ -1184,6 +1184,7 @@ macro_rules! impl_fleet_store {
                 insert_registrations(&mut tx, tenant, &rows).await?;
                 let registrations = rows.len();
                 discover_links(&mut tx, tenant, batch).await?;
+                evaluate_device_alerts(&mut tx, tenant, agent.site_id, batch, now).await?;
                 sqlx::query(
                     "INSERT INTO ingest_batches (agent_id, idempotency_key, tenant_id, reports, received_at) \
                      VALUES ($1, $2, $3, $4, $5)",

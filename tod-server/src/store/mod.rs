@@ -3,6 +3,7 @@
 //! at start-up. The error type knows nothing about HTTP; the server maps it.
 
 mod audit;
+mod device_alerts;
 mod fleet;
 mod postgres;
 mod queries;
@@ -23,6 +24,7 @@ pub use fleet::{
     TUNNEL_GATEWAY, TUNNEL_PREFIX, TunnelPeer, WirelessLink,
 };
 
+pub use device_alerts::{AlertFilter, AlertRule, DeviceAlert, DeviceAlertStore};
 pub use postgres::PgStore;
 pub use site_alerts::{OpenRuleEvent, SiteAlertChange, SiteAlertRule, SiteAlertStore};
 pub use sqlite::SqliteStore;
@@ -361,7 +363,7 @@ pub struct AuditRecord {
 /// they work for; on PostgreSQL they also run under Row-Level Security for that tenant. Every
 /// write that changes who can do what takes the [`Audit`] record that goes with it.
 #[async_trait::async_trait]
-pub trait Store: FleetStore + SiteAlertStore + Send + Sync {
+pub trait Store: FleetStore + SiteAlertStore + DeviceAlertStore + Send + Sync {
     /// Which backend.
     fn backend(&self) -> &'static str;
     /// Whether the database answers (readiness).

@@ -3,10 +3,14 @@
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
-use tod_core::alerts::{SiteRule, SiteRuleKind, Snapshot};
-use tod_core::{AgentId, ApiKeyId, DeviceId, SectorId, SiteId, TenantId, UserId};
+use tod_core::alerts::{DeviceRule, Metric, ResolveReason, SiteRule, SiteRuleKind, Snapshot};
+use tod_core::{AgentId, ApiKeyId, DeviceId, RuleId, SectorId, SiteId, TenantId, UserId};
 use uuid::Uuid;
 
+use super::device_alerts::{
+    ALERT_RULE_COLUMNS, AlertFilter, AlertRule, AlertRuleRow, DEVICE_ALERT_SELECT, DeviceAlert, DeviceAlertStore,
+    impl_device_alert_store, impl_device_alerts, reason_str, rule_names, same_test, scope_device,
+};
 use super::fleet::{
     AgentRow, ClientEntry, ClientRow, DeviceRow, LINK_COLUMNS, LINK_CONFLICT, LinkRow, REGISTRATION_COLUMNS,
     REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow, SiteAlertEvent, SiteAlertRow,
@@ -99,6 +103,8 @@ impl_store!(PgStore, "postgres");
 impl_fleet_store!(PgStore);
 impl_discover_links!();
 impl_site_alert_store!(PgStore);
+impl_device_alert_store!(PgStore);
+impl_device_alerts!();
 
 /// Registration rows in one statement whatever their number: one array per column, `UNNEST`ed
 /// by the server (a 1 000-row `VALUES` list costs PostgreSQL 13 000 parameters to parse and plan).

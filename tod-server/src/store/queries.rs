@@ -246,6 +246,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(map_err)?;
                 let t = Tenant::from(row);
+                seed_default_rules(&mut tx, t.id, now).await?;
                 append(&mut tx, &with_resource(audit, "tenant", t.id.to_string()), now).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(t)

@@ -7,11 +7,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Sqlite, SqlitePool};
-use tod_core::alerts::{SiteRule, SiteRuleKind, Snapshot};
-use tod_core::{AgentId, ApiKeyId, DeviceId, SectorId, SiteId, TenantId, UserId};
+use tod_core::alerts::{DeviceRule, Metric, ResolveReason, SiteRule, SiteRuleKind, Snapshot};
+use tod_core::{AgentId, ApiKeyId, DeviceId, RuleId, SectorId, SiteId, TenantId, UserId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
+use super::device_alerts::{
+    ALERT_RULE_COLUMNS, AlertFilter, AlertRule, AlertRuleRow, DEVICE_ALERT_SELECT, DeviceAlert, DeviceAlertStore,
+    impl_device_alert_store, impl_device_alerts, reason_str, rule_names, same_test, scope_device,
+};
 use super::fleet::{
     AgentRow, ClientEntry, ClientRow, DeviceRow, LINK_COLUMNS, LINK_CONFLICT, LinkRow, REGISTRATION_COLUMNS,
     REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow, SiteAlertEvent, SiteAlertRow,
@@ -94,6 +98,8 @@ impl_store!(SqliteStore, "sqlite");
 impl_fleet_store!(SqliteStore);
 impl_discover_links!();
 impl_site_alert_store!(SqliteStore);
+impl_device_alert_store!(SqliteStore);
+impl_device_alerts!();
 
 /// Registration rows in multi-row inserts of at most 1 000 rows (SQLite's parameter limit).
 async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {

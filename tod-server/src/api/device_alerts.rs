@@ -1,0 +1,364 @@
+//! Device alerts: `/api/alerts/*` — rule CRUD (with the defaults every tenant starts with), the
+//! alert history with acknowledge and silence, and the active count. The caller's own tenant; a
+//! super admin names one with `?tenant_id=`. Rules are judged on every report at ingest
+//! ([`crate::store::DeviceAlertStore`]).
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use tod_core::alerts::{DeviceRule, Metric, Op, RuleScope, Severity};
+use tod_core::{DeviceId, RuleId, TenantId};
+use uuid::Uuid;
+
+use super::users::own_scope;
+use super::{Body, PathParams, QueryParams, TenantScope, tenant};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::store::{AlertFilter, AlertRule, DeviceAlert};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TenantQuery {
+    /// The tenant (super admins only; others act on their own).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    tenant_id: Option<TenantId>,
+}
+
+fn tenant_of(scope: TenantScope, asked: Option<TenantId>) -> Result<TenantId, ApiError> {
+    tenant(own_scope(scope, asked)?)
+}
+
+fn invalid(e: tod_core::alerts::ValidationError) -> ApiError {
+    ApiError::unprocessable(e.to_string())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AlertRuleBody {
+    /// 1–255 characters (required on create).
+    #[serde(default)]
+    name: Option<String>,
+    /// `cpu_load`, `memory_used_pct`, `disk_used_pct`, `temperature`, `signal_strength`, `ccq`,
+    /// `client_count` or `device_offline` (required on create).
+    #[serde(default)]
+    metric: Option<String>,
+    /// `gt`, `lt`, `gte`, `lte` or `eq` (required on create; `device_offline` uses `eq` 1).
+    #[serde(default)]
+    operator: Option<String>,
+    /// Threshold (required on create).
+    #[serde(default)]
+    threshold: Option<f64>,
+    /// Consecutive breaching reports before it fires, 1–1000 (default 1).
+    #[serde(default)]
+    duration_polls: Option<u32>,
+    /// `critical`, `warning` (default) or `info`.
+    #[serde(default)]
+    severity: Option<String>,
+    /// One device of the tenant (overriding tenant-wide rules of the same metric for it), or
+    /// `null` for every device.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    device_id: Option<Option<DeviceId>>,
+    /// Default true.
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+impl AlertRuleBody {
+    fn apply(self, mut rule: DeviceRule) -> Result<DeviceRule, ApiError> {
+        if let Some(name) = self.name {
+            super::check_name(&name)?;
+            rule.name = name.trim().to_owned();
+        }
+        if let Some(m) = self.metric {
+            rule.metric = m.parse::<Metric>().map_err(invalid)?;
+        }
+        if let Some(o) = self.operator {
+            rule.op = o.parse::<Op>().map_err(invalid)?;
+        }
+        if let Some(t) = self.threshold {
+            rule.threshold = t;
+        }
+        if let Some(n) = self.duration_polls {
+            rule.duration_polls = n;
+        }
+        if let Some(s) = self.severity {
+            rule.severity = s.parse::<Severity>().map_err(invalid)?;
+        }
+        if let Some(d) = self.device_id {
+            rule.scope = d.map_or(RuleScope::Tenant, RuleScope::Device);
+        }
+        if let Some(e) = self.enabled {
+            rule.enabled = e;
+        }
+        rule.validate().map_err(invalid)?;
+        Ok(rule)
+    }
+}
+
+/// The tenant's rules.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct RulePage {
+    /// Defaults first, then by name.
+    items: Vec<AlertRule>,
+    /// How many.
+    total: usize,
+}
+
+pub(super) async fn list_rules(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<TenantQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let items = st.store.alert_rules(tenant_of(scope, q.tenant_id)?).await?;
+    Ok(Json(RulePage {
+        total: items.len(),
+        items,
+    }))
+}
+
+pub(super) async fn get_rule(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(st.store.alert_rule(tenant_of(scope, q.tenant_id)?, id).await?))
+}
+
+pub(super) async fn create_rule(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<TenantQuery>,
+    Body(body): Body<AlertRuleBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant_of(scope, q.tenant_id)?;
+    for (field, given) in [
+        ("name", body.name.is_some()),
+        ("metric", body.metric.is_some()),
+        ("operator", body.operator.is_some()),
+        ("threshold", body.threshold.is_some()),
+    ] {
+        if !given {
+            return Err(ApiError::unprocessable(format!("{field}: required")));
+        }
+    }
+    let base = DeviceRule {
+        id: RuleId(Uuid::new_v4()),
+        name: String::new(),
+        metric: Metric::CpuLoad,
+        op: Op::Gt,
+        threshold: 0.0,
+        duration_polls: 1,
+        severity: Severity::Warning,
+        scope: RuleScope::Tenant,
+        enabled: true,
+        is_default: false,
+    };
+    let rule = body.apply(base)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.store.create_alert_rule(t, &rule, Utc::now()).await?),
+    ))
+}
+
+async fn stored_rule(st: &AppState, t: TenantId, id: Uuid) -> Result<DeviceRule, ApiError> {
+    st.store
+        .alert_rule(t, id)
+        .await?
+        .to_rule()
+        .ok_or_else(|| ApiError::internal("stored alert rule is not readable"))
+}
+
+pub(super) async fn update_rule(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
+    Body(body): Body<AlertRuleBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant_of(scope, q.tenant_id)?;
+    let rule = body.apply(stored_rule(&st, t, id).await?)?;
+    Ok(Json(st.store.update_alert_rule(t, &rule, Utc::now()).await?))
+}
+
+/// A rule's new state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Toggled {
+    /// The rule.
+    id: Uuid,
+    /// Whether it is now enabled.
+    enabled: bool,
+}
+
+pub(super) async fn toggle_rule(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant_of(scope, q.tenant_id)?;
+    let mut rule = stored_rule(&st, t, id).await?;
+    rule.enabled = !rule.enabled;
+    let saved = st.store.update_alert_rule(t, &rule, Utc::now()).await?;
+    Ok(Json(Toggled {
+        id: saved.id,
+        enabled: saved.enabled,
+    }))
+}
+
+pub(super) async fn delete_rule(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant_of(scope, q.tenant_id)?;
+    st.store.delete_alert_rule(t, id, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AlertQuery {
+    /// The tenant (super admins only).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    tenant_id: Option<TenantId>,
+    /// `firing`, `flapping` or `resolved`.
+    #[serde(default)]
+    status: Option<String>,
+    /// `critical`, `warning` or `info`.
+    #[serde(default)]
+    severity: Option<String>,
+    /// One device.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    device_id: Option<DeviceId>,
+    /// One rule.
+    #[serde(default)]
+    rule_id: Option<Uuid>,
+    /// Fired at or after (RFC 3339).
+    #[serde(default)]
+    start_date: Option<DateTime<Utc>>,
+    /// Fired at or before (RFC 3339).
+    #[serde(default)]
+    end_date: Option<DateTime<Utc>>,
+    /// From 1 (default 1).
+    #[serde(default)]
+    page: Option<i64>,
+    /// 1–200 (default 50).
+    #[serde(default)]
+    per_page: Option<i64>,
+}
+
+/// A page of the alert history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct AlertPage {
+    /// Newest first.
+    items: Vec<DeviceAlert>,
+    /// All alerts matching the filters.
+    total: i64,
+    /// This page.
+    page: i64,
+    /// Its size.
+    per_page: i64,
+}
+
+pub(super) async fn list_alerts(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<AlertQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant_of(scope, q.tenant_id)?;
+    let (page, per_page) = (q.page.unwrap_or(1), q.per_page.unwrap_or(50));
+    if page < 1 {
+        return Err(ApiError::unprocessable("page: 1 or more"));
+    }
+    if !(1..=200).contains(&per_page) {
+        return Err(ApiError::unprocessable("per_page: 1 to 200"));
+    }
+    if let Some(s) = q.status.as_deref()
+        && !matches!(s, "firing" | "flapping" | "resolved")
+    {
+        return Err(ApiError::unprocessable("status: firing, flapping or resolved"));
+    }
+    if let Some(s) = q.severity.as_deref() {
+        s.parse::<Severity>().map_err(invalid)?;
+    }
+    let filter = AlertFilter {
+        status: q.status.as_deref(),
+        severity: q.severity.as_deref(),
+        device: q.device_id,
+        rule: q.rule_id,
+        from: q.start_date,
+        to: q.end_date,
+        limit: per_page,
+        offset: (page - 1).saturating_mul(per_page),
+    };
+    let (items, total) = st.store.device_alerts(t, filter).await?;
+    Ok(Json(AlertPage {
+        items,
+        total,
+        page,
+        per_page,
+    }))
+}
+
+/// Open alerts that are not silenced.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ActiveCount {
+    /// How many.
+    count: i64,
+}
+
+pub(super) async fn active_count(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<TenantQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let count = st
+        .store
+        .active_alert_count(tenant_of(scope, q.tenant_id)?, Utc::now())
+        .await?;
+    Ok(Json(ActiveCount { count }))
+}
+
+pub(super) async fn acknowledge(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant_of(scope, q.tenant_id)?;
+    let by = caller.user_id().map(|u| u.0);
+    Ok(Json(st.store.acknowledge_alert(t, id, by, Utc::now()).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SilenceBody {
+    /// Minutes, 1 to 43 200 (30 days).
+    duration_minutes: i64,
+}
+
+pub(super) async fn silence(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
+    Body(body): Body<SilenceBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant_of(scope, q.tenant_id)?;
+    if !(1..=43_200).contains(&body.duration_minutes) {
+        return Err(ApiError::unprocessable("duration_minutes: 1 to 43200"));
+    }
+    let until = Utc::now() + Duration::minutes(body.duration_minutes);
+    Ok(Json(st.store.silence_alert(t, id, until).await?))
+}
