@@ -1,0 +1,531 @@
+//! tod-plugin-host: runs TOD alert plugins — WebAssembly components of the `tod:plugin` world
+//! (`plugins/wit`) — as tod-core [`Rule`]s, so a plugin's findings get exactly the lifecycle of
+//! the built-in rules (hysteresis, flapping, maintenance windows, notifications).
+//!
+//! - **Sandbox.** The component model on wasmtime, with no WASI: a plugin can import only the
+//!   three read-only host functions of the world (clock, log, its own configuration). A component
+//!   that imports anything else is refused when it is loaded, with the import named.
+//! - **Bounds.** Every call runs on a fuel budget (CPU) with a memory cap; output is bounded
+//!   (findings per call, message and evidence sizes); logs are truncated and counted.
+//! - **Failure.** A trap, an exhausted budget, a memory cap reached or oversized output disables
+//!   the plugin and records why ([`Status::Disabled`]); the host never panics on plugin
+//!   behaviour, and other plugins keep running.
+//! - **Speed.** Components are compiled once per content (an in-memory cache by SHA-256); an
+//!   instance is kept and reused between calls; a snapshot can be converted once
+//!   ([`Prepared`]) and handed to several plugins.
+//!
+//! Plugins may be given as components, or as core modules built by `wit-bindgen` for
+//! `wasm32-unknown-unknown`, which are turned into components here (`wit-component`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tod_core::alerts::{Finding, Hysteresis, Rule, RuleError, Snapshot};
+use tod_core::{RuleId, TenantId};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+
+mod convert;
+
+pub use convert::Prepared;
+
+/// The generated bindings of the `tod:plugin` world.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin",
+    });
+}
+
+use bindings::Plugin;
+use bindings::tod::plugin::types as wit;
+
+/// Limits applied to every plugin call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted upload, bytes.
+    pub max_component_bytes: usize,
+    /// Fuel per call (roughly one unit per WebAssembly instruction).
+    pub fuel_per_call: u64,
+    /// Linear memory cap per instance, bytes.
+    pub max_memory_bytes: usize,
+    /// Findings per call.
+    pub max_findings: usize,
+    /// Characters per message.
+    pub max_message_chars: usize,
+    /// Evidence pairs per finding.
+    pub max_evidence: usize,
+    /// Log lines kept per call (the rest are counted).
+    pub max_log_lines: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_component_bytes: 8 * 1024 * 1024,
+            fuel_per_call: 200_000_000,
+            max_memory_bytes: 64 * 1024 * 1024,
+            max_findings: 10_000,
+            max_message_chars: 2_000,
+            max_evidence: 32,
+            max_log_lines: 20,
+        }
+    }
+}
+
+/// Why a plugin could not be loaded or was disabled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// The upload is over the size limit.
+    #[error("the component is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a valid component or module, or not one of the `tod:plugin` world.
+    #[error("not a TOD plugin: {0}")]
+    Invalid(String),
+    /// It imports something the host does not provide.
+    #[error("the plugin imports something the host does not provide: {0}")]
+    Import(String),
+    /// A call failed: trap, fuel, memory, or output over the limits.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A plugin's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Runs.
+    Enabled,
+    /// Stopped after a failure; the reason is what an operator reads.
+    Disabled {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Whether it reads devices, links, sectors, history.
+    pub inputs: Inputs,
+}
+
+/// The snapshot parts a plugin reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inputs {
+    /// Devices and their metrics.
+    pub devices: bool,
+    /// Links.
+    pub links: bool,
+    /// Sector aggregates.
+    pub sectors: bool,
+    /// Signal history.
+    pub history: bool,
+}
+
+impl Inputs {
+    /// Everything.
+    pub const ALL: Self = Self {
+        devices: true,
+        links: true,
+        sectors: true,
+        history: true,
+    };
+}
+
+/// The per-store data: what host functions see.
+struct State {
+    limits: StoreLimits,
+    now_ms: i64,
+    config: Vec<(String, String)>,
+    logs: u32,
+    max_logs: u32,
+    name: String,
+}
+
+impl wit::Host for State {}
+
+impl bindings::tod::plugin::host::Host for State {
+    fn now_ms(&mut self) -> i64 {
+        self.now_ms
+    }
+
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        self.logs = self.logs.saturating_add(1);
+        if self.logs > self.max_logs {
+            return;
+        }
+        let message: String = message.chars().take(500).collect();
+        let plugin = self.name.as_str();
+        match level {
+            wit::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            wit::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            wit::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            wit::LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        self.config.clone()
+    }
+}
+
+/// Compiles and instantiates plugins; one per process is enough.
+#[derive(Clone)]
+pub struct PluginHost {
+    engine: Engine,
+    linker: Arc<Linker<State>>,
+    limits: Limits,
+    cache: Arc<Mutex<HashMap<[u8; 32], Component>>>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// A host with these limits.
+    pub fn new(limits: Limits) -> Result<Self, PluginError> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Invalid(format!("engine: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Invalid(format!("linker: {e}")))?;
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            limits,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// How many compiled components the cache holds.
+    pub fn cached_components(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.len())
+    }
+
+    /// Validates and compiles `bytes` (a component, or a `wit-bindgen` core module), cached by
+    /// content. Imports are checked here: a plugin that needs anything the host does not offer
+    /// is refused now, not at its first evaluation.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, PluginError> {
+        if bytes.len() > self.limits.max_component_bytes {
+            return Err(PluginError::TooLarge {
+                size: bytes.len(),
+                limit: self.limits.max_component_bytes,
+            });
+        }
+        let key = sha256(bytes);
+        if let Some(c) = self.cache.lock().map_err(poisoned)?.get(&key) {
+            return Ok(Compiled {
+                component: c.clone(),
+                sha256: key,
+            });
+        }
+        let component_bytes = componentize(bytes)?;
+        let component =
+            Component::new(&self.engine, &component_bytes).map_err(|e| PluginError::Invalid(format!("{e:#}")))?;
+        self.linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Import(format!("{e:#}")))?;
+        self.cache.lock().map_err(poisoned)?.insert(key, component.clone());
+        Ok(Compiled { component, sha256: key })
+    }
+
+    /// Instantiates a compiled plugin as rule `id` with `hysteresis` and its own configuration,
+    /// and asks it for its metadata (under the same bounds as an evaluation).
+    pub fn instantiate(
+        &self,
+        compiled: &Compiled,
+        id: RuleId,
+        hysteresis: Hysteresis,
+        config: Vec<(String, String)>,
+    ) -> Result<WasmRule, PluginError> {
+        let state = State {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_memory_bytes)
+                .instances(4)
+                .tables(8)
+                .memories(2)
+                .trap_on_grow_failure(true)
+                .build(),
+            now_ms: 0,
+            config,
+            logs: 0,
+            max_logs: self.limits.max_log_lines,
+            name: String::new(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store
+            .set_fuel(self.limits.fuel_per_call)
+            .map_err(|e| PluginError::Failed(e.to_string()))?;
+        let bindings = Plugin::instantiate(&mut store, &compiled.component, &self.linker)
+            .map_err(|e| PluginError::Failed(format!("instantiation failed: {}", describe(&e))))?;
+        let meta = bindings
+            .call_metadata(&mut store)
+            .map_err(|e| PluginError::Failed(format!("metadata failed: {}", describe(&e))))?;
+        let mut inputs = Inputs::default();
+        for i in &meta.inputs {
+            match i {
+                wit::Input::Devices => inputs.devices = true,
+                wit::Input::Links => inputs.links = true,
+                wit::Input::Sectors => inputs.sectors = true,
+                wit::Input::History => inputs.history = true,
+            }
+        }
+        let metadata = Metadata {
+            name: meta.name.chars().take(255).collect(),
+            version: meta.version.chars().take(64).collect(),
+            inputs,
+        };
+        store.data_mut().name = metadata.name.clone();
+        Ok(WasmRule {
+            id,
+            hysteresis,
+            metadata,
+            limits: self.limits,
+            inner: Mutex::new(Inner {
+                store,
+                bindings,
+                status: Status::Enabled,
+            }),
+        })
+    }
+}
+
+/// A validated, compiled plugin.
+#[derive(Clone)]
+pub struct Compiled {
+    component: Component,
+    sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("sha256", &self.sha256_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compiled {
+    /// The SHA-256 of the uploaded bytes, hex.
+    pub fn sha256_hex(&self) -> String {
+        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+struct Inner {
+    store: Store<State>,
+    bindings: Plugin,
+    status: Status,
+}
+
+/// A plugin instance, as a tod-core [`Rule`]. Calls are serialised on its one instance.
+pub struct WasmRule {
+    id: RuleId,
+    hysteresis: Hysteresis,
+    metadata: Metadata,
+    limits: Limits,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for WasmRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmRule")
+            .field("id", &self.id)
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmRule {
+    /// What the plugin said about itself.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Enabled, or disabled and why.
+    pub fn status(&self) -> Status {
+        self.inner
+            .lock()
+            .map(|i| i.status.clone())
+            .unwrap_or_else(|_| Status::Disabled {
+                reason: "internal error: poisoned lock".into(),
+            })
+    }
+
+    /// Judges a snapshot converted beforehand (one conversion for several plugins).
+    pub fn evaluate_prepared(&self, prepared: &Prepared) -> Result<Vec<Finding>, RuleError> {
+        let fail = |reason: String| RuleError { rule: self.id, reason };
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| fail("internal error: poisoned lock".into()))?;
+        if let Status::Disabled { reason } = &inner.status {
+            return Err(fail(format!("disabled: {reason}")));
+        }
+        let Inner {
+            store,
+            bindings,
+            status,
+        } = &mut *inner;
+        let outcome = run(store, bindings, prepared, &self.limits);
+        match outcome {
+            Ok(findings) => Ok(findings),
+            Err(Outcome::Declined(msg)) => Err(fail(format!("the plugin could not judge: {msg}"))),
+            Err(Outcome::Broken(reason)) => {
+                tracing::warn!(plugin = %self.metadata.name, %reason, "plugin disabled");
+                *status = Status::Disabled { reason: reason.clone() };
+                Err(fail(reason))
+            }
+        }
+    }
+
+    /// Converts `snapshot` with this plugin's inputs and judges it.
+    pub fn evaluate_snapshot(&self, snapshot: &Snapshot) -> Result<Vec<Finding>, RuleError> {
+        self.evaluate_prepared(&Prepared::new(snapshot, self.metadata.inputs))
+    }
+}
+
+enum Outcome {
+    /// The plugin returned an error value: this pass has no verdict; it stays enabled.
+    Declined(String),
+    /// A trap, a bound, or bad output: the plugin is disabled.
+    Broken(String),
+}
+
+fn run(
+    store: &mut Store<State>,
+    bindings: &Plugin,
+    prepared: &Prepared,
+    limits: &Limits,
+) -> Result<Vec<Finding>, Outcome> {
+    store
+        .set_fuel(limits.fuel_per_call)
+        .map_err(|e| Outcome::Broken(e.to_string()))?;
+    store.data_mut().now_ms = prepared.snapshot.at_ms;
+    store.data_mut().logs = 0;
+    let result = bindings
+        .call_evaluate(&mut *store, &prepared.snapshot)
+        .map_err(|e| Outcome::Broken(describe(&e)))?;
+    let findings = result.map_err(|m| Outcome::Declined(m.chars().take(limits.max_message_chars).collect()))?;
+    if findings.len() > limits.max_findings {
+        return Err(Outcome::Broken(format!(
+            "returned {} findings in one call; the limit is {}",
+            findings.len(),
+            limits.max_findings
+        )));
+    }
+    findings
+        .into_iter()
+        .map(|f| convert::finding(f, limits).map_err(Outcome::Broken))
+        .collect()
+}
+
+impl Rule for WasmRule {
+    fn id(&self) -> RuleId {
+        self.id
+    }
+
+    fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    fn hysteresis(&self) -> Hysteresis {
+        self.hysteresis
+    }
+
+    fn evaluate(&self, snapshot: &Snapshot) -> Result<Vec<Finding>, RuleError> {
+        self.evaluate_snapshot(snapshot)
+    }
+}
+
+/// What went wrong in a call, in an operator's words.
+fn describe(e: &wasmtime::Error) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::OutOfFuel => "it ran out of fuel (its CPU budget per call)".into(),
+            wasmtime::Trap::UnreachableCodeReached => "it trapped (unreachable code: a panic or an abort)".into(),
+            other => format!("it trapped: {other}"),
+        };
+    }
+    let text = format!("{e:#}");
+    if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {
+        return format!("it reached its memory limit: {text}");
+    }
+    format!("it failed: {text}")
+}
+
+/// Builds the example plugins of `plugins/guest` for `wasm32-unknown-unknown` (release) into
+/// `target_dir` and returns the directory holding the `.wasm` files, for tests and benchmarks.
+/// Fails with cargo's message (for instance when the target is not installed).
+pub fn build_example_plugins(target_dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown", "--quiet"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(target_dir.join("wasm32-unknown-unknown/release"))
+}
+
+fn componentize(bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
+    if wasmparser_is_component(bytes) {
+        return Ok(bytes.to_vec());
+    }
+    wit_component::ComponentEncoder::default()
+        .module(bytes)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| PluginError::Invalid(format!("{e:#}")))
+}
+
+/// A component's preamble has layer 1; a core module's has layer 0.
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+fn poisoned<T>(_: T) -> PluginError {
+    PluginError::Failed("internal error: poisoned lock".into())
+}
+
+/// The time of a snapshot, for plugins.
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// The tenant id as plugins see it.
+pub(crate) fn tenant_str(t: TenantId) -> String {
+    t.to_string()
+}
