@@ -5,7 +5,7 @@ use tod_core::links::{LinkKey, LinkState};
 use tod_core::{DeviceId, DeviceStatus, SectorId, SiteId};
 use uuid::Uuid;
 
-use super::{Inputs, Limits, millis, tenant_str, wit};
+use super::{Inputs, Limits, millis, wit};
 
 /// A snapshot in the plugin world's types, converted once and handed to any number of plugins
 /// that read the same parts.
@@ -17,7 +17,6 @@ pub struct Prepared {
 impl Prepared {
     /// Converts the parts of `snapshot` that `inputs` name (the rest stay empty).
     pub fn new(snapshot: &Snapshot, inputs: Inputs) -> Self {
-        let id = |u: Uuid| u.to_string();
         let devices = if inputs.devices {
             snapshot
                 .devices
@@ -102,7 +101,7 @@ impl Prepared {
         };
         Self {
             snapshot: wit::Snapshot {
-                tenant: tenant_str(snapshot.tenant),
+                tenant: id(snapshot.tenant.0),
                 at_ms: millis(snapshot.at),
                 devices,
                 links,
@@ -113,21 +112,26 @@ impl Prepared {
     }
 }
 
-fn uuid(field: &str, s: &str) -> Result<Uuid, String> {
-    s.parse()
-        .map_err(|_| format!("returned a finding whose {field} is not an id: {s:?}"))
+/// An id as plugins see it.
+fn id(u: Uuid) -> wit::Id {
+    let (hi, lo) = u.as_u64_pair();
+    wit::Id { hi, lo }
+}
+
+fn uuid(i: &wit::Id) -> Uuid {
+    Uuid::from_u64_pair(i.hi, i.lo)
 }
 
 /// A plugin's finding, checked against the limits.
 pub(crate) fn finding(f: wit::Finding, limits: &Limits) -> Result<Finding, String> {
     let subject = match &f.subject {
-        wit::Subject::Device(d) => Subject::Device(DeviceId(uuid("device", d)?)),
+        wit::Subject::Device(d) => Subject::Device(DeviceId(uuid(d))),
         wit::Subject::Link((ap, cpe)) => Subject::Link(LinkKey {
-            ap: DeviceId(uuid("link's access point", ap)?),
-            cpe: DeviceId(uuid("link's client", cpe)?),
+            ap: DeviceId(uuid(ap)),
+            cpe: DeviceId(uuid(cpe)),
         }),
-        wit::Subject::Site(s) => Subject::Site(SiteId(uuid("site", s)?)),
-        wit::Subject::Sector(s) => Subject::Sector(SectorId(uuid("sector", s)?)),
+        wit::Subject::Site(s) => Subject::Site(SiteId(uuid(s))),
+        wit::Subject::Sector(s) => Subject::Sector(SectorId(uuid(s))),
     };
     if f.message.chars().count() > limits.max_message_chars {
         return Err(format!(

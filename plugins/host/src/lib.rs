@@ -6,7 +6,8 @@
 //!   three read-only host functions of the world (clock, log, its own configuration). A component
 //!   that imports anything else is refused when it is loaded, with the import named.
 //! - **Bounds.** Every call runs on a fuel budget (CPU) with a memory cap; output is bounded
-//!   (findings per call, message and evidence sizes); logs are truncated and counted.
+//!   (findings per call, message and evidence sizes, finite values); logs are truncated and
+//!   counted.
 //! - **Failure.** A trap, an exhausted budget, a memory cap reached or oversized output disables
 //!   the plugin and records why ([`Status::Disabled`]); the host never panics on plugin
 //!   behaviour, and other plugins keep running.
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tod_core::alerts::{Finding, Hysteresis, Rule, RuleError, Snapshot};
-use tod_core::{RuleId, TenantId};
+use tod_core::RuleId;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
@@ -523,9 +524,4 @@ fn poisoned<T>(_: T) -> PluginError {
 /// The time of a snapshot, for plugins.
 pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
-}
-
-/// The tenant id as plugins see it.
-pub(crate) fn tenant_str(t: TenantId) -> String {
-    t.to_string()
 }

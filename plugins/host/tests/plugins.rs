@@ -206,8 +206,8 @@ fn hostile_plugins_are_stopped_with_a_reason_and_the_others_keep_running() {
         ("loop", "ran out of fuel"),
         ("grow", "memory"),
         ("trap", "trapped"),
-        ("flood", ""),
-        ("bad-id", "not an id"),
+        ("flood", "memory limit"),
+        ("nan", "not a finite number"),
     ] {
         let plugin = load(&host, "hostile", &[("mode", mode)]).unwrap();
         let err = plugin.evaluate(&s).expect_err(mode);

@@ -7,7 +7,8 @@
 //!
 //! The host gives a plugin three things: the evaluation time ([`now_ms`]), a log ([`log`]) and
 //! its own configuration ([`config`], [`config_f64`]). Nothing else — no files, network or clock
-//! beyond that — and every call runs on a CPU and memory budget.
+//! beyond that — and every call runs on a CPU and memory budget. Ids ([`Id`]) are UUIDs as two
+//! 64-bit halves: comparable, hashable, printable, and free to pass.
 
 /// The generated bindings of the `tod:plugin` world.
 #[doc(hidden)]
@@ -64,4 +65,53 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     } else {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
     })
+}
+
+impl Id {
+    /// The id as one number (the UUID's 128 bits).
+    pub fn as_u128(&self) -> u128 {
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
+    }
+}
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Self) -> bool {
+        (self.hi, self.lo) == (other.hi, other.lo)
+    }
+}
+
+impl Eq for Id {}
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.hi, self.lo).hash(state);
+    }
+}
+
+impl PartialOrd for Id {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Id {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.hi, self.lo).cmp(&(other.hi, other.lo))
+    }
+}
+
+/// The UUID form, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.as_u128();
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            v >> 96,
+            (v >> 80) & 0xffff,
+            (v >> 64) & 0xffff,
+            (v >> 48) & 0xffff,
+            v & 0xffff_ffff_ffff
+        )
+    }
 }

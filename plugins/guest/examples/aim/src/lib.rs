@@ -20,11 +20,11 @@ impl Plugin for Aim {
     fn evaluate(snapshot: Snapshot) -> Result<Vec<Finding>, String> {
         let margin = config_f64("margin_db", 10.0);
         let min_clients = config_f64("min_clients", 3.0) as usize;
-        let mut by_ap: BTreeMap<&str, Vec<&Link>> = BTreeMap::new();
+        let mut by_ap: BTreeMap<Id, Vec<&Link>> = BTreeMap::new();
         for l in &snapshot.links {
             let up = matches!(l.state, LinkState::Active | LinkState::Degraded);
             if up && l.signal_dbm.is_some() {
-                by_ap.entry(l.ap.as_str()).or_default().push(l);
+                by_ap.entry(l.ap).or_default().push(l);
             }
         }
         let mut out = Vec::new();
@@ -35,7 +35,7 @@ impl Plugin for Aim {
                 let dbm = f64::from(l.signal_dbm.unwrap_or_default());
                 if median - dbm > margin {
                     let mut f = finding(
-                        Subject::Link((l.ap.clone(), l.cpe.clone())),
+                        Subject::Link((l.ap, l.cpe)),
                         Severity::Warning,
                         format!(
                             "client signal {dbm} dBm is {:.1} dB below its access point's median ({median:.1} dBm): check the CPE's aim",

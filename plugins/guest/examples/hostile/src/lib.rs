@@ -1,6 +1,6 @@
 //! A plugin that misbehaves on purpose, as its configuration's `mode` says: `loop` (never
 //! returns), `grow` (allocates until it is stopped), `trap` (panics), `flood` (returns a million
-//! findings), `bad-id` (names a subject that is not an id), `decline` (returns an error value),
+//! findings), `nan` (a value that is not a number), `decline` (returns an error value),
 //! `log` (logs a thousand lines), anything else behaves. The host's tests use it.
 
 use tod_plugin_sdk::*;
@@ -17,7 +17,7 @@ impl Plugin for Hostile {
     }
 
     fn evaluate(snapshot: Snapshot) -> Result<Vec<Finding>, String> {
-        let site = || Subject::Site("00000000-0000-0000-0000-000000000001".into());
+        let site = || Subject::Site(Id { hi: 0, lo: 1 });
         match config_str("mode").as_deref() {
             Some("loop") => {
                 let mut n: u64 = 0;
@@ -36,12 +36,7 @@ impl Plugin for Hostile {
             Some("flood") => Ok((0..1_000_000)
                 .map(|i| finding(site(), Severity::Info, "flood", Some(f64::from(i))))
                 .collect()),
-            Some("bad-id") => Ok(vec![finding(
-                Subject::Device("not-an-id".into()),
-                Severity::Info,
-                "x",
-                None,
-            )]),
+            Some("nan") => Ok(vec![finding(site(), Severity::Info, "x", Some(f64::NAN))]),
             Some("decline") => Err("no data yet".into()),
             Some("log") => {
                 for i in 0..1000 {

@@ -27,12 +27,12 @@ impl Plugin for RainFade {
         let recent_from = snapshot.at_ms - window_ms;
         let base_from = recent_from - 60 * 60_000;
         // (ap, cpe) → (recent sum, n, baseline sum, n)
-        let mut sums: BTreeMap<(&str, &str), (f64, u32, f64, u32)> = BTreeMap::new();
+        let mut sums: BTreeMap<(Id, Id), (f64, u32, f64, u32)> = BTreeMap::new();
         for h in &snapshot.history {
             if h.at_ms > snapshot.at_ms || h.at_ms <= base_from || h.dbm == 0 {
                 continue;
             }
-            let e = sums.entry((h.ap.as_str(), h.cpe.as_str())).or_default();
+            let e = sums.entry((h.ap, h.cpe)).or_default();
             if h.at_ms > recent_from {
                 e.0 += f64::from(h.dbm);
                 e.1 += 1;
@@ -41,12 +41,12 @@ impl Plugin for RainFade {
                 e.3 += 1;
             }
         }
-        let site_of: BTreeMap<(&str, &str), &str> = snapshot
+        let site_of: BTreeMap<(Id, Id), Id> = snapshot
             .links
             .iter()
-            .filter_map(|l| Some(((l.ap.as_str(), l.cpe.as_str()), l.site.as_deref()?)))
+            .filter_map(|l| Some(((l.ap, l.cpe), l.site?)))
             .collect();
-        let mut dropped: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut dropped: BTreeMap<Id, Vec<f64>> = BTreeMap::new();
         for (link, (rs, rn, bs, bn)) in &sums {
             if *rn == 0 || *bn == 0 {
                 continue;
@@ -55,11 +55,11 @@ impl Plugin for RainFade {
             if drop >= drop_db
                 && let Some(site) = site_of.get(link)
             {
-                dropped.entry(site).or_default().push(drop);
+                dropped.entry(*site).or_default().push(drop);
             }
         }
         let links: usize = dropped.values().map(Vec::len).sum();
-        let sites: BTreeSet<&str> = dropped.keys().copied().collect();
+        let sites: BTreeSet<Id> = dropped.keys().copied().collect();
         if links < min_links || sites.len() < min_sites {
             return Ok(Vec::new());
         }
@@ -68,7 +68,7 @@ impl Plugin for RainFade {
             .map(|(site, drops)| {
                 let worst = drops.iter().copied().fold(0.0, f64::max);
                 let mut f = finding(
-                    Subject::Site((*site).to_string()),
+                    Subject::Site(*site),
                     Severity::Warning,
                     format!(
                         "rain fade: {} links here and {links} at {} sites dropped {drop_db:.0} dB or more together (worst {worst:.1} dB)",

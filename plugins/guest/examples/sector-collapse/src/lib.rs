@@ -27,7 +27,7 @@ impl Plugin for SectorCollapse {
             }
             if let Some(ccq) = s.avg_ccq.filter(|c| *c < ccq_min) {
                 out.push(finding(
-                    Subject::Sector(s.id.clone()),
+                    Subject::Sector(s.id),
                     Severity::Critical,
                     format!(
                         "average CCQ {ccq:.0} % below {ccq_min:.0} % with {} clients",
@@ -37,7 +37,7 @@ impl Plugin for SectorCollapse {
                 ));
             } else if let Some(bps) = s.throughput_bps.filter(|b| bps_min > 0.0 && *b < bps_min) {
                 out.push(finding(
-                    Subject::Sector(s.id.clone()),
+                    Subject::Sector(s.id),
                     Severity::Critical,
                     format!(
                         "throughput {:.1} Mbit/s below {:.1} Mbit/s with {} clients",

@@ -4,7 +4,7 @@
 //! snapshot converted once for several plugins ([`Prepared`]), on an empty snapshot (the floor),
 //! and with a fresh instance per call.
 //!
-//! Run: `cargo bench -p tod-benches --bench plugins` (needs `rustup target add
+//! Run: `cargo bench -p tod-plugin-host --bench plugins` (needs `rustup target add
 //! wasm32-unknown-unknown`; `TOD_BENCH_PLUGIN_SECS=2` per measurement, 5 rounds, medians).
 
 use std::hint::black_box;
