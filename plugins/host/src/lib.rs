@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use tod_core::alerts::{Finding, Hysteresis, Rule, RuleError, Snapshot};
 use tod_core::RuleId;
+use tod_core::alerts::{Finding, Hysteresis, Rule, RuleError, Snapshot};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
