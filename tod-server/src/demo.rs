@@ -103,6 +103,8 @@ pub struct Progress {
     pub tunnels_up: usize,
     /// Active site alerts.
     pub active_alerts: usize,
+    /// Open device alerts (not silenced), from the device rules judged at ingest.
+    pub device_alerts: usize,
     /// Something the demo's script just did.
     pub note: Option<String>,
 }
@@ -317,8 +319,10 @@ pub async fn run(
                 let devices = devices.as_array().cloned().unwrap_or_default();
                 let links = links.as_array().cloned().unwrap_or_default();
                 let alerts = call("GET", format!("/api/tenants/{tenant}/alert-events/count"), None).await?;
+                let device_alerts = call("GET", format!("/api/alerts/active-count?tenant_id={tenant}"), None).await?;
                 let p = Progress {
                     active_alerts: alerts["count"].as_u64().unwrap_or(0) as usize,
+                    device_alerts: device_alerts["count"].as_u64().unwrap_or(0) as usize,
                     note: note.lock().expect("note lock").take(),
                     devices: devices.len(),
                     online: devices.iter().filter(|d| d["status"] == "online").count(),

@@ -94,14 +94,15 @@ async fn demo(opts: tod_server::demo::DemoOptions) -> Result<(), String> {
                 println!("[{:>5.0} s] {note}", started.elapsed().as_secs_f64());
             }
             println!(
-                "[{:>5.0} s] devices online {}/{}  links {} ({} live)  tunnels up {}  active alerts {}",
+                "[{:>5.0} s] devices online {}/{}  links {} ({} live)  tunnels up {}  site alerts {}  device alerts {}",
                 started.elapsed().as_secs_f64(),
                 p.online,
                 p.devices,
                 p.links,
                 p.live_links,
                 p.tunnels_up,
-                p.active_alerts
+                p.active_alerts,
+                p.device_alerts
             )
         },
         shutdown_signal(),

@@ -100,6 +100,12 @@ async fn the_demo_shows_the_whole_system_working(db_url: &str) {
     .await;
     assert!(!history["items"].as_array().unwrap().is_empty(), "{history}");
 
+    // Device alert rules: the tenant started with the defaults, judged on every report.
+    let rules = get("/api/alerts/rules".to_owned()).await;
+    assert_eq!(rules["total"], 6, "{rules}");
+    let open = get("/api/alerts?status=firing&per_page=200".to_owned()).await;
+    assert!(open["total"].as_i64().is_some(), "{open}");
+
     // The scripted backhaul outage: one "agent offline" alert for the tower, not one per device,
     // resolved by itself when the agent comes back and backfills.
     let deadline = Instant::now() + Duration::from_secs(60);
