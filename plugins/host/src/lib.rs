@@ -498,7 +498,7 @@ pub fn build_example_plugins(target_dir: &std::path::Path) -> Result<std::path::
 }
 
 fn componentize(bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
-    if wasmparser_is_component(bytes) {
+    if is_component(bytes) {
         return Ok(bytes.to_vec());
     }
     wit_component::ComponentEncoder::default()
@@ -508,7 +508,7 @@ fn componentize(bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
 }
 
 /// A component's preamble has layer 1; a core module's has layer 0.
-fn wasmparser_is_component(bytes: &[u8]) -> bool {
+fn is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [1, 0]
 }
 

@@ -13,25 +13,11 @@ use tod_core::alerts::{DeviceRule, Metric, Op, RuleScope, Severity};
 use tod_core::{DeviceId, RuleId, TenantId};
 use uuid::Uuid;
 
-use super::users::own_scope;
-use super::{Body, PathParams, QueryParams, TenantScope, tenant};
+use super::{Body, PathParams, QueryParams, TenantQuery, TenantScope, own_tenant};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::store::{AlertFilter, AlertRule, DeviceAlert};
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TenantQuery {
-    /// The tenant (super admins only; others act on their own).
-    #[serde(default)]
-    #[schema(value_type = Option<String>, format = Uuid)]
-    tenant_id: Option<TenantId>,
-}
-
-fn tenant_of(scope: TenantScope, asked: Option<TenantId>) -> Result<TenantId, ApiError> {
-    tenant(own_scope(scope, asked)?)
-}
 
 fn invalid(e: tod_core::alerts::ValidationError) -> ApiError {
     ApiError::unprocessable(e.to_string())
@@ -115,7 +101,7 @@ pub(super) async fn list_rules(
     Extension(scope): Extension<TenantScope>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let items = st.store.alert_rules(tenant_of(scope, q.tenant_id)?).await?;
+    let items = st.store.alert_rules(own_tenant(scope, q.tenant_id)?).await?;
     Ok(Json(RulePage {
         total: items.len(),
         items,
@@ -128,7 +114,7 @@ pub(super) async fn get_rule(
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(st.store.alert_rule(tenant_of(scope, q.tenant_id)?, id).await?))
+    Ok(Json(st.store.alert_rule(own_tenant(scope, q.tenant_id)?, id).await?))
 }
 
 pub(super) async fn create_rule(
@@ -137,7 +123,7 @@ pub(super) async fn create_rule(
     QueryParams(q): QueryParams<TenantQuery>,
     Body(body): Body<AlertRuleBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q.tenant_id)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     for (field, given) in [
         ("name", body.name.is_some()),
         ("metric", body.metric.is_some()),
@@ -182,7 +168,7 @@ pub(super) async fn update_rule(
     QueryParams(q): QueryParams<TenantQuery>,
     Body(body): Body<AlertRuleBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q.tenant_id)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     let rule = body.apply(stored_rule(&st, t, id).await?)?;
     Ok(Json(st.store.update_alert_rule(t, &rule, Utc::now()).await?))
 }
@@ -202,7 +188,7 @@ pub(super) async fn toggle_rule(
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q.tenant_id)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     let mut rule = stored_rule(&st, t, id).await?;
     rule.enabled = !rule.enabled;
     let saved = st.store.update_alert_rule(t, &rule, Utc::now()).await?;
@@ -218,7 +204,7 @@ pub(super) async fn delete_rule(
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q.tenant_id)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     st.store.delete_alert_rule(t, id, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -275,7 +261,7 @@ pub(super) async fn list_alerts(
     Extension(scope): Extension<TenantScope>,
     QueryParams(q): QueryParams<AlertQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q.tenant_id)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     let (page, per_page) = (q.page.unwrap_or(1), q.per_page.unwrap_or(50));
     if page < 1 {
         return Err(ApiError::unprocessable("page: 1 or more"));
@@ -324,7 +310,7 @@ pub(super) async fn active_count(
 ) -> Result<impl IntoResponse, ApiError> {
     let count = st
         .store
-        .active_alert_count(tenant_of(scope, q.tenant_id)?, Utc::now())
+        .active_alert_count(own_tenant(scope, q.tenant_id)?, Utc::now())
         .await?;
     Ok(Json(ActiveCount { count }))
 }
@@ -336,7 +322,7 @@ pub(super) async fn acknowledge(
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q.tenant_id)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     let by = caller.user_id().map(|u| u.0);
     Ok(Json(st.store.acknowledge_alert(t, id, by, Utc::now()).await?))
 }
@@ -355,7 +341,7 @@ pub(super) async fn silence(
     QueryParams(q): QueryParams<TenantQuery>,
     Body(body): Body<SilenceBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q.tenant_id)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     if !(1..=43_200).contains(&body.duration_minutes) {
         return Err(ApiError::unprocessable("duration_minutes: 1 to 43200"));
     }

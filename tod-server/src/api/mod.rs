@@ -408,6 +408,21 @@ pub(super) fn tenant(scope: TenantScope) -> Result<TenantId, ApiError> {
         .ok_or_else(|| ApiError::internal("tenant route without a tenant"))
 }
 
+/// `?tenant_id=` on routes of the caller's own tenant: a super admin names the tenant there.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TenantQuery {
+    /// The tenant (super admins only; others act on their own).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub(super) tenant_id: Option<TenantId>,
+}
+
+/// The tenant an own-tenant route acts on: the caller's, or the one a super admin names.
+pub(super) fn own_tenant(scope: TenantScope, asked: Option<TenantId>) -> Result<TenantId, ApiError> {
+    tenant(users::own_scope(scope, asked)?)
+}
+
 /// A name field: 1 to 255 characters once trimmed.
 pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.trim().len() > 255 {

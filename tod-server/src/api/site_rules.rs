@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tod_core::alerts::{Hysteresis, SiteRule, site::DEFAULT_SITE_HYSTERESIS};
+use tod_core::alerts::{SiteRule, site::DEFAULT_SITE_HYSTERESIS};
 use tod_core::{RuleId, SectorId, SiteId, TenantId};
 use uuid::Uuid;
 
@@ -201,13 +201,6 @@ pub(super) async fn update(
     }
     let Some(rule) = current.to_rule() else {
         return Err(ApiError::internal("stored alert rule is not readable"));
-    };
-    let rule = SiteRule {
-        hysteresis: Hysteresis {
-            fire_after: current.fire_after,
-            clear_after: current.clear_after,
-        },
-        ..rule
     };
     let (rule, description) = body.apply(rule, current.description)?;
     let updated = st

@@ -13,25 +13,17 @@ use serde_json::json;
 use tod_core::rbac::{Role, Scope, can_assign_role};
 use tod_core::{ApiKeyId, TenantId, UserId};
 
-use super::{Body, PathParams, QueryParams, TenantScope, hex_field, tenant};
+use super::{Body, PathParams, QueryParams, TenantQuery, TenantScope, hex_field, tenant};
 use crate::app::AppState;
 use crate::auth::{Caller, api_key_hash, new_api_key};
 use crate::error::ApiError;
 use crate::store::{NewApiKey, NewUser, StoreError, User, UserPatch};
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct UserQuery {
-    #[serde(default)]
-    #[schema(value_type = Option<String>, format = Uuid)]
-    tenant_id: Option<TenantId>,
-}
-
 /// A tenant's users; a super admin sees every account, or one tenant's with `?tenant_id=`.
 pub(super) async fn list(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
-    QueryParams(q): QueryParams<UserQuery>,
+    QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let tenant = match (scope.0, q.tenant_id) {
         (None, asked) => asked,
@@ -198,7 +190,7 @@ pub(super) fn own_scope(scope: TenantScope, asked: Option<TenantId>) -> Result<T
 pub(super) async fn list_own_keys(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
-    QueryParams(q): QueryParams<UserQuery>,
+    QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         st.store.list_api_keys(tenant(own_scope(scope, q.tenant_id)?)?).await?,
@@ -209,7 +201,7 @@ pub(super) async fn create_own_key(
     st: State<AppState>,
     caller: Extension<Caller>,
     Extension(scope): Extension<TenantScope>,
-    QueryParams(q): QueryParams<UserQuery>,
+    QueryParams(q): QueryParams<TenantQuery>,
     body: Body<NewKeyBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     create_key(st, caller, Extension(own_scope(scope, q.tenant_id)?), body).await
@@ -219,7 +211,7 @@ pub(super) async fn revoke_own_key(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(scope): Extension<TenantScope>,
-    QueryParams(q): QueryParams<UserQuery>,
+    QueryParams(q): QueryParams<TenantQuery>,
     PathParams(id): PathParams<ApiKeyId>,
 ) -> Result<impl IntoResponse, ApiError> {
     revoke(&st, &caller, tenant(own_scope(scope, q.tenant_id)?)?, id).await

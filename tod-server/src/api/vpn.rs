@@ -9,27 +9,14 @@ use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tod_core::{AgentId, TenantId};
+use tod_core::AgentId;
 
-use super::users::own_scope;
-use super::{PathParams, QueryParams, TenantScope};
+use super::{PathParams, QueryParams, TenantQuery, TenantScope, own_tenant};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::store::{TUNNEL_GATEWAY, TUNNEL_PREFIX, TunnelPeer};
 use crate::vpn::{API_PORT, Vpn};
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TenantQuery {
-    #[serde(default)]
-    #[schema(value_type = Option<String>, format = Uuid)]
-    tenant_id: Option<TenantId>,
-}
-
-fn tenant_of(scope: TenantScope, q: TenantQuery) -> Result<TenantId, ApiError> {
-    super::tenant(own_scope(scope, q.tenant_id)?)
-}
 
 fn gateway(st: &AppState) -> Result<&Vpn, ApiError> {
     st.vpn.as_deref().ok_or_else(|| {
@@ -122,7 +109,7 @@ pub(super) async fn list(
     Extension(scope): Extension<TenantScope>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     let vpn = gateway(&st)?;
     let peers = st.store.tunnel_peers(Some(t)).await?;
     Ok(Json(with_state(vpn, peers)))
@@ -162,7 +149,7 @@ pub(super) async fn enrol(
     QueryParams(q): QueryParams<TenantQuery>,
     super::Body(body): super::Body<EnrolBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     let vpn = gateway(&st)?;
     let (public_key, private_key) = match body.public_key {
         Some(k) => {
@@ -216,7 +203,7 @@ pub(super) async fn remove(
     QueryParams(q): QueryParams<TenantQuery>,
     PathParams(agent): PathParams<AgentId>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let t = tenant_of(scope, q)?;
+    let t = own_tenant(scope, q.tenant_id)?;
     let audit = caller.audit(Some(t), "vpn.peer.removed", json!({ "agent_id": agent }));
     st.store.remove_tunnel_peer(t, agent, Utc::now(), &audit).await?;
     if let Some(vpn) = st.vpn.as_deref() {

@@ -549,12 +549,13 @@ macro_rules! impl_device_alerts {
             Ok(())
         }
 
-        /// Judges every report of `batch` (devices at `site`) against the tenant's enabled
-        /// rules and records what changed, in the ingest transaction.
+        /// Judges every report of `batch` (devices at `site`, named in `names`) against the
+        /// tenant's enabled rules and records what changed, in the ingest transaction.
         async fn evaluate_device_alerts(
             tx: &mut Tx,
             tenant: TenantId,
             site: SiteId,
+            names: &std::collections::HashMap<Uuid, String>,
             batch: &tod_core::telemetry::Batch,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
@@ -577,13 +578,6 @@ macro_rules! impl_device_alerts {
             let live: HashSet<RuleId> = rules.iter().map(|r| r.id).collect();
             let by_id: HashMap<RuleId, (Metric, f64)> = rules.iter().map(|r| (r.id, (r.metric, r.threshold))).collect();
             let touched: BTreeSet<DeviceId> = batch.reports.iter().map(|r| r.device_id).collect();
-            let names: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, name FROM devices WHERE tenant_id = $1 AND site_id = $2")
-                .bind(tenant.0)
-                .bind(site.0)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(map_err)?;
-            let names: HashMap<Uuid, String> = names.into_iter().collect();
             let states: Vec<(Uuid, String)> = sqlx::query_as(
                 "SELECT s.device_id, s.tracks FROM alert_state s JOIN devices d ON d.id = s.device_id \
                  WHERE s.tenant_id = $1 AND d.site_id = $2",

@@ -1091,17 +1091,19 @@ macro_rules! impl_fleet_store {
                 if seen.is_some() {
                     return Ok(Ingested::Duplicate);
                 }
-                let ours: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM devices WHERE tenant_id = $1 AND site_id = $2")
-                    .bind(tenant.0)
-                    .bind(agent.site_id.0)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let ours: std::collections::HashSet<Uuid> = ours.into_iter().map(|(id,)| id).collect();
+                let ours: Vec<(Uuid, String)> =
+                    sqlx::query_as("SELECT id, name FROM devices WHERE tenant_id = $1 AND site_id = $2")
+                        .bind(tenant.0)
+                        .bind(agent.site_id.0)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                // The site's devices by id, with their names (for alert messages).
+                let ours: std::collections::HashMap<Uuid, String> = ours.into_iter().collect();
                 let mut strangers: Vec<String> = batch
                     .reports
                     .iter()
-                    .filter(|r| !ours.contains(&r.device_id.0))
+                    .filter(|r| !ours.contains_key(&r.device_id.0))
                     .map(|r| r.device_id.to_string())
                     .collect();
                 if !strangers.is_empty() {
@@ -1184,7 +1186,7 @@ macro_rules! impl_fleet_store {
                 insert_registrations(&mut tx, tenant, &rows).await?;
                 let registrations = rows.len();
                 discover_links(&mut tx, tenant, batch).await?;
-                evaluate_device_alerts(&mut tx, tenant, agent.site_id, batch, now).await?;
+                evaluate_device_alerts(&mut tx, tenant, agent.site_id, &ours, batch, now).await?;
                 sqlx::query(
                     "INSERT INTO ingest_batches (agent_id, idempotency_key, tenant_id, reports, received_at) \
                      VALUES ($1, $2, $3, $4, $5)",

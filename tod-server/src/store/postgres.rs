@@ -20,7 +20,7 @@ use super::fleet::{
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::site_alerts::{
     OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore, SiteRuleRow,
-    TrendRow, impl_site_alert_store, kind_unit, needs_sector, same_judgement, subject_columns,
+    TrendRow, impl_site_alert_store, needs_sector, same_judgement, subject_columns,
 };
 use super::{
     Agent, Aging, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey,

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tod_core::alerts::{Hysteresis, Severity, SiteRule, SiteRuleKind, Snapshot, Subject, ThresholdUnit};
+use tod_core::alerts::{Hysteresis, Severity, SiteRule, SiteRuleKind, Snapshot, Subject};
 use tod_core::{RuleId, SectorId, SiteId, TenantId};
 use uuid::Uuid;
 
@@ -275,11 +275,6 @@ pub(crate) fn same_judgement(a: &SiteAlertRule, b: &SiteRule) -> bool {
         && a.threshold_unit == b.unit.as_str()
 }
 
-/// The unit and kind names, for binding.
-pub(crate) fn kind_unit(rule: &SiteRule) -> (&'static str, &'static str) {
-    (rule.kind.as_str(), ThresholdUnit::as_str(rule.unit))
-}
-
 /// Kinds whose snapshot needs sector aggregates.
 pub(crate) fn needs_sector(kind: SiteRuleKind) -> bool {
     matches!(kind, SiteRuleKind::SectorSignalAvg | SiteRuleKind::SectorClientDrop)
@@ -304,7 +299,6 @@ macro_rules! impl_site_alert_store {
                     return Err(StoreError::NotFound("site"));
                 }
                 sector_at_site(&mut tx, tenant, rule.site, rule.sector).await?;
-                let (kind, unit) = kind_unit(rule);
                 let row: SiteRuleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO site_alert_rules ({SITE_RULE_COLUMNS}) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING {SITE_RULE_COLUMNS}"
@@ -313,11 +307,11 @@ macro_rules! impl_site_alert_store {
                 .bind(tenant.0)
                 .bind(rule.site.0)
                 .bind(rule.sector.map(|s| s.0))
-                .bind(kind)
+                .bind(rule.kind.as_str())
                 .bind(rule.name.trim())
                 .bind(description)
                 .bind(rule.threshold)
-                .bind(unit)
+                .bind(rule.unit.as_str())
                 .bind(rule.enabled)
                 .bind(rule.hysteresis.fire_after as i32)
                 .bind(rule.hysteresis.clear_after as i32)
@@ -354,16 +348,7 @@ macro_rules! impl_site_alert_store {
 
             async fn site_rule(&self, tenant: TenantId, site: SiteId, id: Uuid) -> Result<SiteAlertRule, StoreError> {
                 let mut tx = self.tx(Some(tenant)).await?;
-                let row: Option<SiteRuleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {SITE_RULE_COLUMNS} FROM site_alert_rules WHERE tenant_id = $1 AND site_id = $2 AND id = $3"
-                )))
-                .bind(tenant.0)
-                .bind(site.0)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                row.map(SiteAlertRule::from).ok_or(StoreError::NotFound("alert rule"))
+                get_site_rule(&mut tx, tenant, site, id).await
             }
 
             async fn update_site_rule(
@@ -374,18 +359,8 @@ macro_rules! impl_site_alert_store {
                 now: DateTime<Utc>,
             ) -> Result<SiteAlertRule, StoreError> {
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
-                let before: Option<SiteRuleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {SITE_RULE_COLUMNS} FROM site_alert_rules WHERE tenant_id = $1 AND site_id = $2 AND id = $3"
-                )))
-                .bind(tenant.0)
-                .bind(rule.site.0)
-                .bind(rule.id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                let before = SiteAlertRule::from(before.ok_or(StoreError::NotFound("alert rule"))?);
+                let before = get_site_rule(&mut tx, tenant, rule.site, rule.id.0).await?;
                 sector_at_site(&mut tx, tenant, rule.site, rule.sector).await?;
-                let (kind, unit) = kind_unit(rule);
                 let row: SiteRuleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "UPDATE site_alert_rules SET sector_id = $3, rule_type = $4, name = $5, description = $6, \
                      threshold_value = $7, threshold_unit = $8, enabled = $9, fire_after = $10, clear_after = $11, \
@@ -394,11 +369,11 @@ macro_rules! impl_site_alert_store {
                 .bind(tenant.0)
                 .bind(rule.id.0)
                 .bind(rule.sector.map(|s| s.0))
-                .bind(kind)
+                .bind(rule.kind.as_str())
                 .bind(rule.name.trim())
                 .bind(description)
                 .bind(rule.threshold)
-                .bind(unit)
+                .bind(rule.unit.as_str())
                 .bind(rule.enabled)
                 .bind(rule.hysteresis.fire_after as i32)
                 .bind(rule.hysteresis.clear_after as i32)
@@ -702,6 +677,19 @@ macro_rules! impl_site_alert_store {
                 }
                 tx.commit().await.map_err(map_err)
             }
+        }
+
+        async fn get_site_rule(tx: &mut Tx, tenant: TenantId, site: SiteId, id: Uuid) -> Result<SiteAlertRule, StoreError> {
+            let row: Option<SiteRuleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SITE_RULE_COLUMNS} FROM site_alert_rules WHERE tenant_id = $1 AND site_id = $2 AND id = $3"
+            )))
+            .bind(tenant.0)
+            .bind(site.0)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            row.map(SiteAlertRule::from).ok_or(StoreError::NotFound("alert rule"))
         }
 
         /// A sector given for a rule must exist for the tenant and be at the rule's site.
