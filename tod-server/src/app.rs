@@ -43,6 +43,9 @@ pub struct AppState {
     pub vault: Option<Arc<crate::vault::Vault>>,
     /// The embedded WireGuard gateway, once started ([`crate::vpn::Vpn::start`]).
     pub vpn: Option<Arc<crate::vpn::Vpn>>,
+    /// Compiles and runs WASM plugins (its compile cache is shared by the API and the
+    /// evaluator).
+    pub plugins: tod_plugin_host::PluginHost,
 }
 
 impl std::fmt::Debug for AppState {
@@ -105,6 +108,8 @@ impl AppState {
             mqtt: None,
             vault: vault.map(Arc::new),
             vpn: None,
+            plugins: tod_plugin_host::PluginHost::new(tod_plugin_host::Limits::default())
+                .map_err(|e| format!("plugin host: {e}"))?,
         })
     }
 }
@@ -286,11 +291,12 @@ pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::tas
 /// replica holds the `site-alerts` lease ([`crate::site_alerts`]).
 pub fn spawn_site_alerts(state: &AppState, interval_secs: u32) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
+    let host = state.plugins.clone();
     let me = uuid::Uuid::new_v4();
     let every = Duration::from_secs(u64::from(interval_secs.max(1)));
     let ttl = chrono::Duration::from_std(every * 3).unwrap_or(chrono::Duration::minutes(15));
     tokio::spawn(async move {
-        let mut evaluator = crate::site_alerts::SiteAlerts::new();
+        let mut evaluator = crate::site_alerts::SiteAlerts::with_host(host);
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;

@@ -11,12 +11,13 @@
 //! | [`ingest`] | the one ingest pipeline (decode, check, store) behind HTTP and the brokers |
 //! | [`limits`] | the per-address rate limit of the authentication endpoints |
 //! | [`api`] | the route table, its guard (authentication + tod-core RBAC) and the handlers |
-//! | [`site_alerts`] | the site/sector alert rule passes (one replica, under a lease) |
+//! | [`site_alerts`] | the site/sector alert rule and plugin passes (one replica, under a lease) |
+//! | [`plugins`] | WASM plugins in the server: loaded instances, scoping, backtests |
 //! | [`vault`] | device credentials sealed at rest (XChaCha20-Poly1305, per-tenant keys) |
 //! | [`vpn`] | the embedded WireGuard gateway: key, peers from the store, forwards to our services |
 //! | [`app`] | state, middleware (security headers, request id, CORS, access log), start-up |
 //!
-//! Not built yet: device alert rules at ingest, SSE, notifications and several fleet API groups.
+//! Not built yet: SSE, notifications and several fleet API groups.
 
 pub mod api;
 pub mod app;
@@ -27,6 +28,7 @@ pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod limits;
+pub mod plugins;
 pub mod settings;
 pub mod site_alerts;
 pub mod store;

@@ -8,6 +8,11 @@
 //! changed or deleted, starts counting afresh; an event raised before a fail-over is restored).
 //! A new lease holder therefore starts with the open events and zero pending hits. Each rule is
 //! evaluated and recorded on its own, so a failing rule cannot stop the pass.
+//!
+//! WASM plugins run in the same pass, one rule per assignment (tenant, site or sector), with the
+//! same lifecycle; their events are site events at the site of what they are about. A plugin
+//! that traps or breaks a limit is stopped for its tenant, with the reason stored on it, and the
+//! pass goes on.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,7 +20,9 @@ use chrono::{DateTime, Utc};
 use tod_core::TenantId;
 use tod_core::alerts::{AlertBook, AlertEvent, AlertState, FlapPolicy, OpenAlert, Rule, SiteRule, Subject};
 
-use crate::store::{SiteAlertChange, Store, StoreError};
+use crate::plugins::{LoadError, PluginRunner};
+use crate::store::{EventSource, OpenRuleEvent, RunnablePlugin, SiteAlertChange, Store, StoreError};
+use tod_core::SiteId;
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,18 +35,41 @@ pub struct Pass {
     pub resolved: usize,
     /// Rules that failed (evaluation or storage); the others went on.
     pub failed: usize,
+    /// Plugin assignments evaluated (also counted in `rules`).
+    pub plugins: usize,
+    /// Plugins stopped in this pass (a trap, a limit, a component that no longer loads).
+    pub stopped: usize,
 }
 
-/// The evaluator's state: one alert book per tenant.
-#[derive(Debug, Default)]
+/// The evaluator's state: one alert book per tenant, and the loaded plugins.
+#[derive(Debug)]
 pub struct SiteAlerts {
     books: HashMap<TenantId, AlertBook>,
+    plugins: PluginRunner,
+}
+
+impl Default for SiteAlerts {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SiteAlerts {
-    /// An evaluator with no state (a fresh lease holder).
+    /// An evaluator with no state (a fresh lease holder); plugins run on a host of its own.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            books: HashMap::new(),
+            plugins: PluginRunner::new(None),
+        }
+    }
+
+    /// An evaluator running plugins on `host` (shared with the API, so a component compiled at
+    /// upload is not compiled again).
+    pub fn with_host(host: tod_plugin_host::PluginHost) -> Self {
+        Self {
+            books: HashMap::new(),
+            plugins: PluginRunner::new(Some(host)),
+        }
     }
 
     /// Forgets the counters (the lease went to another replica).
@@ -56,33 +86,54 @@ impl SiteAlerts {
                 None => tracing::warn!(rule = %row.id, "site alert rule with an unknown type or unit skipped"),
             }
         }
+        let mut plugins_by_tenant: HashMap<TenantId, Vec<RunnablePlugin>> = HashMap::new();
+        for p in store.runnable_plugins().await? {
+            by_tenant.entry(p.tenant).or_default();
+            plugins_by_tenant.entry(p.tenant).or_default().push(p);
+        }
+        let assignments: HashSet<uuid::Uuid> = plugins_by_tenant.values().flatten().map(|p| p.assignment).collect();
+        self.plugins.retain(&|a| assignments.contains(a));
         for t in store.tenants_with_open_rule_events().await? {
             by_tenant.entry(t).or_default();
         }
         self.books.retain(|t, _| by_tenant.contains_key(t));
         let mut pass = Pass::default();
         for (tenant, rules) in by_tenant {
+            let plugins = plugins_by_tenant.remove(&tenant).unwrap_or_default();
             let book = self
                 .books
                 .entry(tenant)
                 .or_insert_with(|| AlertBook::new(FlapPolicy::default()));
-            if let Err(e) = tenant_pass(store, tenant, &rules, book, now, &mut pass).await {
+            let judges = Judges {
+                rules: &rules,
+                plugins: &plugins,
+            };
+            if let Err(e) = tenant_pass(store, tenant, judges, book, &mut self.plugins, now, &mut pass).await {
                 tracing::warn!(%tenant, error = %e, "site alert pass failed for a tenant");
-                pass.failed += rules.len().max(1);
+                pass.failed += (rules.len() + plugins.len()).max(1);
             }
         }
         Ok(pass)
     }
 }
 
+/// What judges one tenant: its site rules and its plugin assignments.
+#[derive(Clone, Copy)]
+struct Judges<'a> {
+    rules: &'a [SiteRule],
+    plugins: &'a [RunnablePlugin],
+}
+
 async fn tenant_pass(
     store: &dyn Store,
     tenant: TenantId,
-    rules: &[SiteRule],
+    judges: Judges<'_>,
     book: &mut AlertBook,
+    runner: &mut PluginRunner,
     now: DateTime<Utc>,
     pass: &mut Pass,
 ) -> Result<(), StoreError> {
+    let rules = judges.rules;
     // Take the book into line with the database.
     let open = store.open_rule_events(tenant).await?;
     let stored: HashSet<(tod_core::RuleId, Subject)> = open.iter().map(|e| (e.rule, e.subject)).collect();
@@ -92,20 +143,40 @@ async fn tenant_pass(
             book.resolve_manually(rule, &subject, now);
         }
     }
-    let enabled: HashMap<tod_core::RuleId, &SiteRule> = rules.iter().map(|r| (r.id, r)).collect();
+    let enabled: HashMap<tod_core::RuleId, tod_core::alerts::Hysteresis> = rules
+        .iter()
+        .map(|r| (r.id, r.hysteresis))
+        .chain(
+            judges
+                .plugins
+                .iter()
+                .map(|p| (tod_core::RuleId(p.assignment), p.hysteresis)),
+        )
+        .collect();
+    let open_sites: HashMap<(tod_core::RuleId, Subject), SiteId> =
+        open.iter().map(|e| ((e.rule, e.subject), e.site)).collect();
     for e in open {
-        if book.open_alert(e.rule, &e.subject).is_none() {
+        let OpenRuleEvent {
+            rule,
+            subject,
+            severity,
+            message,
+            fired_at,
+            ..
+        } = e;
+        if book.open_alert(rule, &subject).is_none() {
             let hysteresis = enabled
-                .get(&e.rule)
-                .map_or(tod_core::alerts::Hysteresis::IMMEDIATE, |r| r.hysteresis);
+                .get(&rule)
+                .copied()
+                .unwrap_or(tod_core::alerts::Hysteresis::IMMEDIATE);
             book.restore(
                 OpenAlert {
-                    rule: e.rule,
-                    subject: e.subject,
-                    severity: e.severity,
-                    message: e.message,
+                    rule,
+                    subject,
+                    severity,
+                    message,
                     value: None,
-                    fired_at: e.fired_at,
+                    fired_at,
                     state: AlertState::Firing,
                 },
                 hysteresis,
@@ -121,6 +192,9 @@ async fn tenant_pass(
         .collect();
     for rule in stale {
         book.retire_rule(rule, now, tod_core::alerts::ResolveReason::RuleDeleted);
+    }
+    for p in judges.plugins {
+        plugin_pass(store, tenant, p, book, runner, &open_sites, now, pass).await;
     }
     if rules.is_empty() {
         return Ok(());
@@ -146,10 +220,12 @@ async fn tenant_pass(
             None
         });
         let hits = rule.hysteresis.fire_after;
-        let mut changes: Vec<SiteAlertChange> = events.iter().filter_map(|e| change_of(e, hits)).collect();
+        let site = |_: &Subject| Some(rule.site);
+        let mut changes: Vec<SiteAlertChange> = events.iter().filter_map(|e| change_of(e, hits, &site)).collect();
         for f in &findings {
             if before.contains(&f.subject) && book.open_alert(rule.id, &f.subject).is_some() {
                 changes.push(SiteAlertChange::Still {
+                    site: rule.site,
                     subject: f.subject,
                     message: f.message.clone(),
                 });
@@ -163,7 +239,10 @@ async fn tenant_pass(
             .iter()
             .filter(|c| matches!(c, SiteAlertChange::Resolve { .. }))
             .count();
-        match store.record_site_alerts(tenant, rule, &changes).await {
+        match store
+            .record_site_alerts(tenant, &EventSource::from(rule), &changes)
+            .await
+        {
             Ok(()) => {
                 pass.raised += raised;
                 pass.resolved += resolved;
@@ -180,10 +259,11 @@ async fn tenant_pass(
 }
 
 /// The stored change for a lifecycle event (site events have no flapping state of their own); a
-/// raised event has been found `hits` passes in a row.
-fn change_of(event: &AlertEvent, hits: u32) -> Option<SiteAlertChange> {
+/// raised event has been found `hits` passes in a row. `site` places the subject.
+fn change_of(event: &AlertEvent, hits: u32, site: &dyn Fn(&Subject) -> Option<SiteId>) -> Option<SiteAlertChange> {
     match event {
         AlertEvent::Fired { alert } => Some(SiteAlertChange::Raise {
+            site: site(&alert.subject)?,
             subject: alert.subject,
             severity: alert.severity,
             message: alert.message.clone(),
@@ -191,9 +271,130 @@ fn change_of(event: &AlertEvent, hits: u32) -> Option<SiteAlertChange> {
             at: alert.fired_at,
         }),
         AlertEvent::Resolved { subject, at, .. } => Some(SiteAlertChange::Resolve {
+            site: site(subject)?,
             subject: *subject,
             at: *at,
         }),
         AlertEvent::StateChanged { .. } | AlertEvent::Suppressed { .. } => None,
+    }
+}
+
+/// One plugin assignment's turn: load, snapshot, evaluate, record. A plugin that cannot run is
+/// stopped with its reason; a database error leaves it for the next pass.
+#[allow(clippy::too_many_arguments)]
+async fn plugin_pass(
+    store: &dyn Store,
+    tenant: TenantId,
+    p: &RunnablePlugin,
+    book: &mut AlertBook,
+    runner: &mut PluginRunner,
+    open_sites: &HashMap<(tod_core::RuleId, Subject), SiteId>,
+    now: DateTime<Utc>,
+    pass: &mut Pass,
+) {
+    pass.rules += 1;
+    pass.plugins += 1;
+    let stop = |reason: String| async move {
+        tracing::warn!(%tenant, plugin = %p.plugin, name = %p.name, %reason, "plugin stopped");
+        if let Err(e) = store.stop_plugin(tenant, p.plugin, &reason, now).await {
+            tracing::warn!(plugin = %p.plugin, error = %e, "recording a stopped plugin failed");
+        }
+    };
+    let rule = match runner.load(store, p).await {
+        Ok(rule) => rule,
+        Err(LoadError::Plugin(reason)) => {
+            stop(reason).await;
+            pass.failed += 1;
+            pass.stopped += 1;
+            return;
+        }
+        Err(LoadError::Store(e)) => {
+            tracing::warn!(plugin = %p.plugin, error = %e, "loading a plugin failed");
+            pass.failed += 1;
+            return;
+        }
+    };
+    let snapshot = match store
+        .plugin_snapshot(tenant, p.site, rule.metadata().inputs, now, true)
+        .await
+    {
+        Ok(mut s) => {
+            if let Some(sector) = p.sector {
+                crate::plugins::narrow(&mut s, sector);
+            }
+            s
+        }
+        Err(e) => {
+            tracing::warn!(plugin = %p.plugin, error = %e, "plugin snapshot failed");
+            pass.failed += 1;
+            return;
+        }
+    };
+    let (snapshot, result) = crate::plugins::evaluate(rule.clone(), snapshot).await;
+    let mut findings = match result {
+        Ok(f) => f,
+        Err(e) => {
+            pass.failed += 1;
+            if let Some(reason) = crate::plugins::stopped(&rule) {
+                runner.forget(p.assignment);
+                stop(reason).await;
+                pass.stopped += 1;
+            } else {
+                tracing::info!(plugin = %p.plugin, reason = %e.reason, "plugin passed on this evaluation");
+            }
+            return;
+        }
+    };
+    // A plugin speaks only of what it was shown.
+    let shown = findings.len();
+    findings.retain(|f| crate::plugins::site_of(&snapshot, &f.subject).is_some());
+    if findings.len() < shown {
+        tracing::warn!(plugin = %p.plugin, dropped = shown - findings.len(), "plugin findings about subjects it was not shown were dropped");
+    }
+    let id = tod_core::RuleId(p.assignment);
+    let before: HashSet<Subject> = book.open_alerts().filter(|a| a.rule == id).map(|a| a.subject).collect();
+    let events = book.apply_findings(id, p.hysteresis, &mut findings, None, now, &|_| None);
+    let site = |s: &Subject| {
+        open_sites
+            .get(&(id, *s))
+            .copied()
+            .or_else(|| crate::plugins::site_of(&snapshot, s))
+    };
+    let mut changes: Vec<SiteAlertChange> = events
+        .iter()
+        .filter_map(|e| change_of(e, p.hysteresis.fire_after, &site))
+        .collect();
+    for f in &findings {
+        if before.contains(&f.subject)
+            && book.open_alert(id, &f.subject).is_some()
+            && let Some(site) = site(&f.subject)
+        {
+            changes.push(SiteAlertChange::Still {
+                site,
+                subject: f.subject,
+                message: f.message.clone(),
+            });
+        }
+    }
+    let source = EventSource {
+        rule: id,
+        kind: "plugin",
+        sector: p.sector,
+    };
+    match store.record_site_alerts(tenant, &source, &changes).await {
+        Ok(()) => {
+            pass.raised += changes
+                .iter()
+                .filter(|c| matches!(c, SiteAlertChange::Raise { .. }))
+                .count();
+            pass.resolved += changes
+                .iter()
+                .filter(|c| matches!(c, SiteAlertChange::Resolve { .. }))
+                .count();
+        }
+        Err(e) => {
+            tracing::warn!(plugin = %p.plugin, error = %e, "recording plugin alerts failed");
+            pass.failed += 1;
+        }
     }
 }

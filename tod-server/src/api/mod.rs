@@ -11,6 +11,7 @@ mod auth;
 mod device_alerts;
 pub mod doc;
 mod fleet;
+mod plugins;
 mod sectors;
 mod site_rules;
 mod sites;
@@ -151,8 +152,8 @@ macro_rules! doc_part {
 
 fn routes() -> Vec<(RouteSpec, Handler)> {
     use crate::store::{
-        Agent, AlertRule, ApiKey, AuditRecord, ChainCheck, Device, DeviceAlert, Sector, Site, SiteAlertEvent,
-        SiteAlertRule, Tenant, User, WirelessLink,
+        Agent, AlertRule, ApiKey, AuditRecord, ChainCheck, Device, DeviceAlert, Plugin, PluginAssignment, Sector, Site,
+        SiteAlertEvent, SiteAlertRule, Tenant, User, WirelessLink,
     };
     use Access::*;
     use doc::{Challenge, CreatedApiKey, Health, LoginAnswer, Me, Ready, Status, TokenAnswer};
@@ -188,6 +189,14 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/devices/bulk-assign", Tenant(Action::SiteWrite), sites::bulk_assign; "Put many devices at the site (other tenants' ids are skipped)", body sites::BulkAssign, 200 one sites::Assigned),
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/devices/{device_id}", Tenant(Action::SiteWrite), sites::assign; "Put a device at the site", 204),
         route!(DELETE "/api/tenants/{tenant_id}/sites/{site_id}/devices/{device_id}", Tenant(Action::SiteWrite), sites::unassign; "Take a device off the site", 204),
+        route!(GET "/api/plugins", Own(Action::PluginRead), plugins::list; "The tenant's WASM alert plugins with their assignments and, for a stopped plugin, why", query &["tenant_id"], 200 one plugins::PluginList),
+        route!(POST "/api/plugins", Own(Action::PluginWrite), plugins::upload; "Upload a plugin (base64 component, at most 8 MiB): validated by compiling it and asking for its metadata", query &["tenant_id"], body plugins::PluginUpload, 201 one Plugin),
+        route!(GET "/api/plugins/{plugin_id}", Own(Action::PluginRead), plugins::get; "One plugin", query &["tenant_id"], 200 one Plugin),
+        route!(PUT "/api/plugins/{plugin_id}", Own(Action::PluginWrite), plugins::update; "Configure, enable or disable a plugin (only the fields given); enabling a stopped plugin runs it again, and any change resolves its open events", query &["tenant_id"], body plugins::PluginUpdate, 200 one Plugin),
+        route!(DELETE "/api/plugins/{plugin_id}", Own(Action::PluginWrite), plugins::delete; "Delete a plugin; its open events resolve and stay as history", query &["tenant_id"], 204),
+        route!(POST "/api/plugins/{plugin_id}/assignments", Own(Action::PluginWrite), plugins::assign; "Run a plugin over the tenant, a site or a sector, with configuration of its own", query &["tenant_id"], body plugins::AssignmentBody, 201 one PluginAssignment),
+        route!(DELETE "/api/plugins/{plugin_id}/assignments/{assignment_id}", Own(Action::PluginWrite), plugins::unassign; "Stop running a plugin there; its open events there resolve", query &["tenant_id"], 204),
+        route!(POST "/api/plugins/{plugin_id}/backtest", Own(Action::PluginRead), plugins::backtest; "Replay a plugin over stored history: what it would have raised and when (nothing is stored)", query &["tenant_id"], body plugins::BacktestBody, 200 one crate::plugins::Backtest),
         route!(GET "/api/alerts/rules", Own(Action::AlertRead), device_alerts::list_rules; "Device alert rules of the caller's tenant, defaults first (a super admin names ?tenant_id=)", query &["tenant_id"], 200 one device_alerts::RulePage),
         route!(POST "/api/alerts/rules", Own(Action::AlertRuleWrite), device_alerts::create_rule; "Create a device alert rule (tenant-wide, or for one device, overriding tenant-wide rules of its metric)", query &["tenant_id"], body device_alerts::AlertRuleBody, 201 one AlertRule),
         route!(GET "/api/alerts/rules/{rule_id}", Own(Action::AlertRead), device_alerts::get_rule; "One device alert rule", query &["tenant_id"], 200 one AlertRule),
@@ -203,6 +212,7 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules", Tenant(Action::SiteAlertRuleWrite), site_rules::create; "Create a site or sector alert rule (type, unit and threshold range checked; the sector must be at the site)", body site_rules::RuleBody, 201 one SiteAlertRule),
         route!(PUT "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}", Tenant(Action::SiteAlertRuleWrite), site_rules::update; "Change an alert rule (only the fields given; an empty body returns it unchanged); disabling or retargeting it resolves its active events", body site_rules::RuleBody, 200 one SiteAlertRule),
         route!(DELETE "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}", Tenant(Action::SiteAlertRuleWrite), site_rules::delete; "Delete an alert rule (its active events are resolved and kept as history)", 204),
+        route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}/backtest", Tenant(Action::SiteAlertRead), plugins::backtest_site_rule; "Replay an alert rule over stored history: what it would have raised and when (nothing is stored; not for signal_degradation)", body plugins::BacktestBody, 200 one crate::plugins::Backtest),
         route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-events", Tenant(Action::SiteAlertRead), alerts::list_events; "A site's alert events, newest first (?state=active|resolved, ?limit=1..200, default 50)", query &["state", "limit"], 200 one alerts::EventPage),
         route!(POST "/api/tenants/{tenant_id}/alert-events/{event_id}/resolve", Tenant(Action::SiteAlertEventResolve), alerts::resolve; "Resolve an active alert event by hand", 200 one SiteAlertEvent),
         route!(GET "/api/tenants/{tenant_id}/alert-events/count", Tenant(Action::SiteAlertRead), alerts::active_count; "Active alert events in the tenant (the notification badge)", 200 one alerts::ActiveCount),
@@ -256,6 +266,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         if spec.access == Access::Agent {
             // Batches are compressed; a day of backlog from a big tower is several megabytes.
             guarded = guarded.layer(axum::extract::DefaultBodyLimit::max(32 << 20));
+        } else if spec.path == "/api/plugins" && spec.method == "POST" {
+            // A plugin of up to 8 MiB, in base64.
+            guarded = guarded.layer(axum::extract::DefaultBodyLimit::max(12 << 20));
         }
         r = r.route(spec.path, guarded);
     }

@@ -5,6 +5,7 @@
 mod audit;
 mod device_alerts;
 mod fleet;
+mod plugins;
 mod postgres;
 mod queries;
 mod site_alerts;
@@ -25,8 +26,11 @@ pub use fleet::{
 };
 
 pub use device_alerts::{AlertFilter, AlertRule, DeviceAlert, DeviceAlertStore};
+pub use plugins::{
+    NewPlugin, PLUGIN_INPUTS, Plugin, PluginAssignment, PluginConfig, PluginPatch, PluginStore, RunnablePlugin,
+};
 pub use postgres::PgStore;
-pub use site_alerts::{OpenRuleEvent, SiteAlertChange, SiteAlertRule, SiteAlertStore};
+pub use site_alerts::{EventSource, OpenRuleEvent, SiteAlertChange, SiteAlertRule, SiteAlertStore};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in storage.
@@ -363,7 +367,7 @@ pub struct AuditRecord {
 /// they work for; on PostgreSQL they also run under Row-Level Security for that tenant. Every
 /// write that changes who can do what takes the [`Audit`] record that goes with it.
 #[async_trait::async_trait]
-pub trait Store: FleetStore + SiteAlertStore + DeviceAlertStore + Send + Sync {
+pub trait Store: FleetStore + SiteAlertStore + DeviceAlertStore + PluginStore + Send + Sync {
     /// Which backend.
     fn backend(&self) -> &'static str;
     /// Whether the database answers (readiness).

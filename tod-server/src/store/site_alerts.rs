@@ -116,6 +116,8 @@ pub(crate) const SITE_RULE_COLUMNS: &str = "id, tenant_id, site_id, sector_id, r
 pub struct OpenRuleEvent {
     /// The rule.
     pub rule: RuleId,
+    /// The site it is at.
+    pub site: SiteId,
     /// What it is about.
     pub subject: Subject,
     /// Severity.
@@ -146,11 +148,13 @@ impl OpenRuleRow {
                 cpe: tod_core::DeviceId(cpe),
             }),
             (Some(_), None, _) => return None,
-            (None, _, Some(sector)) => Subject::Sector(SectorId(sector)),
+            (None, Some(device), _) => Subject::Device(tod_core::DeviceId(device)),
+            (None, None, Some(sector)) => Subject::Sector(SectorId(sector)),
             (None, _, None) => Subject::Site(SiteId(self.site_id)),
         };
         Some(OpenRuleEvent {
             rule: RuleId(self.rule_id),
+            site: SiteId(self.site_id),
             subject,
             severity: self.severity.parse().ok()?,
             message: self.message,
@@ -159,11 +163,34 @@ impl OpenRuleRow {
     }
 }
 
-/// One change a pass makes to a rule's events.
+/// What raises a pass's events: a site rule, or a plugin assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSource {
+    /// The rule (for a plugin, the assignment).
+    pub rule: RuleId,
+    /// The events' kind: the site rule's type, or `plugin`.
+    pub kind: &'static str,
+    /// The sector the rule is scoped to.
+    pub sector: Option<SectorId>,
+}
+
+impl From<&SiteRule> for EventSource {
+    fn from(r: &SiteRule) -> Self {
+        Self {
+            rule: r.id,
+            kind: r.kind.as_str(),
+            sector: r.sector,
+        }
+    }
+}
+
+/// One change a pass makes to a rule's events; each names the site its subject is at.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SiteAlertChange {
     /// Raise an event.
     Raise {
+        /// The subject's site.
+        site: SiteId,
         /// About what.
         subject: Subject,
         /// How bad.
@@ -177,6 +204,8 @@ pub enum SiteAlertChange {
     },
     /// The condition is still met: count the pass and refresh the message.
     Still {
+        /// The subject's site.
+        site: SiteId,
         /// About what.
         subject: Subject,
         /// The latest message.
@@ -184,6 +213,8 @@ pub enum SiteAlertChange {
     },
     /// Resolve the active event about `subject`.
     Resolve {
+        /// The subject's site.
+        site: SiteId,
         /// About what.
         subject: Subject,
         /// When.
@@ -250,7 +281,7 @@ pub trait SiteAlertStore: Send + Sync {
     async fn record_site_alerts(
         &self,
         tenant: TenantId,
-        rule: &SiteRule,
+        source: &EventSource,
         changes: &[SiteAlertChange],
     ) -> Result<(), StoreError>;
 }
@@ -262,6 +293,14 @@ pub(crate) fn subject_columns(subject: &Subject) -> (Option<Uuid>, Option<Uuid>,
         Subject::Sector(s) => (Some(s.0), None, None),
         Subject::Device(d) => (None, Some(d.0), None),
         Subject::Link(k) => (None, Some(k.cpe.0), Some(k.ap.0)),
+    }
+}
+
+/// The sector a sector subject names (events about a sector are told apart by it).
+pub(crate) fn sector_of(subject: &Subject) -> Option<Uuid> {
+    match subject {
+        Subject::Sector(s) => Some(s.0),
+        _ => None,
     }
 }
 
@@ -599,7 +638,7 @@ macro_rules! impl_site_alert_store {
             async fn record_site_alerts(
                 &self,
                 tenant: TenantId,
-                rule: &SiteRule,
+                source: &EventSource,
                 changes: &[SiteAlertChange],
             ) -> Result<(), StoreError> {
                 if changes.is_empty() {
@@ -609,6 +648,7 @@ macro_rules! impl_site_alert_store {
                 for change in changes {
                     match change {
                         SiteAlertChange::Raise {
+                            site,
                             subject,
                             severity,
                             message,
@@ -616,7 +656,7 @@ macro_rules! impl_site_alert_store {
                             at,
                         } => {
                             let (sector, device, ap) = subject_columns(subject);
-                            let sector = sector.or(rule.sector.map(|s| s.0));
+                            let sector = sector.or(source.sector.map(|s| s.0));
                             sqlx::query(
                                 "INSERT INTO site_alert_events (id, tenant_id, site_id, sector_id, rule_id, device_id, \
                                  ap_device_id, kind, severity, message, state, consecutive_hits, triggered_at) \
@@ -627,12 +667,12 @@ macro_rules! impl_site_alert_store {
                             )
                             .bind(Uuid::new_v4())
                             .bind(tenant.0)
-                            .bind(rule.site.0)
+                            .bind(site.0)
                             .bind(sector)
-                            .bind(rule.id.0)
+                            .bind(source.rule.0)
                             .bind(device)
                             .bind(ap)
-                            .bind(rule.kind.as_str())
+                            .bind(source.kind)
                             .bind(severity.as_str())
                             .bind(message)
                             .bind(*hits as i32)
@@ -641,34 +681,40 @@ macro_rules! impl_site_alert_store {
                             .await
                             .map_err(map_err)?;
                         }
-                        SiteAlertChange::Still { subject, message } => {
+                        SiteAlertChange::Still { site, subject, message } => {
                             let (_, device, ap) = subject_columns(subject);
                             sqlx::query(
                                 "UPDATE site_alert_events SET consecutive_hits = consecutive_hits + 1, message = $5 \
                                  WHERE tenant_id = $1 AND rule_id = $2 AND state = 'active' \
-                                 AND device_id IS NOT DISTINCT FROM $3 AND ap_device_id IS NOT DISTINCT FROM $4",
+                                 AND device_id IS NOT DISTINCT FROM $3 AND ap_device_id IS NOT DISTINCT FROM $4 \
+                                 AND site_id = $6 AND ($7 IS NULL OR sector_id = $7)",
                             )
                             .bind(tenant.0)
-                            .bind(rule.id.0)
+                            .bind(source.rule.0)
                             .bind(device)
                             .bind(ap)
                             .bind(message)
+                            .bind(site.0)
+                            .bind(sector_of(subject))
                             .execute(&mut *tx)
                             .await
                             .map_err(map_err)?;
                         }
-                        SiteAlertChange::Resolve { subject, at } => {
+                        SiteAlertChange::Resolve { site, subject, at } => {
                             let (_, device, ap) = subject_columns(subject);
                             sqlx::query(
                                 "UPDATE site_alert_events SET state = 'resolved', resolved_at = $5 \
                                  WHERE tenant_id = $1 AND rule_id = $2 AND state = 'active' \
-                                 AND device_id IS NOT DISTINCT FROM $3 AND ap_device_id IS NOT DISTINCT FROM $4",
+                                 AND device_id IS NOT DISTINCT FROM $3 AND ap_device_id IS NOT DISTINCT FROM $4 \
+                                 AND site_id = $6 AND ($7 IS NULL OR sector_id = $7)",
                             )
                             .bind(tenant.0)
-                            .bind(rule.id.0)
+                            .bind(source.rule.0)
                             .bind(device)
                             .bind(ap)
                             .bind(micros(*at))
+                            .bind(site.0)
+                            .bind(sector_of(subject))
                             .execute(&mut *tx)
                             .await
                             .map_err(map_err)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Sqlite, SqlitePool};
-use tod_core::alerts::{DeviceRule, Metric, ResolveReason, SiteRule, SiteRuleKind, Snapshot};
+use tod_core::alerts::{DeviceRule, Hysteresis, Metric, ResolveReason, SiteRule, SiteRuleKind, Snapshot};
 use tod_core::{AgentId, ApiKeyId, DeviceId, RuleId, SectorId, SiteId, TenantId, UserId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
@@ -22,10 +22,15 @@ use super::fleet::{
     TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links, impl_fleet_store, lowest_free, placeholders,
     status_str,
 };
+use super::plugins::{
+    ASSIGNMENT_COLUMNS, AssignmentRow, HISTORY_LIMIT, HISTORY_MINUTES, NewPlugin, PLUGIN_COLUMNS, Plugin,
+    PluginAssignment, PluginConfig, PluginPatch, PluginRow, PluginStore, RECENT_MINUTES, RunnablePlugin, attach,
+    config_json, impl_plugin_store, parse_config,
+};
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::site_alerts::{
-    OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore, SiteRuleRow,
-    TrendRow, impl_site_alert_store, needs_sector, same_judgement, subject_columns,
+    EventSource, OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore,
+    SiteRuleRow, TrendRow, impl_site_alert_store, needs_sector, same_judgement, sector_of, subject_columns,
 };
 use super::{
     Agent, Aging, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey,
@@ -100,6 +105,7 @@ impl_discover_links!();
 impl_site_alert_store!(SqliteStore);
 impl_device_alert_store!(SqliteStore);
 impl_device_alerts!();
+impl_plugin_store!(SqliteStore);
 
 /// Registration rows in multi-row inserts of at most 1 000 rows (SQLite's parameter limit).
 async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {
