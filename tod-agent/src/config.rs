@@ -209,12 +209,27 @@ fn default_ingest() -> String {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollSection {
-    /// Seconds between polls of one device (10–3600, default 60).
+    /// Seconds between polls of one device (1–3600, default 60).
     #[serde(default = "default_interval")]
     pub interval_secs: u64,
     /// Connection attempts in flight at once (default 16).
     #[serde(default = "default_connect_concurrency")]
     pub connect_concurrency: usize,
+    /// First wait before trying an unreachable device again, seconds (default 30); it doubles
+    /// with each failure, with full jitter.
+    #[serde(default = "default_backoff_base")]
+    pub backoff_base_secs: f64,
+    /// The longest wait, seconds (default 900). A device that comes back is noticed at most this
+    /// long after.
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_secs: f64,
+}
+
+fn default_backoff_base() -> f64 {
+    30.0
+}
+fn default_backoff_max() -> f64 {
+    900.0
 }
 
 fn default_interval() -> u64 {
@@ -229,6 +244,8 @@ impl Default for PollSection {
         Self {
             interval_secs: default_interval(),
             connect_concurrency: default_connect_concurrency(),
+            backoff_base_secs: default_backoff_base(),
+            backoff_max_secs: default_backoff_max(),
         }
     }
 }
@@ -479,6 +496,15 @@ impl AgentConfig {
         if !(1..=3600).contains(&self.poll.interval_secs) {
             return Err(err("poll.interval_secs", "must be between 1 and 3600"));
         }
+        if !(self.poll.backoff_base_secs > 0.0 && self.poll.backoff_base_secs <= 3_600.0) {
+            return Err(err("poll.backoff_base_secs", "must be more than 0 and at most 3600"));
+        }
+        if !(self.poll.backoff_max_secs >= self.poll.backoff_base_secs && self.poll.backoff_max_secs <= 86_400.0) {
+            return Err(err(
+                "poll.backoff_max_secs",
+                "must be at least poll.backoff_base_secs and at most 86400",
+            ));
+        }
         if !(1..=1024).contains(&self.poll.connect_concurrency) {
             return Err(err("poll.connect_concurrency", "must be between 1 and 1024"));
         }
@@ -657,6 +683,18 @@ credentials = "towers"
         assert_eq!(AgentConfig::parse(&dup).unwrap_err().field, "devices[1].id");
         let interval = format!("{GOOD}\n[poll]\ninterval_secs = 0\n");
         assert_eq!(AgentConfig::parse(&interval).unwrap_err().field, "poll.interval_secs");
+        let backoff = format!("{GOOD}\n[poll]\nbackoff_base_secs = 60\nbackoff_max_secs = 30\n");
+        assert_eq!(AgentConfig::parse(&backoff).unwrap_err().field, "poll.backoff_max_secs");
+        let backoff = format!("{GOOD}\n[poll]\nbackoff_base_secs = 0\n");
+        assert_eq!(
+            AgentConfig::parse(&backoff).unwrap_err().field,
+            "poll.backoff_base_secs"
+        );
+        let fast = AgentConfig::parse(&format!(
+            "{GOOD}\n[poll]\nbackoff_base_secs = 0.5\nbackoff_max_secs = 15\n"
+        ))
+        .unwrap();
+        assert_eq!((fast.poll.backoff_base_secs, fast.poll.backoff_max_secs), (0.5, 15.0));
         let pinned = GOOD.replace("transport = \"plain\"", "transport = \"tls_pinned\"");
         assert_eq!(AgentConfig::parse(&pinned).unwrap_err().field, "devices[1].fingerprint");
         let unknown = GOOD.replace("[server]\n", "[server]\nuplnk = \"nats\"\n");

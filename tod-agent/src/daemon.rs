@@ -447,7 +447,11 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
         health_every: 5,
         connect_concurrency: cfg.poll.connect_concurrency,
         client: ClientConfig::default(),
-        breaker: BreakerConfig::default(),
+        breaker: BreakerConfig {
+            base_secs: cfg.poll.backoff_base_secs,
+            max_secs: cfg.poll.backoff_max_secs,
+            ..BreakerConfig::default()
+        },
     };
     let limits = SpoolLimits {
         max_bytes: cfg.spool.max_bytes,

@@ -620,3 +620,44 @@ async fn agent_check_tries_every_configured_device_once() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn an_access_point_switched_off_leaves_its_clients_hearing_nothing() {
+    let s = sim(400, false).await;
+    // A CPE whose AP hears it now, on the package both use.
+    let now = s.clock().now();
+    let cpe = find(&s, |d| {
+        d.role == Role::Cpe
+            && d.ap.is_some_and(|(ap, r)| {
+                let ap_dev = &s.world().devices[ap];
+                let slot = ap_dev.radios[r].clients.iter().position(|c| c.cpe == Some(d.index));
+                slot.is_some_and(|k| {
+                    let c = &ap_dev.radios[r].clients[k];
+                    tod_agent::sim::world::client_signal(s.world().seed, ap_dev.site, ap, r, k, c, now).is_some()
+                        && c.behaviour == tod_agent::sim::world::Behaviour::Steady
+                })
+            })
+    });
+    let (ap, _) = s.world().devices[cpe].ap.unwrap();
+    let menu = format!("{}/registration-table", s.world().devices[cpe].package.menu().unwrap());
+    let c = plain(&s, cpe).await.unwrap();
+    assert_eq!(c.print(&menu, &[], &[]).await.unwrap().len(), 1, "it hears its AP");
+    s.set_faults(
+        ap,
+        Faults {
+            offline_until: Some(s.clock().now() + 3_600.0),
+            ..Faults::default()
+        },
+    );
+    assert!(plain(&s, ap).await.is_err(), "the AP is off");
+    assert!(
+        c.print(&menu, &[], &[]).await.unwrap().is_empty(),
+        "a CPE whose AP is off hears nothing"
+    );
+    s.set_faults(ap, Faults::default());
+    assert_eq!(
+        c.print(&menu, &[], &[]).await.unwrap().len(),
+        1,
+        "and hears it again when it is back"
+    );
+}

@@ -119,244 +119,338 @@ pub async fn run(
     progress: impl Fn(&Progress) + Send + 'static,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    if opts.devices == 0 || !opts.speed.is_finite() || opts.speed <= 0.0 {
-        return Err("--devices and --speed must be positive".into());
+    let demo = Demo::start(opts).await?;
+    let _ = ready.send(demo.access.clone());
+    let result = demo.progress(progress, shutdown).await;
+    demo.stop().await;
+    result
+}
+
+/// A running demo: server, simulator and agents, set up through the API.
+pub struct Demo {
+    /// How to reach it.
+    pub access: DemoAccess,
+    /// The simulated towers (their clock, world and faults are the truth the field-truth scorer
+    /// compares with).
+    pub sim: Simulator,
+    /// The agents' poll interval, seconds of wall time.
+    pub interval_secs: u64,
+    token: String,
+    note: Arc<std::sync::Mutex<Option<String>>>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    quit: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), String>>>,
+    stop_server: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), String>>,
+    dir: PathBuf,
+    remove_dir: bool,
+}
+
+impl std::fmt::Debug for Demo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demo")
+            .field("access", &self.access)
+            .finish_non_exhaustive()
     }
-    let dir = match &opts.dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("tod-demo-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let database_url = match &opts.postgres {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", dir.join("tod.sqlite").display()),
-    };
-    let interval_secs = ((60.0 / opts.speed).round() as u64).clamp(1, 60);
-    let password = format!(
-        "demo-{}",
-        hex::encode(crate::auth::random_bytes::<6>().map_err(|e| e.detail)?)
-    );
+}
 
-    // The server, exactly as `serve` starts it.
-    let mut settings = Settings::for_database(&database_url);
-    settings.environment = Environment::Dev;
-    settings.listen = opts.listen;
-    settings.admin_email = Some(ADMIN_EMAIL.into());
-    settings.admin_password = Some(password.clone());
-    // The server notices silent agents after three of its intervals (it allows 5 s at least).
-    settings.agent_poll_interval_secs = interval_secs.max(5) as u32;
-    settings.nats_url = opts.nats.clone();
-    let server = crate::app::Server::start(&settings).await?;
-    let api = server.local_addr();
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server.serve(async move {
-        let _ = server_stopped.await;
-    }));
-    let url = format!("http://{api}");
-
-    // The simulated towers.
-    let sim = Simulator::start(SimConfig {
-        seed: opts.seed,
-        devices: opts.devices,
-        speed: opts.speed,
-        ..SimConfig::default()
-    })
-    .await
-    .map_err(|e| format!("simulator: {e}"))?;
-    let world = sim.world();
-    let agents = opts.agents.unwrap_or(world.sites).clamp(1, world.sites.max(1));
-
-    // Set up through the API, as an operator would.
-    let tokens = crate::client::login(&url, ADMIN_EMAIL, &password).await?;
-    let token = tokens["access_token"]
-        .as_str()
-        .ok_or("login: no access token")?
-        .to_owned();
-    let call = |method: &'static str, path: String, body: Option<Value>| {
-        let (url, token) = (url.clone(), token.clone());
-        async move {
-            let (status, answer) = call_json(&url, method, &path, body.as_ref(), Some(&token)).await?;
-            if !(200..300).contains(&status) {
-                return Err(format!("{method} {path}: {status} {answer}"));
-            }
-            Ok::<Value, String>(answer)
+impl Demo {
+    /// An API call as the demo's admin: the answer of a 2xx, else an error naming the call.
+    pub async fn call(&self, method: &'static str, path: String, body: Option<Value>) -> Result<Value, String> {
+        let (status, answer) = call_json(&self.access.url, method, &path, body.as_ref(), Some(&self.token)).await?;
+        if !(200..300).contains(&status) {
+            return Err(format!("{method} {path}: {status} {answer}"));
         }
-    };
-    let tenant = call("POST", "/api/tenants".into(), Some(json!({ "name": "Demo WISP" }))).await?;
-    let tenant = tenant["id"].as_str().ok_or("tenant: no id")?.to_owned();
-    let key = call(
-        "POST",
-        format!("/api/tenants/{tenant}/api-keys"),
-        Some(json!({ "name": "demo", "scopes": ["devices:read", "devices:write", "alerts:read"] })),
-    )
-    .await?;
-    let api_key = key["key"].as_str().unwrap_or_default().to_owned();
-    let mut sites = Vec::with_capacity(agents);
-    for a in 0..agents {
-        // Towers on a small grid around a town, ~5 km apart.
-        let (row, col) = ((a / 6) as f64, (a % 6) as f64);
-        let site = call(
-            "POST",
-            format!("/api/tenants/{tenant}/sites"),
-            Some(json!({
-                "name": format!("Tower {:02}", a + 1),
-                "latitude": -33.90 + row * 0.045,
-                "longitude": 18.40 + col * 0.055,
-            })),
-        )
-        .await?;
-        sites.push(site["id"].as_str().ok_or("site: no id")?.to_owned());
+        Ok(answer)
     }
-    for d in &world.devices {
-        let site = &sites[d.site % agents];
-        call(
-            "POST",
-            format!("/api/tenants/{tenant}/devices"),
-            Some(json!({
-                "name": d.name,
-                "host": "127.0.0.1",
-                "port": sim.ports(d.index).plain.port(),
-                "transport": "plain",
-                "site_id": site,
-                "username": "admin",
-                "password": "admin",
-            })),
-        )
-        .await?;
-    }
-    let access = DemoAccess {
-        url: url.clone(),
-        email: ADMIN_EMAIL.into(),
-        password: password.clone(),
-        api_key,
-        tenant: tenant.clone(),
-        towers: agents,
-    };
 
-    // One agent per tower: created, enrolled in the tunnel, and started with what the API returned.
-    // A scripted backhaul outage at one tower (when there is more than one): its agent stops after
-    // ten polls and comes back after five of the server's intervals, so the site's devices turn
-    // unreachable, one "agent offline" alert fires, and it resolves when the agent backfills.
-    let outage = (opts.outage && agents >= 2).then(|| {
-        (
-            Duration::from_secs(10 * interval_secs),
-            Duration::from_secs(5 * u64::from(settings.agent_poll_interval_secs)),
-        )
-    });
-    let mut outage_cfg = None;
-    let mut stops = Vec::new();
-    let mut tasks = Vec::new();
-    for (i, site) in sites.iter().enumerate() {
-        let agent = call(
-            "POST",
-            format!("/api/tenants/{tenant}/agents"),
-            Some(json!({ "name": format!("tower-{:02}", i + 1), "site_id": site })),
-        )
-        .await?;
-        let (id, agent_token) = (
-            agent["id"].as_str().ok_or("agent: no id")?.to_owned(),
-            agent["token"].as_str().ok_or("agent: no token")?.to_owned(),
-        );
-        let peer = call(
-            "POST",
-            format!("/api/vpn/peers?tenant_id={tenant}"),
-            Some(json!({ "agent_id": id })),
-        )
-        .await?;
-        let tunnel_config = peer["agent_config"].as_str().ok_or("vpn: no agent_config")?;
-        // With NATS, the agents publish to the broker through the gateway's NATS port.
-        let uplink = match &opts.nats {
-            Some(_) => format!(
-                "uplink = \"nats\"\nnats = \"nats://{}:{}\"\n",
-                crate::store::TUNNEL_GATEWAY,
-                crate::vpn::NATS_PORT
-            ),
-            None => String::new(),
+    /// Sets everything up and starts the agents.
+    pub async fn start(opts: DemoOptions) -> Result<Self, String> {
+        if opts.devices == 0 || !opts.speed.is_finite() || opts.speed <= 0.0 {
+            return Err("--devices and --speed must be positive".into());
+        }
+        let dir = match &opts.dir {
+            Some(d) => d.clone(),
+            None => std::env::temp_dir().join(format!(
+                "tod-demo-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            )),
         };
-        let toml = format!(
-            "[agent]\nid = \"{id}\"\ntoken = \"{agent_token}\"\n[poll]\ninterval_secs = {interval_secs}\n\
-             [spool]\ndir = \"{}\"\n[metrics]\nlisten = \"\"\n{}",
-            dir.join(format!("agent-{i:02}")).display(),
-            tunnel_config.replacen("[server]\n", &format!("[server]\npull_devices = true\n{uplink}"), 1),
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let database_url = match &opts.postgres {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", dir.join("tod.sqlite").display()),
+        };
+        let interval_secs = ((60.0 / opts.speed).round() as u64).clamp(1, 60);
+        let password = format!(
+            "demo-{}",
+            hex::encode(crate::auth::random_bytes::<6>().map_err(|e| e.detail)?)
         );
-        let cfg = tod_agent::config::AgentConfig::parse(&toml).map_err(|e| format!("agent {i}: {e}"))?;
-        if outage.is_some() && i + 1 == agents {
-            // The last tower's backhaul fails for a while (scripted below).
-            outage_cfg = Some((format!("tower-{:02}", i + 1), cfg));
-            continue;
-        }
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        stops.push(stop);
-        tasks.push(tokio::spawn(tod_agent::daemon::run(cfg, async move {
-            let _ = stopped.await;
-        })));
-    }
-    let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
-    let note = Arc::new(std::sync::Mutex::new(None::<String>));
-    if let (Some((after, length)), Some((name, cfg))) = (outage, outage_cfg) {
-        tasks.push(tokio::spawn(scripted_outage(
-            name,
-            cfg,
-            after,
-            length,
-            quit_rx,
-            note.clone(),
-        )));
-    }
-    let _ = ready.send(access);
 
-    // Progress until Ctrl-C.
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut every = tokio::time::interval(Duration::from_secs(2));
-    let started = Instant::now();
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = every.tick() => {
-                let devices = call("GET", format!("/api/tenants/{tenant}/devices"), None).await?;
-                let links = call("GET", format!("/api/tenants/{tenant}/links"), None).await?;
-                let peers = call("GET", format!("/api/vpn/peers?tenant_id={tenant}"), None).await?;
-                let devices = devices.as_array().cloned().unwrap_or_default();
-                let links = links.as_array().cloned().unwrap_or_default();
-                let alerts = call("GET", format!("/api/tenants/{tenant}/alert-events/count"), None).await?;
-                let device_alerts = call("GET", format!("/api/alerts/active-count?tenant_id={tenant}"), None).await?;
-                let p = Progress {
-                    active_alerts: alerts["count"].as_u64().unwrap_or(0) as usize,
-                    device_alerts: device_alerts["count"].as_u64().unwrap_or(0) as usize,
-                    note: note.lock().expect("note lock").take(),
-                    devices: devices.len(),
-                    online: devices.iter().filter(|d| d["status"] == "online").count(),
-                    links: links.len(),
-                    live_links: links.iter().filter(|l| l["state"] == "active" || l["state"] == "degraded").count(),
-                    tunnels_up: peers.as_array().map_or(0, |a| a.iter().filter(|p| p["up"] == true).count()),
-                };
-                tracing::debug!(elapsed = ?started.elapsed(), ?p, "demo progress");
-                progress(&p);
+        // The server, exactly as `serve` starts it.
+        let mut settings = Settings::for_database(&database_url);
+        settings.environment = Environment::Dev;
+        settings.listen = opts.listen;
+        settings.admin_email = Some(ADMIN_EMAIL.into());
+        settings.admin_password = Some(password.clone());
+        // The server notices silent agents after three of its intervals (it allows 5 s at least).
+        settings.agent_poll_interval_secs = interval_secs.max(5) as u32;
+        settings.nats_url = opts.nats.clone();
+        let server = crate::app::Server::start(&settings).await?;
+        let api = server.local_addr();
+        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(server.serve(async move {
+            let _ = server_stopped.await;
+        }));
+        let url = format!("http://{api}");
+
+        // The simulated towers.
+        let sim = Simulator::start(SimConfig {
+            seed: opts.seed,
+            devices: opts.devices,
+            speed: opts.speed,
+            ..SimConfig::default()
+        })
+        .await
+        .map_err(|e| format!("simulator: {e}"))?;
+        let world = sim.world();
+        let agents = opts.agents.unwrap_or(world.sites).clamp(1, world.sites.max(1));
+
+        // Set up through the API, as an operator would.
+        let tokens = crate::client::login(&url, ADMIN_EMAIL, &password).await?;
+        let token = tokens["access_token"]
+            .as_str()
+            .ok_or("login: no access token")?
+            .to_owned();
+        let call = |method: &'static str, path: String, body: Option<Value>| {
+            let (url, token) = (url.clone(), token.clone());
+            async move {
+                let (status, answer) = call_json(&url, method, &path, body.as_ref(), Some(&token)).await?;
+                if !(200..300).contains(&status) {
+                    return Err(format!("{method} {path}: {status} {answer}"));
+                }
+                Ok::<Value, String>(answer)
+            }
+        };
+        let tenant = call("POST", "/api/tenants".into(), Some(json!({ "name": "Demo WISP" }))).await?;
+        let tenant = tenant["id"].as_str().ok_or("tenant: no id")?.to_owned();
+        let key = call(
+            "POST",
+            format!("/api/tenants/{tenant}/api-keys"),
+            Some(json!({ "name": "demo", "scopes": ["devices:read", "devices:write", "alerts:read"] })),
+        )
+        .await?;
+        let api_key = key["key"].as_str().unwrap_or_default().to_owned();
+        let mut sites = Vec::with_capacity(agents);
+        for a in 0..agents {
+            // Towers on a small grid around a town, ~5 km apart.
+            let (row, col) = ((a / 6) as f64, (a % 6) as f64);
+            let site = call(
+                "POST",
+                format!("/api/tenants/{tenant}/sites"),
+                Some(json!({
+                    "name": format!("Tower {:02}", a + 1),
+                    "latitude": -33.90 + row * 0.045,
+                    "longitude": 18.40 + col * 0.055,
+                })),
+            )
+            .await?;
+            sites.push(site["id"].as_str().ok_or("site: no id")?.to_owned());
+        }
+        for d in &world.devices {
+            let site = &sites[d.site % agents];
+            call(
+                "POST",
+                format!("/api/tenants/{tenant}/devices"),
+                Some(json!({
+                    "name": d.name,
+                    "host": "127.0.0.1",
+                    "port": sim.ports(d.index).plain.port(),
+                    "transport": "plain",
+                    "site_id": site,
+                    "username": "admin",
+                    "password": "admin",
+                })),
+            )
+            .await?;
+        }
+        let access = DemoAccess {
+            url: url.clone(),
+            email: ADMIN_EMAIL.into(),
+            password: password.clone(),
+            api_key,
+            tenant: tenant.clone(),
+            towers: agents,
+        };
+
+        // One agent per tower: created, enrolled in the tunnel, and started with what the API returned.
+        // A scripted backhaul outage at one tower (when there is more than one): its agent stops after
+        // ten polls and comes back after five of the server's intervals, so the site's devices turn
+        // unreachable, one "agent offline" alert fires, and it resolves when the agent backfills.
+        let outage = (opts.outage && agents >= 2).then(|| {
+            (
+                Duration::from_secs(10 * interval_secs),
+                Duration::from_secs(5 * u64::from(settings.agent_poll_interval_secs)),
+            )
+        });
+        let mut outage_cfg = None;
+        let mut stops = Vec::new();
+        let mut tasks = Vec::new();
+        for (i, site) in sites.iter().enumerate() {
+            let agent = call(
+                "POST",
+                format!("/api/tenants/{tenant}/agents"),
+                Some(json!({ "name": format!("tower-{:02}", i + 1), "site_id": site })),
+            )
+            .await?;
+            let (id, agent_token) = (
+                agent["id"].as_str().ok_or("agent: no id")?.to_owned(),
+                agent["token"].as_str().ok_or("agent: no token")?.to_owned(),
+            );
+            let peer = call(
+                "POST",
+                format!("/api/vpn/peers?tenant_id={tenant}"),
+                Some(json!({ "agent_id": id })),
+            )
+            .await?;
+            let tunnel_config = peer["agent_config"].as_str().ok_or("vpn: no agent_config")?;
+            // With NATS, the agents publish to the broker through the gateway's NATS port.
+            let uplink = match &opts.nats {
+                Some(_) => format!(
+                    "uplink = \"nats\"\nnats = \"nats://{}:{}\"\n",
+                    crate::store::TUNNEL_GATEWAY,
+                    crate::vpn::NATS_PORT
+                ),
+                None => String::new(),
+            };
+            let toml = format!(
+                "[agent]\nid = \"{id}\"\ntoken = \"{agent_token}\"\n[poll]\ninterval_secs = {interval_secs}\n\
+             backoff_base_secs = {}\nbackoff_max_secs = {}\n\
+             [spool]\ndir = \"{}\"\n[metrics]\nlisten = \"\"\n{}",
+                // The agents' backoff runs on the simulated clock's scale too.
+                30.0 / opts.speed,
+                900.0 / opts.speed,
+                dir.join(format!("agent-{i:02}")).display(),
+                tunnel_config.replacen("[server]\n", &format!("[server]\npull_devices = true\n{uplink}"), 1),
+            );
+            let cfg = tod_agent::config::AgentConfig::parse(&toml).map_err(|e| format!("agent {i}: {e}"))?;
+            if outage.is_some() && i + 1 == agents {
+                // The last tower's backhaul fails for a while (scripted below).
+                outage_cfg = Some((format!("tower-{:02}", i + 1), cfg));
+                continue;
+            }
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            stops.push(stop);
+            tasks.push(tokio::spawn(tod_agent::daemon::run(cfg, async move {
+                let _ = stopped.await;
+            })));
+        }
+        let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
+        let note = Arc::new(std::sync::Mutex::new(None::<String>));
+        if let (Some((after, length)), Some((name, cfg))) = (outage, outage_cfg) {
+            tasks.push(tokio::spawn(scripted_outage(
+                name,
+                cfg,
+                after,
+                length,
+                quit_rx,
+                note.clone(),
+            )));
+        }
+        let (stop_server, server) = (stop_server, server);
+        Ok(Self {
+            access,
+            sim,
+            interval_secs,
+            token,
+            note,
+            stops,
+            quit: quit_tx,
+            tasks,
+            stop_server,
+            server,
+            remove_dir: opts.dir.is_none(),
+            dir,
+        })
+    }
+
+    /// Reads progress every 2 s until `shutdown` resolves.
+    pub async fn progress(
+        &self,
+        progress: impl Fn(&Progress) + Send + 'static,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), String> {
+        let tenant = &self.access.tenant;
+        let note = &self.note;
+        let call = |method: &'static str, path: String, body: Option<Value>| self.call(method, path, body);
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        let started = Instant::now();
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = every.tick() => {
+                    let devices = call("GET", format!("/api/tenants/{tenant}/devices"), None).await?;
+                    let links = call("GET", format!("/api/tenants/{tenant}/links"), None).await?;
+                    let peers = call("GET", format!("/api/vpn/peers?tenant_id={tenant}"), None).await?;
+                    let devices = devices.as_array().cloned().unwrap_or_default();
+                    let links = links.as_array().cloned().unwrap_or_default();
+                    let alerts = call("GET", format!("/api/tenants/{tenant}/alert-events/count"), None).await?;
+                    let device_alerts = call("GET", format!("/api/alerts/active-count?tenant_id={tenant}"), None).await?;
+                    let p = Progress {
+                        active_alerts: alerts["count"].as_u64().unwrap_or(0) as usize,
+                        device_alerts: device_alerts["count"].as_u64().unwrap_or(0) as usize,
+                        note: note.lock().expect("note lock").take(),
+                        devices: devices.len(),
+                        online: devices.iter().filter(|d| d["status"] == "online").count(),
+                        links: links.len(),
+                        live_links: links.iter().filter(|l| l["state"] == "active" || l["state"] == "degraded").count(),
+                        tunnels_up: peers.as_array().map_or(0, |a| a.iter().filter(|p| p["up"] == true).count()),
+                    };
+                    tracing::debug!(elapsed = ?started.elapsed(), ?p, "demo progress");
+                    progress(&p);
+                }
             }
         }
+        Ok(())
     }
-    for stop in stops {
-        let _ = stop.send(());
-    }
-    let _ = quit_tx.send(true);
-    for task in tasks {
-        match task.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "agent stopped with an error"),
-            Err(e) => tracing::warn!(error = %e, "agent task failed"),
-            Ok(Ok(())) => {}
+
+    /// Stops the agents, the server and the simulator, and removes the temporary directory.
+    pub async fn stop(self) {
+        let Self {
+            stops,
+            quit,
+            tasks,
+            stop_server,
+            server,
+            sim,
+            dir,
+            remove_dir,
+            ..
+        } = self;
+        for stop in stops {
+            let _ = stop.send(());
+        }
+        let _ = quit.send(true);
+        for task in tasks {
+            match task.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "agent stopped with an error"),
+                Err(e) => tracing::warn!(error = %e, "agent task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        let _ = stop_server.send(());
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the server stopped with an error"),
+            Err(_) => tracing::warn!("the server did not stop within 5 s"),
+            _ => {}
+        }
+        drop(sim);
+        if remove_dir {
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
-    let _ = stop_server.send(());
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the server stopped with an error"),
-        Err(_) => tracing::warn!("the server did not stop within 5 s"),
-        _ => {}
-    }
-    drop(sim);
-    if opts.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok(())
 }
 
 /// Runs one tower's agent, stops it after `after` (its backhaul fails), starts it again after

@@ -12,6 +12,7 @@
 //! | [`limits`] | the per-address rate limit of the authentication endpoints |
 //! | [`api`] | the route table, its guard (authentication + tod-core RBAC) and the handlers |
 //! | [`site_alerts`] | the site/sector alert rule and plugin passes (one replica, under a lease) |
+//! | [`score`] | field truth: the demo's system scored against the simulator's truth |
 //! | [`plugins`] | WASM plugins in the server: loaded instances, scoping, backtests |
 //! | [`vault`] | device credentials sealed at rest (XChaCha20-Poly1305, per-tenant keys) |
 //! | [`vpn`] | the embedded WireGuard gateway: key, peers from the store, forwards to our services |
@@ -29,6 +30,7 @@ pub mod error;
 pub mod ingest;
 pub mod limits;
 pub mod plugins;
+pub mod score;
 pub mod settings;
 pub mod site_alerts;
 pub mod store;

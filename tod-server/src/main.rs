@@ -22,6 +22,9 @@ enum Command {
     /// The whole system in one process: the server on SQLite with its WireGuard gateway, a
     /// simulated fleet of towers, and one agent per tower delivering through its tunnel.
     Demo(tod_server::demo::DemoOptions),
+    /// Field truth: run the demo's system through a scenario and score what the API reports
+    /// against the simulator's truth (link-state accuracy, fault detection, alert storms).
+    Score(tod_server::score::ScoreOptions),
     /// Validate the settings (flags and TOD_* variables) and print the effective values.
     CheckConfig,
     /// Log in to a server with SRP-6a and print the tokens as JSON (password from TOD_PASSWORD,
@@ -155,6 +158,23 @@ fn main() -> ExitCode {
                 )
                 .init();
             run(Box::pin(demo(opts)))
+        }
+        Command::Score(opts) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                )
+                .init();
+            run(Box::pin(async move {
+                let score = tod_server::score::run(&opts, &|line| eprintln!("{line}")).await?;
+                println!("{}", score.table());
+                if let Some(path) = &opts.json {
+                    let json = serde_json::to_string_pretty(&score).map_err(|e| e.to_string())?;
+                    std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+                Ok(())
+            }))
         }
         Command::Login { url, email } => run(Box::pin(async move {
             let tokens = tod_server::client::login(&url, &email, &password()?).await?;

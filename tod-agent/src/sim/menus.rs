@@ -57,6 +57,8 @@ pub struct Ctx<'a> {
     pub faults: &'a Faults,
     /// Simulated time, seconds.
     pub now: f64,
+    /// For a CPE: its access point is switched off (`offline_until`), so it hears no AP.
+    pub ap_offline: bool,
 }
 
 impl Ctx<'_> {
@@ -329,6 +331,9 @@ fn radios(ctx: &Ctx<'_>, package: Package) -> Vec<Row> {
 
 /// The signal a CPE sees from its AP (its own registration table shows the AP).
 fn cpe_view(ctx: &Ctx<'_>) -> Option<(String, String, i16, u32)> {
+    if ctx.ap_offline {
+        return None;
+    }
     let (ap, r) = ctx.device.ap?;
     let ap_dev = &ctx.world.devices[ap];
     let radio = &ap_dev.radios[r];

@@ -224,6 +224,7 @@ impl Session {
             runtime,
             faults: &faults,
             now,
+            ap_offline: device.ap.is_some_and(|(ap, _)| self.shared.offline(ap)),
         };
         match verb {
             "print" | "getall" => {
@@ -346,7 +347,14 @@ impl Session {
                         let state = &shared.states[index];
                         let faults = state.faults();
                         let device = &shared.world.devices[index];
-                        let ctx = Ctx { world: &shared.world, device, runtime: state.runtime(), faults: &faults, now: shared.clock.now() };
+                        let ctx = Ctx {
+                            world: &shared.world,
+                            device,
+                            runtime: state.runtime(),
+                            faults: &faults,
+                            now: shared.clock.now(),
+                            ap_offline: device.ap.is_some_and(|(ap, _)| shared.offline(ap)),
+                        };
                         let bytes = match menus::monitor(&ctx, &menu, &numbers) {
                             Ok(row) => reply_words("!re", &row, Some(&tag)),
                             Err(t) => trap(&t, Some(&tag)),

@@ -32,7 +32,8 @@ pub struct Faults {
     pub disconnect_mid_reply: bool,
     /// Send a reserved control byte (0xF8) instead of a reply.
     pub control_byte: bool,
-    /// Refuse connections and drop sessions until this simulated time (seconds).
+    /// Powered off until this simulated time (seconds): connections are refused and sessions
+    /// dropped, and an access point's clients hear nothing (their registration tables are empty).
     pub offline_until: Option<f64>,
     /// At most this many concurrent sessions; more are closed at once.
     pub max_sessions: Option<u32>,

@@ -1,0 +1,653 @@
+//! Field truth: what TOD tells an operator, scored against what really happened in the
+//! simulated network.
+//!
+//! The simulator's world is a pure function of its seed and the simulated clock: which clients
+//! are associated (flapping, roaming and dying clients drop out on schedule), their signal (drift,
+//! rain fades), and which devices a scenario switched off. The scorer runs the whole system — the
+//! demo's server, simulator, agents and tunnels — injects a scenario's faults, and samples the API
+//! once per poll interval, comparing each (link, sample) with the truth at the sample's simulated
+//! time. It reports link-state accuracy with its confusion matrix, whether and how fast each
+//! injected fault was reported and about the right device, how many alerts one upstream failure
+//! raised, and how many of all alerts have a cause in the truth.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tod_agent::sim::state::Faults;
+use tod_agent::sim::world::{Role, World, client_signal};
+
+use crate::demo::{Demo, DemoOptions};
+
+/// A standard scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Nothing injected: only the world's own life (flapping, roaming and dying clients, rain).
+    Quiet,
+    /// The busiest access point loses power for 30 simulated minutes.
+    ApPowerLoss,
+}
+
+/// What the scorer runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScoreOptions {
+    /// The scenario.
+    #[arg(long, value_enum, default_value = "ap-power-loss")]
+    pub scenario: Scenario,
+    /// Simulated devices.
+    #[arg(long, default_value_t = 120)]
+    pub devices: usize,
+    /// Time acceleration (the agents poll every 60/X seconds of wall time).
+    #[arg(long, default_value_t = 30.0)]
+    pub speed: f64,
+    /// Simulated minutes observed after the warm-up.
+    #[arg(long, default_value_t = 60)]
+    pub minutes: u32,
+    /// World seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Run on PostgreSQL instead of a fresh SQLite file.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        Self {
+            scenario: Scenario::ApPowerLoss,
+            devices: 120,
+            speed: 30.0,
+            minutes: 60,
+            seed: 7,
+            postgres: None,
+            json: None,
+        }
+    }
+}
+
+/// Counts of (truth, report) over every (link, sample) pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Confusion {
+    /// Up in truth, reported up (active, degraded or discovered).
+    pub up_reported_up: u64,
+    /// Up in truth, reported down or stale.
+    pub up_reported_down: u64,
+    /// Up in truth, not listed at all.
+    pub up_not_listed: u64,
+    /// Down in truth, reported up.
+    pub down_reported_up: u64,
+    /// Down in truth, reported down or stale.
+    pub down_reported_down: u64,
+    /// Down in truth, not listed (never seen: nothing to report).
+    pub down_not_listed: u64,
+}
+
+impl Confusion {
+    /// Counts one pair: the truth, and the report (`None`: not listed).
+    pub fn add(&mut self, up: bool, reported_up: Option<bool>) {
+        match (up, reported_up) {
+            (true, Some(true)) => self.up_reported_up += 1,
+            (true, Some(false)) => self.up_reported_down += 1,
+            (true, None) => self.up_not_listed += 1,
+            (false, Some(true)) => self.down_reported_up += 1,
+            (false, Some(false)) => self.down_reported_down += 1,
+            (false, None) => self.down_not_listed += 1,
+        }
+    }
+
+    /// Pairs scored.
+    pub fn total(&self) -> u64 {
+        self.up_reported_up
+            + self.up_reported_down
+            + self.up_not_listed
+            + self.down_reported_up
+            + self.down_reported_down
+            + self.down_not_listed
+    }
+
+    /// Fraction of pairs where the report matches the truth (a link never seen and down in
+    /// truth counts as right).
+    pub fn accuracy(&self) -> f64 {
+        let right = self.up_reported_up + self.down_reported_down + self.down_not_listed;
+        if self.total() == 0 {
+            0.0
+        } else {
+            right as f64 / self.total() as f64
+        }
+    }
+}
+
+/// One injected fault and what TOD made of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultReport {
+    /// What was injected.
+    pub kind: String,
+    /// The device it hit.
+    pub device: String,
+    /// When, simulated seconds.
+    pub from_sim_secs: f64,
+    /// Until when, simulated seconds.
+    pub until_sim_secs: f64,
+    /// Whether the API reported the device not online while it was down.
+    pub detected: bool,
+    /// Simulated seconds from the fault to the first sample that showed it.
+    pub detection_secs: Option<f64>,
+    /// Whether the API showed it online again after it came back.
+    pub recovered: bool,
+    /// Simulated seconds from its return to the first sample that showed it online with its
+    /// links up again.
+    pub recovery_secs: Option<f64>,
+    /// Simulated seconds from the fault to the first sample that showed all its links down.
+    pub links_down_secs: Option<f64>,
+    /// Alerts raised (device and site) about the device or its clients while it was down: one
+    /// incident should be one alert.
+    pub alerts_raised: usize,
+    /// What those alerts were (rule or event kind, with counts).
+    pub alert_kinds: Vec<(String, usize)>,
+}
+
+/// The scorer's findings for one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Simulated devices.
+    pub devices: usize,
+    /// Links in the simulated world between managed devices.
+    pub true_links: usize,
+    /// Samples taken.
+    pub samples: u32,
+    /// Simulated seconds observed.
+    pub observed_sim_secs: f64,
+    /// The agents' poll interval, simulated seconds.
+    pub poll_sim_secs: f64,
+    /// (link, sample) pairs by truth and report.
+    pub confusion: Confusion,
+    /// The same, by how the link's client behaves in the simulated world (`steady`, `flapping`,
+    /// `roaming`, `dying`, `degrading`).
+    pub by_behaviour: Vec<(String, Confusion)>,
+    /// Link-state accuracy.
+    pub link_state_accuracy: f64,
+    /// The injected faults.
+    pub faults: Vec<FaultReport>,
+    /// Alerts raised in the observed window (device alerts and site alert events).
+    pub alerts: usize,
+    /// Of those, alerts about a device with a cause in the truth during the window (offline, a
+    /// client link down, or a client signal below the default rule's -75 dBm).
+    pub alerts_with_cause: usize,
+    /// What the others were (rule or event kind, with counts).
+    pub alerts_without_cause: Vec<(String, usize)>,
+}
+
+impl Score {
+    /// The report as a Markdown table, with the issue's targets.
+    pub fn table(&self) -> String {
+        let pct = |x: f64| format!("{:.2} %", x * 100.0);
+        let mut out = format!(
+            "Field truth: scenario {:?}, {} devices, {} true links, {} samples over {:.0} simulated minutes (poll {:.0} s)\n\n\
+             | Measure | Value | Target |\n|---|---|---|\n",
+            self.scenario,
+            self.devices,
+            self.true_links,
+            self.samples,
+            self.observed_sim_secs / 60.0,
+            self.poll_sim_secs
+        );
+        let met = |ok: bool| if ok { "met" } else { "MISSED" };
+        let acc = self.link_state_accuracy;
+        out += &format!(
+            "| link-state accuracy | {} | ≥ 99 % ({}) |\n",
+            pct(acc),
+            met(acc >= 0.99)
+        );
+        let c = &self.confusion;
+        out += &format!(
+            "| truth up: reported up / down / not listed | {} / {} / {} | |\n",
+            c.up_reported_up, c.up_reported_down, c.up_not_listed
+        );
+        out += &format!(
+            "| truth down: reported up / down / not listed | {} / {} / {} | |\n",
+            c.down_reported_up, c.down_reported_down, c.down_not_listed
+        );
+        for (kind, c) in &self.by_behaviour {
+            out += &format!(
+                "| link-state accuracy, {kind} clients ({} pairs) | {} | |\n",
+                c.total(),
+                pct(c.accuracy())
+            );
+        }
+        for f in &self.faults {
+            let within = 2.0 * self.poll_sim_secs;
+            out += &format!(
+                "| {} of {}: detected, after | {}, {} | yes, ≤ {:.0} s ({}) |\n",
+                f.kind,
+                f.device,
+                if f.detected { "yes" } else { "no" },
+                f.detection_secs.map_or("-".into(), |s| format!("{s:.0} s")),
+                within,
+                met(f.detection_secs.is_some_and(|s| s <= within + 1.0))
+            );
+            out += &format!(
+                "| {} of {}: all its links shown down, after | {} | |\n",
+                f.kind,
+                f.device,
+                f.links_down_secs.map_or("never".into(), |s| format!("{s:.0} s"))
+            );
+            let kinds: Vec<String> = f.alert_kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            out += &format!(
+                "| {} of {}: alerts raised for it | {} ({}) | 1 ({}) |\n",
+                f.kind,
+                f.device,
+                f.alerts_raised,
+                kinds.join(", "),
+                met(f.alerts_raised == 1)
+            );
+            out += &format!(
+                "| {} of {}: shown back (online, links up), after its return | {} | |\n",
+                f.kind,
+                f.device,
+                f.recovery_secs
+                    .map_or("not within the run".into(), |s| format!("{s:.0} s"))
+            );
+        }
+        let traceable = if self.alerts == 0 {
+            1.0
+        } else {
+            self.alerts_with_cause as f64 / self.alerts as f64
+        };
+        let without: Vec<String> = self
+            .alerts_without_cause
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        out += &format!(
+            "| alerts with a cause in the truth | {} of {} ({}){} | ≥ 95 % ({}) |\n",
+            self.alerts_with_cause,
+            self.alerts,
+            pct(traceable),
+            if without.is_empty() {
+                String::new()
+            } else {
+                format!("; without: {}", without.join(", "))
+            },
+            met(traceable >= 0.95)
+        );
+        out
+    }
+}
+
+/// A link of the simulated world between two devices TOD manages.
+struct TrueLink {
+    ap: usize,
+    radio: usize,
+    slot: usize,
+    cpe: usize,
+}
+
+fn true_links(world: &World) -> Vec<TrueLink> {
+    let mut out = Vec::new();
+    for d in world.devices.iter().filter(|d| d.role == Role::Ap) {
+        for (r, radio) in d.radios.iter().enumerate() {
+            for (slot, c) in radio.clients.iter().enumerate() {
+                if let Some(cpe) = c.cpe {
+                    out.push(TrueLink {
+                        ap: d.index,
+                        radio: r,
+                        slot,
+                        cpe,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// How a link's client behaves in the simulated world.
+fn behaviour(world: &World, l: &TrueLink) -> String {
+    use tod_agent::sim::world::Behaviour;
+    match world.devices[l.ap].radios[l.radio].clients[l.slot].behaviour {
+        Behaviour::Steady => "steady",
+        Behaviour::Flapping => "flapping",
+        Behaviour::Dying => "dying",
+        Behaviour::Degrading => "degrading",
+        Behaviour::Roaming { .. } => "roaming",
+    }
+    .into()
+}
+
+/// A fault of the scenario: planned at a simulated time, switched on at the first sample after.
+struct Injected {
+    kind: &'static str,
+    device: usize,
+    planned: f64,
+    length: f64,
+    window: Option<(f64, f64)>,
+}
+
+/// The signal of a link at simulated time `t`, `None` when it is down in truth.
+fn truth(world: &World, l: &TrueLink, down: &dyn Fn(usize, f64) -> bool, t: f64) -> Option<i16> {
+    if down(l.ap, t) || down(l.cpe, t) {
+        return None;
+    }
+    let ap = &world.devices[l.ap];
+    client_signal(
+        world.seed,
+        ap.site,
+        l.ap,
+        l.radio,
+        l.slot,
+        &ap.radios[l.radio].clients[l.slot],
+        t,
+    )
+}
+
+/// Runs a scenario and scores it. `say` gets progress lines.
+pub async fn run(opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) -> Result<Score, String> {
+    let demo = Demo::start(DemoOptions {
+        devices: opts.devices,
+        speed: opts.speed,
+        seed: opts.seed,
+        listen: ([127, 0, 0, 1], 0).into(),
+        postgres: opts.postgres.clone(),
+        outage: false,
+        ..DemoOptions::default()
+    })
+    .await?;
+    let result = score(&demo, opts, say).await;
+    demo.stop().await;
+    result
+}
+
+async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) -> Result<Score, String> {
+    let tenant = demo.access.tenant.clone();
+    let world = demo.sim.world();
+    let links = true_links(world);
+    let interval = Duration::from_secs(demo.interval_secs);
+    let poll_sim_secs = demo.interval_secs as f64 * opts.speed;
+
+    // Warm-up: every device online and most links discovered, within a couple of minutes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let ids: HashMap<String, String> = loop {
+        let devices = demo.call("GET", format!("/api/tenants/{tenant}/devices"), None).await?;
+        let devices = devices.as_array().cloned().unwrap_or_default();
+        let online = devices.iter().filter(|d| d["status"] == "online").count();
+        let listed = demo.call("GET", format!("/api/tenants/{tenant}/links"), None).await?;
+        let listed = listed.as_array().map_or(0, Vec::len);
+        if online == world.devices.len() && listed * 10 >= links.len() * 8 {
+            break devices
+                .iter()
+                .filter_map(|d| Some((d["id"].as_str()?.to_owned(), d["name"].as_str()?.to_owned())))
+                .collect();
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "warm-up: {online}/{} devices online, {listed}/{} links listed after 3 minutes",
+                world.devices.len(),
+                links.len()
+            ));
+        }
+        tokio::time::sleep(interval).await;
+    };
+    let index: HashMap<&str, usize> = world.devices.iter().map(|d| (d.name.as_str(), d.index)).collect();
+    let by_id: HashMap<String, usize> = ids
+        .iter()
+        .filter_map(|(id, name)| Some((id.clone(), *index.get(name.as_str())?)))
+        .collect();
+    let name_of = |i: usize| world.devices[i].name.clone();
+    say(&format!(
+        "warm: {} devices online, {} true links; observing {} simulated minutes",
+        world.devices.len(),
+        links.len(),
+        opts.minutes
+    ));
+
+    // The scenario's faults, from two polls after the warm-up.
+    let clock = demo.sim.clock();
+    let start = clock.now();
+    let began_wall: DateTime<Utc> = Utc::now();
+    let end = start + f64::from(opts.minutes) * 60.0;
+    let mut injected: Vec<Injected> = Vec::new();
+    if opts.scenario == Scenario::ApPowerLoss {
+        let busiest = world
+            .devices
+            .iter()
+            .filter(|d| d.role == Role::Ap)
+            .max_by_key(|d| {
+                (
+                    links.iter().filter(|l| l.ap == d.index).count(),
+                    std::cmp::Reverse(d.index),
+                )
+            })
+            .ok_or("the world has no access point")?
+            .index;
+        let planned = start + 2.0 * poll_sim_secs;
+        injected.push(Injected {
+            kind: "ap_power_loss",
+            device: busiest,
+            planned,
+            length: 1_800.0_f64.min((end - planned) * 0.6),
+            window: None,
+        });
+    }
+    let mut confusion = Confusion::default();
+    let mut by_behaviour: Vec<(String, Confusion)> = Vec::new();
+    let mut samples = 0u32;
+    let mut detected: Vec<Option<f64>> = vec![None; injected.len()];
+    let mut recovered: Vec<Option<f64>> = vec![None; injected.len()];
+    let mut links_down: Vec<Option<f64>> = vec![None; injected.len()];
+    // Devices with a cause for an alert at some sample: offline, a client link down, weak.
+    let mut caused: HashSet<usize> = HashSet::new();
+    loop {
+        let t = clock.now();
+        if t >= end {
+            break;
+        }
+        for f in injected.iter_mut().filter(|f| f.window.is_none() && t >= f.planned) {
+            // Off from now until `length` later (the simulator refuses it until then).
+            let from = clock.now();
+            let until = from + f.length;
+            demo.sim.set_faults(
+                f.device,
+                Faults {
+                    offline_until: Some(until),
+                    ..Faults::default()
+                },
+            );
+            f.window = Some((from, until));
+        }
+        let windows: Vec<(usize, f64, f64)> = injected
+            .iter()
+            .filter_map(|f| f.window.map(|(a, b)| (f.device, a, b)))
+            .collect();
+        let down = |i: usize, t: f64| {
+            windows
+                .iter()
+                .any(|(d, from, until)| *d == i && t >= *from && t < *until)
+        };
+        let listed = demo.call("GET", format!("/api/tenants/{tenant}/links"), None).await?;
+        let devices = demo.call("GET", format!("/api/tenants/{tenant}/devices"), None).await?;
+        // The sample's time: the middle of the two reads.
+        let t = (t + clock.now()) / 2.0;
+        samples += 1;
+        let mut reported: HashMap<(usize, usize), bool> = HashMap::new();
+        for l in listed.as_array().into_iter().flatten() {
+            let (Some(ap), Some(cpe)) = (
+                l["ap_device_id"].as_str().and_then(|id| by_id.get(id)),
+                l["cpe_device_id"].as_str().and_then(|id| by_id.get(id)),
+            ) else {
+                continue;
+            };
+            let up = matches!(l["state"].as_str(), Some("active" | "degraded" | "discovered"));
+            reported.insert((*ap, *cpe), up);
+        }
+        for l in &links {
+            let signal = truth(world, l, &down, t);
+            if signal.is_none() {
+                caused.insert(l.cpe);
+                caused.insert(l.ap);
+            } else if signal.is_some_and(|s| s < -75) {
+                caused.insert(l.cpe);
+            }
+            let seen = reported.get(&(l.ap, l.cpe)).copied();
+            confusion.add(signal.is_some(), seen);
+            let kind = behaviour(world, l);
+            match by_behaviour.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, c)) => c.add(signal.is_some(), seen),
+                None => {
+                    let mut c = Confusion::default();
+                    c.add(signal.is_some(), seen);
+                    by_behaviour.push((kind, c));
+                }
+            }
+        }
+        let status: HashMap<usize, String> = devices
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                let i = by_id.get(d["id"].as_str()?)?;
+                Some((*i, d["status"].as_str()?.to_owned()))
+            })
+            .collect();
+        for (k, f) in injected.iter().enumerate() {
+            let Some((from, until)) = f.window else { continue };
+            let device = &f.device;
+            let online = status.get(device).is_some_and(|s| s == "online");
+            if t >= from && t < until {
+                caused.insert(*device);
+                if !online && detected[k].is_none() {
+                    detected[k] = Some(t - from);
+                }
+            }
+            let its: Vec<Option<&bool>> = links
+                .iter()
+                .filter(|l| l.ap == *device)
+                .map(|l| reported.get(&(l.ap, l.cpe)))
+                .collect();
+            if t >= from && t < until && links_down[k].is_none() && its.iter().all(|r| r != &Some(&true)) {
+                links_down[k] = Some(t - from);
+            }
+            // Back: online, and every link that is up in truth shown up.
+            let back = links
+                .iter()
+                .filter(|l| l.ap == *device && truth(world, l, &down, t).is_some())
+                .all(|l| reported.get(&(l.ap, l.cpe)) == Some(&true));
+            if t >= until && recovered[k].is_none() && online && back {
+                recovered[k] = Some(t - until);
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+
+    // Alerts raised since the observation began.
+    let device_alerts = demo
+        .call("GET", format!("/api/alerts?tenant_id={tenant}&per_page=200"), None)
+        .await?;
+    let sites = demo.call("GET", format!("/api/tenants/{tenant}/sites"), None).await?;
+    let mut site_events = Vec::new();
+    for site in sites["sites"].as_array().into_iter().flatten() {
+        let Some(id) = site["id"].as_str() else { continue };
+        let events = demo
+            .call(
+                "GET",
+                format!("/api/tenants/{tenant}/sites/{id}/alert-events?limit=200"),
+                None,
+            )
+            .await?;
+        site_events.extend(events["items"].as_array().cloned().unwrap_or_default());
+    }
+    let since = |v: &Value, field: &str| {
+        v[field]
+            .as_str()
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+            .is_some_and(|at| at >= began_wall)
+    };
+    // (the device it is about, what it is)
+    let mut alerts: Vec<(Option<usize>, String)> = Vec::new();
+    for a in device_alerts["items"].as_array().into_iter().flatten() {
+        if since(a, "fired_at") {
+            let kind = a["metric"].as_str().unwrap_or("device").to_owned();
+            alerts.push((a["device_id"].as_str().and_then(|id| by_id.get(id)).copied(), kind));
+        }
+    }
+    for e in &site_events {
+        if since(e, "triggered_at") {
+            let about = e["ap_device_id"].as_str().or(e["device_id"].as_str());
+            let kind = e["kind"].as_str().unwrap_or("site").to_owned();
+            alerts.push((about.and_then(|id| by_id.get(id)).copied(), kind));
+        }
+    }
+    let faults = injected
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            let affected: HashSet<usize> = std::iter::once(f.device)
+                .chain(links.iter().filter(|l| l.ap == f.device).map(|l| l.cpe))
+                .collect();
+            let (from, until) = f.window.unwrap_or((f.planned, f.planned));
+            let mine: Vec<&String> = alerts
+                .iter()
+                .filter(|(d, _)| d.is_some_and(|d| affected.contains(&d)))
+                .map(|(_, kind)| kind)
+                .collect();
+            let kinds = count_kinds(mine.iter().copied());
+            FaultReport {
+                kind: f.kind.into(),
+                device: name_of(f.device),
+                from_sim_secs: from - start,
+                until_sim_secs: until - start,
+                detected: detected[k].is_some(),
+                detection_secs: detected[k],
+                recovered: recovered[k].is_some(),
+                recovery_secs: recovered[k],
+                links_down_secs: links_down[k],
+                alerts_raised: mine.len(),
+                alert_kinds: kinds,
+            }
+        })
+        .collect();
+    let alerts_with_cause = alerts
+        .iter()
+        .filter(|(d, _)| d.is_some_and(|d| caused.contains(&d)))
+        .count();
+    let alerts_without_cause = count_kinds(
+        alerts
+            .iter()
+            .filter(|(d, _)| !d.is_some_and(|d| caused.contains(&d)))
+            .map(|(_, k)| k),
+    );
+    Ok(Score {
+        scenario: opts.scenario,
+        devices: world.devices.len(),
+        true_links: links.len(),
+        samples,
+        observed_sim_secs: end - start,
+        poll_sim_secs,
+        link_state_accuracy: confusion.accuracy(),
+        confusion,
+        by_behaviour,
+        faults,
+        alerts: alerts.len(),
+        alerts_with_cause,
+        alerts_without_cause,
+    })
+}
+
+/// Kinds with how often each occurs, in first-seen order.
+fn count_kinds<'a>(kinds: impl Iterator<Item = &'a String>) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for k in kinds {
+        match out.iter_mut().find(|(n, _)| n == k) {
+            Some((_, c)) => *c += 1,
+            None => out.push((k.clone(), 1)),
+        }
+    }
+    out
+}

@@ -1,0 +1,56 @@
+//! The field-truth scorer end to end: the demo's system (server, simulator, agents, tunnels)
+//! through the AP power-loss scenario at 12× speed, scored against the simulator's truth. The
+//! assertions are about the scorer's bookkeeping and about what any honest fleet system must
+//! show — the dead access point reported, its links shown down — not about the targets, which
+//! the README's figures table reports.
+
+mod common;
+
+use tod_server::score::{Scenario, ScoreOptions};
+
+async fn an_ap_power_loss_is_scored_against_the_truth(db_url: &str) {
+    let opts = ScoreOptions {
+        scenario: Scenario::ApPowerLoss,
+        devices: 40,
+        speed: 12.0,
+        minutes: 15,
+        postgres: db_url.starts_with("postgres").then(|| db_url.to_owned()),
+        ..ScoreOptions::default()
+    };
+    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
+        .await
+        .expect("the scenario runs");
+    let table = score.table();
+    eprintln!("{table}");
+
+    assert!(score.true_links > 5, "{score:?}");
+    // One sample per poll (a minute of simulated time), give or take scheduling.
+    assert!((12..=16).contains(&score.samples), "{score:?}");
+    assert_eq!(
+        score.confusion.total(),
+        u64::from(score.samples) * score.true_links as u64,
+        "every (link, sample) pair is scored once"
+    );
+    assert!(
+        (0.0..=1.0).contains(&score.link_state_accuracy) && score.link_state_accuracy > 0.5,
+        "{score:?}"
+    );
+    let f = &score.faults[0];
+    assert_eq!(f.kind, "ap_power_loss");
+    assert!(f.until_sim_secs > f.from_sim_secs, "{f:?}");
+    assert!(f.detected, "the dead access point must be reported: {f:?}");
+    assert!(
+        f.links_down_secs.is_some(),
+        "its links must be shown down while it is dead: {f:?}"
+    );
+    assert!(score.confusion.down_reported_down > 0, "{score:?}");
+    assert!(score.alerts_with_cause <= score.alerts);
+    assert!(
+        table.contains("link-state accuracy") && table.contains("ap_power_loss"),
+        "{table}"
+    );
+    let json = serde_json::to_value(&score).unwrap();
+    assert_eq!(json["scenario"], "ap-power-loss");
+    assert_eq!(json["faults"][0]["device"], f.device.as_str());
+}
+on_both_backends!(an_ap_power_loss_is_scored_against_the_truth, multi_thread);
