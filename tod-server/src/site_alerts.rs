@@ -298,6 +298,21 @@ async fn plugin_pass(
         tracing::warn!(%tenant, plugin = %p.plugin, name = %p.name, %reason, "plugin stopped");
         if let Err(e) = store.stop_plugin(tenant, p.plugin, &reason, now).await {
             tracing::warn!(plugin = %p.plugin, error = %e, "recording a stopped plugin failed");
+            return;
+        }
+        // The event an operator reads in the tenant's audit log: which plugin, and why.
+        let audit = crate::store::Audit {
+            chain: tenant,
+            actor_user: None,
+            actor_api_key: None,
+            action: "plugin.stopped".into(),
+            resource_type: Some("plugin".into()),
+            resource_id: Some(p.plugin.to_string()),
+            details: serde_json::json!({ "name": p.name, "reason": reason }),
+            ip: None,
+        };
+        if let Err(e) = store.append_audit(&audit, now).await {
+            tracing::warn!(plugin = %p.plugin, error = %e, "recording a stopped plugin in the audit log failed");
         }
     };
     let rule = match runner.load(store, p).await {

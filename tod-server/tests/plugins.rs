@@ -237,6 +237,36 @@ async fn plugins_run_in_the_pass_and_misbehaving_ones_are_stopped(url: &str) {
     assert_eq!(stopped["enabled"], false);
     let reason = stopped["disabled_reason"].as_str().unwrap();
     assert!(reason.contains("fuel"), "{reason}");
+    // The tenant's audit log says which plugin stopped and why, next to who uploaded it.
+    let log = srv
+        .call(
+            "GET",
+            &format!("/api/audit-logs?tenant_id={}&limit=50", w.tenant),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(log.status, 200, "{:?}", log.json);
+    let actions: Vec<&str> = log
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"plugin.uploaded") && actions.contains(&"plugin.assigned"),
+        "{actions:?}"
+    );
+    let stop = log
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "plugin.stopped")
+        .expect("the stop is in the audit log");
+    assert_eq!(stop["resource_id"], bad["id"]);
+    assert!(stop["details"]["reason"].as_str().unwrap().contains("fuel"), "{stop}");
     // A stopped plugin is not run again until an operator enables it.
     let p = pass(&srv, &mut ev, now + Duration::minutes(20)).await;
     assert_eq!((p.plugins, p.stopped), (1, 0), "{p:?}");

@@ -16,9 +16,21 @@ use uuid::Uuid;
 
 use super::{Body, PathParams, QueryParams, TenantQuery, TenantScope, own_tenant, tenant};
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::plugins::{Backtest, MAX_BACKTEST_STEPS, Replayed};
 use crate::store::{NewPlugin, Plugin, PluginConfig, PluginPatch};
+
+/// Records a plugin change in the tenant's audit chain (after the change: a failure to record it
+/// is logged, not turned into a failed request that did happen).
+async fn audit(st: &AppState, caller: &Caller, t: TenantId, action: &str, plugin: Uuid, details: serde_json::Value) {
+    let mut a = caller.audit(Some(t), action, details);
+    a.resource_type = Some("plugin".into());
+    a.resource_id = Some(plugin.to_string());
+    if let Err(e) = st.store.append_audit(&a, Utc::now()).await {
+        tracing::warn!(%plugin, action, error = %e, "recording a plugin change in the audit chain failed");
+    }
+}
 
 /// Most configuration keys, and the longest key or value.
 const MAX_CONFIG_KEYS: usize = 64;
@@ -132,6 +144,7 @@ pub(super) async fn list(
 pub(super) async fn upload(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     QueryParams(q): QueryParams<TenantQuery>,
     Body(body): Body<PluginUpload>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -181,10 +194,10 @@ pub(super) async fn upload(
         enabled: body.enabled.unwrap_or(true),
         hysteresis,
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(st.store.create_plugin(t, &new, Utc::now()).await?),
-    ))
+    let created = st.store.create_plugin(t, &new, Utc::now()).await?;
+    let details = serde_json::json!({ "name": created.name, "version": created.version, "sha256": created.sha256 });
+    audit(&st, &caller, t, "plugin.uploaded", created.id, details).await;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 pub(super) async fn get(
@@ -200,6 +213,7 @@ pub(super) async fn get(
 pub(super) async fn update(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
     Body(body): Body<PluginUpdate>,
@@ -218,23 +232,30 @@ pub(super) async fn update(
         enabled: body.enabled,
         hysteresis: Some(hysteresis(body.fire_after, body.clear_after, base)?),
     };
-    Ok(Json(st.store.update_plugin(t, id, &patch, Utc::now()).await?))
+    let updated = st.store.update_plugin(t, id, &patch, Utc::now()).await?;
+    let details = serde_json::json!({ "enabled": updated.enabled, "config_keys": updated.config.keys().collect::<Vec<_>>(),
+                                      "fire_after": updated.fire_after, "clear_after": updated.clear_after });
+    audit(&st, &caller, t, "plugin.updated", id, details).await;
+    Ok(Json(updated))
 }
 
 pub(super) async fn delete(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = own_tenant(scope, q.tenant_id)?;
     st.store.delete_plugin(t, id, Utc::now()).await?;
+    audit(&st, &caller, t, "plugin.deleted", id, serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(super) async fn assign(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
     Body(body): Body<AssignmentBody>,
@@ -249,17 +270,30 @@ pub(super) async fn assign(
         .store
         .assign_plugin(t, id, body.site_id, body.sector_id, &config, Utc::now())
         .await?;
+    let details =
+        serde_json::json!({ "assignment_id": a.id, "scope": a.scope, "site_id": a.site_id, "sector_id": a.sector_id });
+    audit(&st, &caller, t, "plugin.assigned", id, details).await;
     Ok((StatusCode::CREATED, Json(a)))
 }
 
 pub(super) async fn unassign(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     PathParams((id, assignment)): PathParams<(Uuid, Uuid)>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = own_tenant(scope, q.tenant_id)?;
     st.store.unassign_plugin(t, id, assignment, Utc::now()).await?;
+    audit(
+        &st,
+        &caller,
+        t,
+        "plugin.unassigned",
+        id,
+        serde_json::json!({ "assignment_id": assignment }),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
