@@ -126,6 +126,27 @@ pub async fn run(
     result
 }
 
+/// A running agent daemon and the way to stop it.
+type RunningAgent = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), String>>,
+);
+
+/// One tower's agent: its configuration, and the running daemon with the way to stop it.
+struct AgentSlot {
+    tower: usize,
+    cfg: tod_agent::config::AgentConfig,
+    running: Option<RunningAgent>,
+}
+
+fn spawn_agent(cfg: tod_agent::config::AgentConfig) -> RunningAgent {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(tod_agent::daemon::run(cfg, async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
 /// A running demo: server, simulator and agents, set up through the API.
 pub struct Demo {
     /// How to reach it.
@@ -137,7 +158,7 @@ pub struct Demo {
     pub interval_secs: u64,
     token: String,
     note: Arc<std::sync::Mutex<Option<String>>>,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    agents: tokio::sync::Mutex<Vec<AgentSlot>>,
     quit: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<Result<(), String>>>,
     stop_server: tokio::sync::oneshot::Sender<()>,
@@ -295,7 +316,7 @@ impl Demo {
             )
         });
         let mut outage_cfg = None;
-        let mut stops = Vec::new();
+        let mut slots = Vec::new();
         let mut tasks = Vec::new();
         for (i, site) in sites.iter().enumerate() {
             let agent = call(
@@ -340,11 +361,11 @@ impl Demo {
                 outage_cfg = Some((format!("tower-{:02}", i + 1), cfg));
                 continue;
             }
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            stops.push(stop);
-            tasks.push(tokio::spawn(tod_agent::daemon::run(cfg, async move {
-                let _ = stopped.await;
-            })));
+            slots.push(AgentSlot {
+                tower: i,
+                running: Some(spawn_agent(cfg.clone())),
+                cfg,
+            });
         }
         let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
         let note = Arc::new(std::sync::Mutex::new(None::<String>));
@@ -365,7 +386,7 @@ impl Demo {
             interval_secs,
             token,
             note,
-            stops,
+            agents: tokio::sync::Mutex::new(slots),
             quit: quit_tx,
             tasks,
             stop_server,
@@ -416,12 +437,42 @@ impl Demo {
         Ok(())
     }
 
+    /// Stops tower `tower`'s agent, as a backhaul failure would (it keeps its spool).
+    pub async fn stop_agent(&self, tower: usize) -> Result<(), String> {
+        let running = {
+            let mut slots = self.agents.lock().await;
+            let slot = slots
+                .iter_mut()
+                .find(|s| s.tower == tower)
+                .ok_or_else(|| format!("no agent at tower {tower}"))?;
+            slot.running.take()
+        };
+        if let Some((stop, task)) = running {
+            let _ = stop.send(());
+            task.await.map_err(|e| e.to_string())??;
+        }
+        Ok(())
+    }
+
+    /// Starts tower `tower`'s agent again (it backfills from its spool).
+    pub async fn start_agent(&self, tower: usize) -> Result<(), String> {
+        let mut slots = self.agents.lock().await;
+        let slot = slots
+            .iter_mut()
+            .find(|s| s.tower == tower)
+            .ok_or_else(|| format!("no agent at tower {tower}"))?;
+        if slot.running.is_none() {
+            slot.running = Some(spawn_agent(slot.cfg.clone()));
+        }
+        Ok(())
+    }
+
     /// Stops the agents, the server and the simulator, and removes the temporary directory.
     pub async fn stop(self) {
         let Self {
-            stops,
+            agents,
             quit,
-            tasks,
+            mut tasks,
             stop_server,
             server,
             sim,
@@ -429,8 +480,11 @@ impl Demo {
             remove_dir,
             ..
         } = self;
-        for stop in stops {
-            let _ = stop.send(());
+        for slot in agents.into_inner() {
+            if let Some((stop, task)) = slot.running {
+                let _ = stop.send(());
+                tasks.push(task);
+            }
         }
         let _ = quit.send(true);
         for task in tasks {

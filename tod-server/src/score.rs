@@ -27,8 +27,11 @@ use crate::demo::{Demo, DemoOptions};
 pub enum Scenario {
     /// Nothing injected: only the world's own life (flapping, roaming and dying clients, rain).
     Quiet,
-    /// The busiest access point loses power for 30 simulated minutes.
+    /// The busiest access point loses power for 30 simulated minutes (or 60 % of the run).
     ApPowerLoss,
+    /// The first tower's backhaul fails (its agent is cut off) for 60 % of the run: the network
+    /// is fine, TOD cannot see it. Expected: one "agent offline" incident, not one per device.
+    BackhaulOutage,
 }
 
 /// What the scorer runs.
@@ -138,15 +141,19 @@ pub struct FaultReport {
     pub detected: bool,
     /// Simulated seconds from the fault to the first sample that showed it.
     pub detection_secs: Option<f64>,
+    /// The target: two polls, plus the hysteresis of what reports it (an agent is declared
+    /// silent after three of the server's intervals).
+    pub detection_target_secs: f64,
     /// Whether the API showed it online again after it came back.
     pub recovered: bool,
     /// Simulated seconds from its return to the first sample that showed it online with its
     /// links up again.
     pub recovery_secs: Option<f64>,
-    /// Simulated seconds from the fault to the first sample that showed all its links down.
+    /// Simulated seconds from the fault to the first sample that showed all its links down (a
+    /// device fault; a backhaul outage leaves the links as they were).
     pub links_down_secs: Option<f64>,
-    /// Alerts raised (device and site) about the device or its clients while it was down: one
-    /// incident should be one alert.
+    /// Alerts raised (device and site) about the device or its clients (a tower: its devices and
+    /// its site) while it was down or within three polls after: one incident should be one alert.
     pub alerts_raised: usize,
     /// What those alerts were (rule or event kind, with counts).
     pub alert_kinds: Vec<(String, usize)>,
@@ -223,7 +230,7 @@ impl Score {
             );
         }
         for f in &self.faults {
-            let within = 2.0 * self.poll_sim_secs;
+            let within = f.detection_target_secs;
             out += &format!(
                 "| {} of {}: detected, after | {}, {} | yes, ≤ {:.0} s ({}) |\n",
                 f.kind,
@@ -233,12 +240,14 @@ impl Score {
                 within,
                 met(f.detection_secs.is_some_and(|s| s <= within + 1.0))
             );
-            out += &format!(
-                "| {} of {}: all its links shown down, after | {} | |\n",
-                f.kind,
-                f.device,
-                f.links_down_secs.map_or("never".into(), |s| format!("{s:.0} s"))
-            );
+            if f.kind == "ap_power_loss" {
+                out += &format!(
+                    "| {} of {}: all its links shown down, after | {} | |\n",
+                    f.kind,
+                    f.device,
+                    f.links_down_secs.map_or("never".into(), |s| format!("{s:.0} s"))
+                );
+            }
             let kinds: Vec<String> = f.alert_kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
             out += &format!(
                 "| {} of {}: alerts raised for it | {} ({}) | 1 ({}) |\n",
@@ -309,6 +318,15 @@ fn true_links(world: &World) -> Vec<TrueLink> {
     out
 }
 
+/// An alert raised in the observed window: the device it is about, the site of a site event, and
+/// its rule metric or event kind.
+struct Alert {
+    device: Option<usize>,
+    site: Option<String>,
+    kind: String,
+    at: DateTime<Utc>,
+}
+
 /// How a link's client behaves in the simulated world.
 fn behaviour(world: &World, l: &TrueLink) -> String {
     use tod_agent::sim::world::Behaviour;
@@ -325,10 +343,20 @@ fn behaviour(world: &World, l: &TrueLink) -> String {
 /// A fault of the scenario: planned at a simulated time, switched on at the first sample after.
 struct Injected {
     kind: &'static str,
-    device: usize,
+    target: Target,
     planned: f64,
     length: f64,
     window: Option<(f64, f64)>,
+    restarted: bool,
+}
+
+/// What a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// One device, switched off in the simulator.
+    Device(usize),
+    /// A tower's agent, cut off from the server.
+    Tower(usize),
 }
 
 /// The signal of a link at simulated time `t`, `None` when it is down in truth.
@@ -430,12 +458,51 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
         let planned = start + 2.0 * poll_sim_secs;
         injected.push(Injected {
             kind: "ap_power_loss",
-            device: busiest,
+            target: Target::Device(busiest),
             planned,
             length: 1_800.0_f64.min((end - planned) * 0.6),
             window: None,
+            restarted: false,
         });
     }
+    if opts.scenario == Scenario::BackhaulOutage {
+        let planned = start + 2.0 * poll_sim_secs;
+        injected.push(Injected {
+            kind: "backhaul_outage",
+            target: Target::Tower(0),
+            planned,
+            length: (end - planned) * 0.6,
+            window: None,
+            restarted: false,
+        });
+    }
+    let towers = demo.access.towers.max(1);
+    let members = |target: Target| -> Vec<usize> {
+        match target {
+            Target::Device(d) => vec![d],
+            Target::Tower(t) => world
+                .devices
+                .iter()
+                .filter(|d| d.site % towers == t)
+                .map(|d| d.index)
+                .collect(),
+        }
+    };
+    let sites = demo.call("GET", format!("/api/tenants/{tenant}/sites"), None).await?;
+    let site_ids: Vec<String> = sites["sites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect();
+    let tower_site = |t: usize| -> Option<String> {
+        sites["sites"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"].as_str() == Some(&format!("Tower {:02}", t + 1)))
+            .and_then(|s| s["id"].as_str().map(str::to_owned))
+    };
+    let mut caused_sites: HashSet<String> = HashSet::new();
     let mut confusion = Confusion::default();
     let mut by_behaviour: Vec<(String, Confusion)> = Vec::new();
     let mut samples = 0u32;
@@ -450,21 +517,36 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             break;
         }
         for f in injected.iter_mut().filter(|f| f.window.is_none() && t >= f.planned) {
-            // Off from now until `length` later (the simulator refuses it until then).
+            // Off from now until `length` later.
             let from = clock.now();
             let until = from + f.length;
-            demo.sim.set_faults(
-                f.device,
-                Faults {
-                    offline_until: Some(until),
-                    ..Faults::default()
-                },
-            );
+            match f.target {
+                // The simulator refuses it, and its clients hear nothing, until then.
+                Target::Device(d) => demo.sim.set_faults(
+                    d,
+                    Faults {
+                        offline_until: Some(until),
+                        ..Faults::default()
+                    },
+                ),
+                Target::Tower(tower) => demo.stop_agent(tower).await?,
+            }
             f.window = Some((from, until));
+        }
+        for f in injected.iter_mut().filter(|f| !f.restarted) {
+            if let (Target::Tower(tower), Some((_, until))) = (f.target, f.window)
+                && t >= until
+            {
+                demo.start_agent(tower).await?;
+                f.restarted = true;
+            }
         }
         let windows: Vec<(usize, f64, f64)> = injected
             .iter()
-            .filter_map(|f| f.window.map(|(a, b)| (f.device, a, b)))
+            .filter_map(|f| match (f.target, f.window) {
+                (Target::Device(d), Some((a, b))) => Some((d, a, b)),
+                _ => None,
+            })
             .collect();
         let down = |i: usize, t: f64| {
             windows
@@ -518,28 +600,36 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             .collect();
         for (k, f) in injected.iter().enumerate() {
             let Some((from, until)) = f.window else { continue };
-            let device = &f.device;
-            let online = status.get(device).is_some_and(|s| s == "online");
+            let hit = members(f.target);
+            let online = |d: &usize| status.get(d).is_some_and(|s| s == "online");
+            // Shown: a device it hit is not online (offline, or unreachable behind its agent).
             if t >= from && t < until {
-                caused.insert(*device);
-                if !online && detected[k].is_none() {
+                caused.extend(hit.iter().copied());
+                if let Target::Tower(tower) = f.target
+                    && let Some(site) = tower_site(tower)
+                {
+                    caused_sites.insert(site);
+                }
+                if !hit.iter().all(online) && detected[k].is_none() {
                     detected[k] = Some(t - from);
                 }
             }
-            let its: Vec<Option<&bool>> = links
-                .iter()
-                .filter(|l| l.ap == *device)
-                .map(|l| reported.get(&(l.ap, l.cpe)))
-                .collect();
-            if t >= from && t < until && links_down[k].is_none() && its.iter().all(|r| r != &Some(&true)) {
-                links_down[k] = Some(t - from);
+            if let Target::Device(device) = f.target {
+                let its: Vec<Option<&bool>> = links
+                    .iter()
+                    .filter(|l| l.ap == device)
+                    .map(|l| reported.get(&(l.ap, l.cpe)))
+                    .collect();
+                if t >= from && t < until && links_down[k].is_none() && its.iter().all(|r| r != &Some(&true)) {
+                    links_down[k] = Some(t - from);
+                }
             }
-            // Back: online, and every link that is up in truth shown up.
+            // Back: online, and every link of its access points that is up in truth shown up.
             let back = links
                 .iter()
-                .filter(|l| l.ap == *device && truth(world, l, &down, t).is_some())
+                .filter(|l| hit.contains(&l.ap) && truth(world, l, &down, t).is_some())
                 .all(|l| reported.get(&(l.ap, l.cpe)) == Some(&true));
-            if t >= until && recovered[k].is_none() && online && back {
+            if t >= until && recovered[k].is_none() && hit.iter().all(online) && back {
                 recovered[k] = Some(t - until);
             }
         }
@@ -550,10 +640,8 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
     let device_alerts = demo
         .call("GET", format!("/api/alerts?tenant_id={tenant}&per_page=200"), None)
         .await?;
-    let sites = demo.call("GET", format!("/api/tenants/{tenant}/sites"), None).await?;
     let mut site_events = Vec::new();
-    for site in sites["sites"].as_array().into_iter().flatten() {
-        let Some(id) = site["id"].as_str() else { continue };
+    for id in &site_ids {
         let events = demo
             .call(
                 "GET",
@@ -567,44 +655,78 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
         v[field]
             .as_str()
             .and_then(|s| s.parse::<DateTime<Utc>>().ok())
-            .is_some_and(|at| at >= began_wall)
+            .filter(|at| *at >= began_wall)
     };
-    // (the device it is about, what it is)
-    let mut alerts: Vec<(Option<usize>, String)> = Vec::new();
+    // Simulated time as wall time (the server stamps alerts with its own clock).
+    let wall = |sim: f64| began_wall + chrono::Duration::milliseconds(((sim - start) / opts.speed * 1000.0) as i64);
+    let mut alerts: Vec<Alert> = Vec::new();
     for a in device_alerts["items"].as_array().into_iter().flatten() {
-        if since(a, "fired_at") {
-            let kind = a["metric"].as_str().unwrap_or("device").to_owned();
-            alerts.push((a["device_id"].as_str().and_then(|id| by_id.get(id)).copied(), kind));
+        if let Some(at) = since(a, "fired_at") {
+            alerts.push(Alert {
+                at,
+                device: a["device_id"].as_str().and_then(|id| by_id.get(id)).copied(),
+                site: None,
+                kind: a["metric"].as_str().unwrap_or("device").to_owned(),
+            });
         }
     }
     for e in &site_events {
-        if since(e, "triggered_at") {
+        if let Some(at) = since(e, "triggered_at") {
             let about = e["ap_device_id"].as_str().or(e["device_id"].as_str());
-            let kind = e["kind"].as_str().unwrap_or("site").to_owned();
-            alerts.push((about.and_then(|id| by_id.get(id)).copied(), kind));
+            alerts.push(Alert {
+                at,
+                device: about.and_then(|id| by_id.get(id)).copied(),
+                site: e["site_id"].as_str().map(str::to_owned),
+                kind: e["kind"].as_str().unwrap_or("site").to_owned(),
+            });
         }
     }
+    let has_cause = |a: &Alert| {
+        a.device.is_some_and(|d| caused.contains(&d))
+            || (a.device.is_none() && a.site.as_ref().is_some_and(|s| caused_sites.contains(s)))
+    };
     let faults = injected
         .iter()
         .enumerate()
         .map(|(k, f)| {
-            let affected: HashSet<usize> = std::iter::once(f.device)
-                .chain(links.iter().filter(|l| l.ap == f.device).map(|l| l.cpe))
+            let hit = members(f.target);
+            let affected: HashSet<usize> = hit
+                .iter()
+                .copied()
+                .chain(links.iter().filter(|l| hit.contains(&l.ap)).map(|l| l.cpe))
                 .collect();
+            let site = match f.target {
+                Target::Tower(t) => tower_site(t),
+                Target::Device(_) => None,
+            };
             let (from, until) = f.window.unwrap_or((f.planned, f.planned));
+            // Raised while it lasted, or within three polls after (alerts that come with the
+            // return).
+            let during = (wall(from), wall(until + 3.0 * poll_sim_secs));
             let mine: Vec<&String> = alerts
                 .iter()
-                .filter(|(d, _)| d.is_some_and(|d| affected.contains(&d)))
-                .map(|(_, kind)| kind)
+                .filter(|a| a.at >= during.0 && a.at <= during.1)
+                .filter(|a| {
+                    a.device.is_some_and(|d| affected.contains(&d))
+                        || (site.is_some() && a.device.is_none() && a.site == site)
+                })
+                .map(|a| &a.kind)
                 .collect();
             let kinds = count_kinds(mine.iter().copied());
             FaultReport {
                 kind: f.kind.into(),
-                device: name_of(f.device),
+                device: match f.target {
+                    Target::Device(d) => name_of(d),
+                    Target::Tower(t) => format!("Tower {:02}", t + 1),
+                },
                 from_sim_secs: from - start,
                 until_sim_secs: until - start,
                 detected: detected[k].is_some(),
                 detection_secs: detected[k],
+                detection_target_secs: match f.target {
+                    Target::Device(_) => 2.0 * poll_sim_secs,
+                    Target::Tower(_) => 5.0 * poll_sim_secs,
+                },
                 recovered: recovered[k].is_some(),
                 recovery_secs: recovered[k],
                 links_down_secs: links_down[k],
@@ -613,16 +735,8 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             }
         })
         .collect();
-    let alerts_with_cause = alerts
-        .iter()
-        .filter(|(d, _)| d.is_some_and(|d| caused.contains(&d)))
-        .count();
-    let alerts_without_cause = count_kinds(
-        alerts
-            .iter()
-            .filter(|(d, _)| !d.is_some_and(|d| caused.contains(&d)))
-            .map(|(_, k)| k),
-    );
+    let alerts_with_cause = alerts.iter().filter(|a| has_cause(a)).count();
+    let alerts_without_cause = count_kinds(alerts.iter().filter(|a| !has_cause(a)).map(|a| &a.kind));
     Ok(Score {
         scenario: opts.scenario,
         devices: world.devices.len(),

@@ -54,3 +54,39 @@ async fn an_ap_power_loss_is_scored_against_the_truth(db_url: &str) {
     assert_eq!(json["faults"][0]["device"], f.device.as_str());
 }
 on_both_backends!(an_ap_power_loss_is_scored_against_the_truth, multi_thread);
+
+/// A tower's backhaul fails and comes back (on the demo's own SQLite file only: the scorer and the
+/// system under test are the same on both backends, and the run takes a minute and a half).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backhaul_outage_is_one_incident_and_its_return_is_shown() {
+    let opts = ScoreOptions {
+        scenario: Scenario::BackhaulOutage,
+        devices: 40,
+        speed: 12.0,
+        minutes: 18,
+        ..ScoreOptions::default()
+    };
+    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
+        .await
+        .expect("the scenario runs");
+    eprintln!("{}", score.table());
+    let f = &score.faults[0];
+    assert_eq!((f.kind.as_str(), f.device.as_str()), ("backhaul_outage", "Tower 01"));
+    assert!(f.detected, "the tower's devices must be shown unreachable: {f:?}");
+    assert!(
+        f.alert_kinds.iter().any(|(k, n)| k == "agent_offline" && *n == 1),
+        "one agent-offline incident: {f:?}"
+    );
+    assert!(
+        f.links_down_secs.is_none(),
+        "links are not judged by a backhaul outage: {f:?}"
+    );
+    assert!(
+        f.recovered,
+        "the tower must be shown back after its agent returns: {f:?}"
+    );
+    assert_eq!(
+        score.confusion.total(),
+        u64::from(score.samples) * score.true_links as u64
+    );
+}
