@@ -24,10 +24,12 @@ pub mod mac;
 pub mod model;
 pub mod rbac;
 pub mod routeros;
+pub mod series;
 pub mod signal;
 pub mod sites;
 pub mod srp;
 pub mod telemetry;
+pub mod wireless;
 
 pub use mac::MacAddr;
 pub use model::*;

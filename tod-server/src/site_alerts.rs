@@ -17,11 +17,14 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use tod_core::TenantId;
-use tod_core::alerts::{AlertBook, AlertEvent, AlertState, FlapPolicy, OpenAlert, Rule, SiteRule, Subject};
+use tod_core::alerts::{
+    AlertBook, AlertEvent, AlertState, FlapPolicy, MaintenanceWindow, OpenAlert, Rule, SiteRule, Subject,
+    suppressing_window_for_device, suppressing_window_for_site,
+};
+use tod_core::{TenantId, WindowId};
 
 use crate::plugins::{LoadError, PluginRunner};
-use crate::store::{EventSource, OpenRuleEvent, RunnablePlugin, SiteAlertChange, Store, StoreError};
+use crate::store::{EventSource, OpenRuleEvent, RunnablePlugin, SiteAlertChange, Store, StoreError, Suppression};
 use tod_core::SiteId;
 
 /// What one pass did.
@@ -193,8 +196,9 @@ async fn tenant_pass(
     for rule in stale {
         book.retire_rule(rule, now, tod_core::alerts::ResolveReason::RuleDeleted);
     }
+    let windows = store.suppressing_windows(tenant, now, now).await?;
     for p in judges.plugins {
-        plugin_pass(store, tenant, p, book, runner, &open_sites, now, pass).await;
+        plugin_pass(store, tenant, p, book, runner, &open_sites, &windows, now, pass).await;
     }
     if rules.is_empty() {
         return Ok(());
@@ -216,9 +220,11 @@ async fn tenant_pass(
             .filter(|a| a.rule == rule.id)
             .map(|a| a.subject)
             .collect();
-        let events = book.apply_findings(rule.id, rule.hysteresis, &mut findings, scope.as_deref(), now, &|_| {
-            None
+        let events = book.apply_findings(rule.id, rule.hysteresis, &mut findings, scope.as_deref(), now, &|s| {
+            held_by(&windows, rule.site, s, now)
         });
+        let site_of = |_: &Subject| Some(rule.site);
+        record_held_back(store, tenant, &events, "site_rule", &site_of).await;
         let hits = rule.hysteresis.fire_after;
         let site = |_: &Subject| Some(rule.site);
         let mut changes: Vec<SiteAlertChange> = events.iter().filter_map(|e| change_of(e, hits, &site)).collect();
@@ -258,6 +264,53 @@ async fn tenant_pass(
     Ok(())
 }
 
+/// The maintenance window holding back alerts about `subject` at `site`, if any.
+fn held_by(windows: &[MaintenanceWindow], site: SiteId, subject: &Subject, now: DateTime<Utc>) -> Option<WindowId> {
+    match subject {
+        Subject::Device(d) => suppressing_window_for_device(windows, *d, Some(site), now),
+        _ => suppressing_window_for_site(windows, site, now),
+    }
+}
+
+/// Records the alerts a window held back (a failure is logged: the alert stays suppressed).
+async fn record_held_back(
+    store: &dyn Store,
+    tenant: TenantId,
+    events: &[AlertEvent],
+    source: &'static str,
+    site: &(dyn Fn(&Subject) -> Option<SiteId> + Sync),
+) {
+    let rows: Vec<Suppression> = events
+        .iter()
+        .filter_map(|e| match e {
+            AlertEvent::Suppressed {
+                rule,
+                subject,
+                window,
+                severity,
+                message,
+                at,
+            } => Some(Suppression {
+                window: *window,
+                rule: Some(rule.0),
+                device: match subject {
+                    Subject::Device(d) => Some(*d),
+                    _ => None,
+                },
+                site: site(subject),
+                source,
+                severity: *severity,
+                message: message.clone(),
+                at: *at,
+            }),
+            _ => None,
+        })
+        .collect();
+    if let Err(e) = store.record_suppressed(tenant, &rows).await {
+        tracing::warn!(%tenant, error = %e, "recording suppressed alerts failed");
+    }
+}
+
 /// The stored change for a lifecycle event (site events have no flapping state of their own); a
 /// raised event has been found `hits` passes in a row. `site` places the subject.
 fn change_of(event: &AlertEvent, hits: u32, site: &dyn Fn(&Subject) -> Option<SiteId>) -> Option<SiteAlertChange> {
@@ -289,6 +342,7 @@ async fn plugin_pass(
     book: &mut AlertBook,
     runner: &mut PluginRunner,
     open_sites: &HashMap<(tod_core::RuleId, Subject), SiteId>,
+    windows: &[MaintenanceWindow],
     now: DateTime<Utc>,
     pass: &mut Pass,
 ) {
@@ -368,13 +422,16 @@ async fn plugin_pass(
     }
     let id = tod_core::RuleId(p.assignment);
     let before: HashSet<Subject> = book.open_alerts().filter(|a| a.rule == id).map(|a| a.subject).collect();
-    let events = book.apply_findings(id, p.hysteresis, &mut findings, None, now, &|_| None);
     let site = |s: &Subject| {
         open_sites
             .get(&(id, *s))
             .copied()
             .or_else(|| crate::plugins::site_of(&snapshot, s))
     };
+    let events = book.apply_findings(id, p.hysteresis, &mut findings, None, now, &|s| {
+        site(s).and_then(|at| held_by(windows, at, s, now))
+    });
+    record_held_back(store, tenant, &events, "plugin", &site).await;
     let mut changes: Vec<SiteAlertChange> = events
         .iter()
         .filter_map(|e| change_of(e, p.hysteresis.fire_after, &site))

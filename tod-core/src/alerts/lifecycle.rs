@@ -680,6 +680,41 @@ impl Recurrence {
     }
 }
 
+/// Where a maintenance window stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowStatus {
+    /// In effect now.
+    Active,
+    /// Its (next) occurrence is still to come.
+    Upcoming,
+    /// Over for good.
+    Past,
+}
+
+impl WindowStatus {
+    /// The API's word for it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Upcoming => "upcoming",
+            Self::Past => "past",
+        }
+    }
+}
+
+impl std::str::FromStr for WindowStatus {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(Self::Active),
+            "upcoming" => Ok(Self::Upcoming),
+            "past" => Ok(Self::Past),
+            _ => Err(ValidationError::new("status", "must be active, upcoming or past")),
+        }
+    }
+}
+
 /// A maintenance window: while it is active, alerts for the devices it covers do not fire; the
 /// suppression is reported as [`AlertEvent::Suppressed`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -728,6 +763,35 @@ impl MaintenanceWindow {
                 let period = r.period().num_seconds();
                 let offset = (at - self.start_at).num_seconds().rem_euclid(period);
                 offset < (self.end_at - self.start_at).num_seconds()
+            }
+        }
+    }
+
+    /// Where the window stands at `at`: in effect, still to come (a repeating window that is
+    /// not in effect always has an occurrence to come), or over.
+    pub fn status(&self, at: DateTime<Utc>) -> WindowStatus {
+        if self.active_at(at) {
+            WindowStatus::Active
+        } else if at < self.start_at || self.recurrence.is_some() {
+            WindowStatus::Upcoming
+        } else {
+            WindowStatus::Past
+        }
+    }
+
+    /// The occurrence in effect at `at`, or else the next one (start, end); `None` once a
+    /// one-off window is over.
+    pub fn occurrence(&self, at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let length = self.end_at - self.start_at;
+        match self.recurrence {
+            _ if at < self.start_at => Some((self.start_at, self.end_at)),
+            None => (at < self.end_at).then_some((self.start_at, self.end_at)),
+            Some(r) => {
+                let period = r.period().num_seconds();
+                let n = (at - self.start_at).num_seconds().div_euclid(period);
+                let start = self.start_at + Duration::seconds(n * period);
+                let start = if at < start + length { start } else { start + r.period() };
+                Some((start, start + length))
             }
         }
     }
@@ -788,6 +852,42 @@ mod tests {
             value: Some(95.0),
             evidence: vec![],
         }
+    }
+
+    #[test]
+    fn window_status_and_occurrences_follow_recurrence() {
+        let once = MaintenanceWindow {
+            id: WindowId::from_u128(1),
+            devices: vec![],
+            sites: vec![],
+            start_at: t(60),
+            end_at: t(120),
+            suppress_alerts: true,
+            recurrence: None,
+        };
+        assert_eq!(once.status(t(0)), WindowStatus::Upcoming);
+        assert_eq!(once.status(t(60)), WindowStatus::Active);
+        assert_eq!(once.status(t(120)), WindowStatus::Past, "the end is exclusive");
+        assert_eq!(once.occurrence(t(0)), Some((t(60), t(120))));
+        assert_eq!(once.occurrence(t(120)), None);
+        let daily = MaintenanceWindow {
+            recurrence: Some(Recurrence::Daily),
+            ..once.clone()
+        };
+        let day = 24 * 60;
+        assert_eq!(daily.status(t(day + 90)), WindowStatus::Active);
+        assert_eq!(
+            daily.status(t(day + 130)),
+            WindowStatus::Upcoming,
+            "a repeating window comes back"
+        );
+        assert_eq!(daily.occurrence(t(day + 90)), Some((t(day + 60), t(day + 120))));
+        assert_eq!(
+            daily.occurrence(t(day + 130)),
+            Some((t(2 * day + 60), t(2 * day + 120)))
+        );
+        assert_eq!("past".parse::<WindowStatus>(), Ok(WindowStatus::Past));
+        assert!("soon".parse::<WindowStatus>().is_err());
     }
 
     fn run(book: &mut AlertBook, h: Hysteresis, pattern: &str) -> Vec<(i64, AlertEvent)> {

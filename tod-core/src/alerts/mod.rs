@@ -31,7 +31,7 @@ use crate::model::{DeviceId, DeviceStatus, GroupId, RuleId, SectorId, SiteId, Te
 pub use device::{DeviceRule, DeviceRuleEngine, Metric, Metrics, Op, RuleScope};
 pub use lifecycle::{
     AlertBook, AlertEvent, AlertState, FlapPolicy, Hysteresis, MaintenanceWindow, OpenAlert, Recurrence, ResolveReason,
-    TrackState,
+    TrackState, WindowStatus, suppressing_window_for_device, suppressing_window_for_site,
 };
 pub use site::{SiteRule, SiteRuleKind, ThresholdUnit};
 

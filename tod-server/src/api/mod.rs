@@ -11,6 +11,8 @@ mod auth;
 mod device_alerts;
 pub mod doc;
 mod fleet;
+mod maintenance;
+mod metrics;
 mod plugins;
 mod sectors;
 mod site_rules;
@@ -19,6 +21,7 @@ mod tenants;
 mod users;
 mod viewers;
 mod vpn;
+mod wireless;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -207,6 +210,12 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(GET "/api/alerts/active-count", Own(Action::AlertRead), device_alerts::active_count; "Open device alerts that are not silenced", query &["tenant_id"], 200 one device_alerts::ActiveCount),
         route!(POST "/api/alerts/{alert_id}/acknowledge", Own(Action::AlertEventWrite), device_alerts::acknowledge; "Acknowledge a device alert", query &["tenant_id"], 200 one DeviceAlert),
         route!(POST "/api/alerts/{alert_id}/silence", Own(Action::AlertEventWrite), device_alerts::silence; "Silence an open device alert for a number of minutes", query &["tenant_id"], body device_alerts::SilenceBody, 200 one DeviceAlert),
+        route!(GET "/api/maintenance-windows", Own(Action::MaintenanceRead), maintenance::list; "Maintenance windows, latest start first, each with its status now and its current or next occurrence (?status=active|upcoming|past)", query &["tenant_id", "status"], 200 many maintenance::WindowView),
+        route!(POST "/api/maintenance-windows", Own(Action::MaintenanceWrite), maintenance::create; "Create a maintenance window over devices, sites or the whole tenant, once or repeating daily/weekly (end after start; devices and sites must be the tenant's)", query &["tenant_id"], body maintenance::WindowBody, 201 one maintenance::WindowView),
+        route!(GET "/api/maintenance-windows/{window_id}", Own(Action::MaintenanceRead), maintenance::get; "One maintenance window", query &["tenant_id"], 200 one maintenance::WindowView),
+        route!(PUT "/api/maintenance-windows/{window_id}", Own(Action::MaintenanceWrite), maintenance::update; "Change a maintenance window (only the fields given; the result is checked whole)", query &["tenant_id"], body maintenance::WindowBody, 200 one maintenance::WindowView),
+        route!(DELETE "/api/maintenance-windows/{window_id}", Own(Action::MaintenanceWrite), maintenance::delete; "Delete a maintenance window and its record of suppressed alerts", query &["tenant_id"], 204),
+        route!(GET "/api/maintenance-windows/{window_id}/suppressed", Own(Action::MaintenanceRead), maintenance::suppressed; "The alerts a window held back, newest first (?limit=1..500, default 100)", query &["tenant_id", "limit"], 200 one maintenance::SuppressedPage),
         route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules", Tenant(Action::SiteAlertRead), site_rules::list; "A site's alert rules, newest first (?sector_id= for one sector's)", query &["sector_id"], 200 one site_rules::RulePage),
         route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}", Tenant(Action::SiteAlertRead), site_rules::get; "One alert rule", 200 one SiteAlertRule),
         route!(POST "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules", Tenant(Action::SiteAlertRuleWrite), site_rules::create; "Create a site or sector alert rule (type, unit and threshold range checked; the sector must be at the site)", body site_rules::RuleBody, 201 one SiteAlertRule),
@@ -231,6 +240,12 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(GET "/api/tenants/{tenant_id}/devices/{device_id}/unknown-clients", Tenant(Action::LinkRead), fleet::unknown_clients; "Clients of this AP (last 24 h) whose MAC matches no known device", 200 one fleet::ClientPage),
         route!(GET "/api/tenants/{tenant_id}/devices/{device_id}/signal-history", Tenant(Action::LinkRead), fleet::signal_history; "One client's signal as an AP saw it, in buckets (?mac_address= in any common format, ?range=24h|7d|30d, default 7d)", query &["mac_address", "range"], 200 one fleet::SignalHistory),
         route!(GET "/api/tenants/{tenant_id}/devices/{device_id}/links", Tenant(Action::LinkRead), fleet::device_links; "The wireless links of a device (as AP or CPE)", 200 many WirelessLink),
+        route!(GET "/api/tenants/{tenant_id}/devices/{device_id}/rf-stats", Tenant(Action::LinkRead), wireless::rf_stats; "The latest RF monitor reading of each of a device's radios, with its clients and their mean signal", 200 one wireless::RfStatPage),
+        route!(GET "/api/tenants/{tenant_id}/fleet/wireless-issues", Tenant(Action::WirelessIssuesRead), wireless::tenant_issues; "The tenant's ten worst radios: mean client signal below -70 dBm, CCQ below 60 %, or no clients after having some in the last 24 h (offline devices first)", 200 many wireless::WirelessIssue),
+        route!(GET "/api/fleet/wireless-issues", Own(Action::FleetWirelessIssuesRead), wireless::fleet_issues; "The ten worst radios across every tenant, with the tenant's name (super admin)", 200 many wireless::WirelessIssue),
+        route!(GET "/api/metrics/devices/{device_id}/health", Own(Action::MetricsRead), metrics::health; "A device's CPU, memory, temperature and uptime in time buckets (?start, ?end, ?bucket_secs; default the last 24 h)", query &["tenant_id", "start", "end", "bucket_secs"], 200 one metrics::HealthSeries),
+        route!(GET "/api/metrics/devices/{device_id}/interfaces", Own(Action::MetricsRead), metrics::interfaces; "A device's traffic per interface in time buckets: bytes and mean bits per second (?interface for one)", query &["tenant_id", "start", "end", "bucket_secs", "interface"], 200 one metrics::TrafficSeries),
+        route!(GET "/api/metrics/devices/{device_id}/wireless", Own(Action::MetricsRead), metrics::wireless; "A device's radios in time buckets: clients, client signal, noise floor and CCQ (?interface for one)", query &["tenant_id", "start", "end", "bucket_secs", "interface"], 200 one metrics::WirelessSeries),
         route!(GET "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::list_agents; "A tenant's agents", 200 many Agent),
         route!(POST "/api/tenants/{tenant_id}/agents", Tenant(Action::AgentManage), fleet::create_agent; "Enrol an agent for a site (its token is shown once)", body fleet::NewAgentBody, 201 one fleet::CreatedAgent),
         route!(DELETE "/api/tenants/{tenant_id}/agents/{agent_id}", Tenant(Action::AgentManage), fleet::revoke_agent; "Revoke an agent", 200 one Status),

@@ -603,6 +603,13 @@ macro_rules! impl_device_alerts {
                 engine.book_mut().import_subject(Subject::Device(device), tracks);
                 stored.insert(device, json);
             }
+            // Windows in effect at any report's time (a backlog is judged as of when it was
+            // collected, so a window that has ended since still holds back what it covered).
+            let times = batch.reports.iter().map(|r| r.collected_at);
+            let windows = match (times.clone().min(), times.max()) {
+                (Some(from), Some(to)) => windows_in(tx, tenant, from, to).await?,
+                _ => Vec::new(),
+            };
             let mut events = Vec::new();
             for r in &batch.reports {
                 let hostname = names.get(&r.device_id.0).map_or("", String::as_str);
@@ -612,8 +619,9 @@ macro_rules! impl_device_alerts {
                     site: Some(site),
                     groups: &[],
                 };
-                events.extend(engine.evaluate(ctx, &Metrics::from_report(r), micros(r.collected_at), &[]));
+                events.extend(engine.evaluate(ctx, &Metrics::from_report(r), micros(r.collected_at), &windows));
             }
+            let mut held_back = Vec::new();
             for e in &events {
                 match e {
                     AlertEvent::Fired { alert } => {
@@ -680,10 +688,29 @@ macro_rules! impl_device_alerts {
                         .await
                         .map_err(map_err)?;
                     }
-                    // Maintenance windows are not stored yet, so nothing is suppressed.
-                    AlertEvent::Suppressed { .. } => {}
+                    AlertEvent::Suppressed {
+                        rule,
+                        subject,
+                        window,
+                        severity,
+                        message,
+                        at,
+                    } => {
+                        let Subject::Device(device) = subject else { continue };
+                        held_back.push(Suppression {
+                            window: *window,
+                            rule: Some(rule.0),
+                            device: Some(*device),
+                            site: Some(site),
+                            source: "device_rule",
+                            severity: *severity,
+                            message: message.clone(),
+                            at: *at,
+                        });
+                    }
                 }
             }
+            insert_suppressed(tx, tenant, &held_back).await?;
             // Only what changed is written: a healthy device has no state row and costs nothing.
             for device in touched {
                 let tracks = engine.book().export_subject(&Subject::Device(device));

@@ -1185,6 +1185,7 @@ macro_rules! impl_fleet_store {
                     .collect();
                 insert_registrations(&mut tx, tenant, &rows).await?;
                 let registrations = rows.len();
+                insert_radio_and_traffic(&mut tx, tenant, batch).await?;
                 discover_links(&mut tx, tenant, batch).await?;
                 evaluate_device_alerts(&mut tx, tenant, agent.site_id, &ours, batch, now).await?;
                 sqlx::query(
@@ -1356,6 +1357,8 @@ macro_rules! impl_fleet_store {
                 for (sql, cutoff) in [
                     ("DELETE FROM registrations WHERE collected_at < $1", now - registrations),
                     ("DELETE FROM device_metrics WHERE collected_at < $1", now - metrics),
+                    ("DELETE FROM radio_stats WHERE collected_at < $1", now - registrations),
+                    ("DELETE FROM interface_traffic WHERE collected_at < $1", now - metrics),
                     ("DELETE FROM link_events WHERE at < $1", now - metrics),
                     ("DELETE FROM auth_sessions WHERE expires_at < $1", now),
                     ("DELETE FROM srp_sessions WHERE expires_at < $1", now),

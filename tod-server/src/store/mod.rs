@@ -5,9 +5,11 @@
 mod audit;
 mod device_alerts;
 mod fleet;
+mod maintenance;
 mod plugins;
 mod postgres;
 mod queries;
+mod radio;
 mod site_alerts;
 mod sqlite;
 
@@ -26,10 +28,12 @@ pub use fleet::{
 };
 
 pub use device_alerts::{AlertFilter, AlertRule, DeviceAlert, DeviceAlertStore};
+pub use maintenance::{MaintenanceStore, SuppressedAlert, Suppression, Window, recurrence_of};
 pub use plugins::{
     NewPlugin, PLUGIN_INPUTS, Plugin, PluginAssignment, PluginConfig, PluginPatch, PluginStore, RunnablePlugin,
 };
 pub use postgres::PgStore;
+pub use radio::{CurrentRadio, HealthSample, RadioStore, RfStat, TrafficSample};
 pub use site_alerts::{EventSource, OpenRuleEvent, SiteAlertChange, SiteAlertRule, SiteAlertStore};
 pub use sqlite::SqliteStore;
 
@@ -367,7 +371,9 @@ pub struct AuditRecord {
 /// they work for; on PostgreSQL they also run under Row-Level Security for that tenant. Every
 /// write that changes who can do what takes the [`Audit`] record that goes with it.
 #[async_trait::async_trait]
-pub trait Store: FleetStore + SiteAlertStore + DeviceAlertStore + PluginStore + Send + Sync {
+pub trait Store:
+    FleetStore + SiteAlertStore + DeviceAlertStore + PluginStore + RadioStore + MaintenanceStore + Send + Sync
+{
     /// Which backend.
     fn backend(&self) -> &'static str;
     /// Whether the database answers (readiness).

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 use tod_core::alerts::{DeviceRule, Hysteresis, Metric, ResolveReason, SiteRule, SiteRuleKind, Snapshot};
-use tod_core::{AgentId, ApiKeyId, DeviceId, RuleId, SectorId, SiteId, TenantId, UserId};
+use tod_core::{AgentId, ApiKeyId, DeviceId, RuleId, SectorId, SiteId, TenantId, UserId, WindowId};
 use uuid::Uuid;
 
 use super::device_alerts::{
@@ -17,12 +17,20 @@ use super::fleet::{
     TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links, impl_fleet_store, lowest_free, placeholders,
     status_str,
 };
+use super::maintenance::{
+    MaintenanceStore, SuppressedAlert, Suppression, WINDOW_COLUMNS, Window, WindowRow, ids_json,
+    impl_maintenance_store, impl_maintenance_tx,
+};
 use super::plugins::{
     ASSIGNMENT_COLUMNS, AssignmentRow, HISTORY_LIMIT, HISTORY_MINUTES, NewPlugin, PLUGIN_COLUMNS, Plugin,
     PluginAssignment, PluginConfig, PluginPatch, PluginRow, PluginStore, RECENT_MINUTES, RunnablePlugin, attach,
     config_json, impl_plugin_store, parse_config,
 };
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
+use super::radio::{
+    CurrentRadio, CurrentRow, HealthSample, RADIO_COLUMNS, RADIO_ROWS_PER_INSERT, RadioRow, RadioStore, RfStat,
+    TrafficSample, impl_radio_ingest, impl_radio_store, prefixed, role_str,
+};
 use super::site_alerts::{
     EventSource, OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore,
     SiteRuleRow, TrendRow, impl_site_alert_store, needs_sector, same_judgement, sector_of, subject_columns,
@@ -111,6 +119,10 @@ impl_site_alert_store!(PgStore);
 impl_device_alert_store!(PgStore);
 impl_device_alerts!();
 impl_plugin_store!(PgStore);
+impl_radio_store!(PgStore);
+impl_radio_ingest!();
+impl_maintenance_store!(PgStore);
+impl_maintenance_tx!();
 
 /// Registration rows in one statement whatever their number: one array per column, `UNNEST`ed
 /// by the server (a 1 000-row `VALUES` list costs PostgreSQL 13 000 parameters to parse and plan).

@@ -1,0 +1,48 @@
+-- Maintenance windows: while one is in effect, alerts for what it covers (devices, sites, or the
+-- whole tenant when both lists are empty) do not fire; each alert held back is recorded once per
+-- window in suppressed_alerts, so nothing is lost. A window may repeat daily or weekly.
+CREATE TABLE maintenance_windows (
+    id              UUID PRIMARY KEY,
+    tenant_id       UUID NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    device_ids      TEXT NOT NULL DEFAULT '[]',
+    site_ids        TEXT NOT NULL DEFAULT '[]',
+    start_at        TIMESTAMPTZ NOT NULL,
+    end_at          TIMESTAMPTZ NOT NULL,
+    recurrence      TEXT,
+    suppress_alerts BOOLEAN NOT NULL DEFAULT TRUE,
+    notes           TEXT,
+    created_by      UUID REFERENCES users (id) ON DELETE SET NULL,
+    created_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    CONSTRAINT ck_maintenance_windows_name CHECK (length(btrim(name)) BETWEEN 1 AND 200),
+    CONSTRAINT ck_maintenance_windows_range CHECK (end_at > start_at),
+    CONSTRAINT ck_maintenance_windows_recurrence CHECK (recurrence IS NULL OR recurrence IN ('daily', 'weekly'))
+);
+CREATE INDEX ix_maintenance_windows_tenant ON maintenance_windows (tenant_id, start_at, end_at);
+
+CREATE TABLE suppressed_alerts (
+    id          UUID PRIMARY KEY,
+    tenant_id   UUID NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    window_id   UUID NOT NULL REFERENCES maintenance_windows (id) ON DELETE CASCADE,
+    rule_id     UUID,
+    device_id   UUID REFERENCES devices (id) ON DELETE CASCADE,
+    site_id     UUID REFERENCES sites (id) ON DELETE CASCADE,
+    source      TEXT NOT NULL,
+    severity    TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    at          TIMESTAMPTZ NOT NULL,
+    CONSTRAINT ck_suppressed_alerts_source CHECK (source IN ('device_rule', 'site_rule', 'plugin', 'fleet')),
+    CONSTRAINT ck_suppressed_alerts_severity CHECK (severity IN ('info', 'warning', 'critical'))
+);
+CREATE INDEX ix_suppressed_alerts_window ON suppressed_alerts (tenant_id, window_id, at);
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON maintenance_windows, suppressed_alerts TO tod_app;
+ALTER TABLE maintenance_windows ENABLE ROW LEVEL SECURITY;
+CREATE POLICY maintenance_windows_tenant_isolation ON maintenance_windows TO tod_app
+    USING (tenant_id = NULLIF(current_setting('tod.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('tod.tenant_id', true), '')::uuid);
+ALTER TABLE suppressed_alerts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY suppressed_alerts_tenant_isolation ON suppressed_alerts TO tod_app
+    USING (tenant_id = NULLIF(current_setting('tod.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('tod.tenant_id', true), '')::uuid);
