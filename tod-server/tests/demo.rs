@@ -99,6 +99,24 @@ async fn the_demo_shows_the_whole_system_working(db_url: &str) {
     ))
     .await;
     assert!(!history["items"].as_array().unwrap().is_empty(), "{history}");
+    // The agent's RF monitor readings and counter deltas reach the radio and traffic reads.
+    let ap = link["ap_device_id"].as_str().unwrap();
+    let rf = get(format!("/api/tenants/{t}/devices/{ap}/rf-stats")).await;
+    let radio = rf["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["interface"] == link["interface"])
+        .unwrap_or_else(|| panic!("the link's radio has RF stats: {rf}"));
+    assert_eq!(radio["role"], "access_point", "{radio}");
+    assert!(radio["frequency"].is_number() && radio["clients"].as_i64() > Some(0), "{radio}");
+    let traffic = get(format!("/api/metrics/devices/{ap}/interfaces")).await;
+    assert!(
+        !traffic["interfaces"].as_array().unwrap().is_empty(),
+        "traffic series from the agent's counter deltas: {traffic}"
+    );
+    let wireless = get(format!("/api/metrics/devices/{ap}/wireless")).await;
+    assert!(!wireless["radios"].as_array().unwrap().is_empty(), "{wireless}");
 
     // Device alert rules: the tenant started with the defaults, judged on every report.
     let rules = get("/api/alerts/rules".to_owned()).await;
