@@ -109,7 +109,10 @@ async fn the_demo_shows_the_whole_system_working(db_url: &str) {
         .find(|r| r["interface"] == link["interface"])
         .unwrap_or_else(|| panic!("the link's radio has RF stats: {rf}"));
     assert_eq!(radio["role"], "access_point", "{radio}");
-    assert!(radio["frequency"].is_number() && radio["clients"].as_i64() > Some(0), "{radio}");
+    assert!(
+        radio["frequency"].is_number() && radio["clients"].as_i64() > Some(0),
+        "{radio}"
+    );
     let traffic = get(format!("/api/metrics/devices/{ap}/interfaces")).await;
     assert!(
         !traffic["interfaces"].as_array().unwrap().is_empty(),

@@ -439,3 +439,189 @@ async fn sectors_count_their_devices_and_clients_and_stay_at_their_site(url: &st
     );
 }
 on_both_backends!(sectors_count_their_devices_and_clients_and_stay_at_their_site);
+
+async fn devices_are_filtered_paged_updated_and_deleted(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let now = Utc::now();
+    let reports = (0..2)
+        .map(|i| DeviceReport::new(w.devices[i].parse().unwrap(), 1, now, PollStatus::Online))
+        .collect();
+    deliver(&srv, &w, "online-1", reports).await;
+    let devices = format!("/api/tenants/{}/devices", w.tenant);
+    let names = |r: &common::Resp| -> Vec<String> {
+        r.json
+            .as_array()
+            .unwrap_or_else(|| panic!("{:?}", r.json))
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Filters, search and paging.
+    for (query, want) in [
+        ("status=online", vec!["dev-0", "dev-1"]),
+        ("unassigned=true", vec!["dev-4"]),
+        (&format!("site_id={}", w.sites[1]) as &str, vec!["dev-3"]),
+        ("search=DEV-3", vec!["dev-3"]),
+        ("search=10.0.0.", vec!["dev-0", "dev-1", "dev-2", "dev-3", "dev-4"]),
+        ("search=%25", vec![]),
+        ("search=dev_", vec![]),
+    ] {
+        let r = srv.call("GET", &format!("{devices}?{query}"), &w.root, None).await;
+        assert_eq!(r.status, 200, "{query}: {:?}", r.json);
+        assert_eq!(names(&r), want, "{query}");
+    }
+    let page = srv
+        .call("GET", &format!("{devices}?limit=2&offset=1"), &w.root, None)
+        .await;
+    assert_eq!(names(&page), ["dev-1", "dev-2"]);
+    assert_eq!(page.header("x-total-count"), Some("5"));
+    for bad in [
+        "status=sleeping",
+        "limit=0",
+        "limit=1001",
+        "offset=-1",
+        "search=",
+        "unassigned=maybe",
+    ] {
+        let r = srv.call("GET", &format!("{devices}?{bad}"), &w.root, None).await;
+        assert_eq!(r.status, 422, "{bad}: {:?}", r.json);
+    }
+
+    // Update: only what is given; checks as on create; the port follows a transport change.
+    let one = |i: usize| format!("{devices}/{}", w.devices[i]);
+    let r = srv
+        .call(
+            "PUT",
+            &one(4),
+            &w.root,
+            Some(json!({ "name": "core-router", "host": "10.1.0.1", "site_id": w.sites[0] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(
+        (&r.json["name"], &r.json["site_id"]),
+        (&json!("core-router"), &json!(w.sites[0]))
+    );
+    assert_eq!(r.json["transport"], "plain", "untouched fields stay");
+    let r = srv
+        .call("PUT", &one(4), &w.root, Some(json!({ "name": "dev-0" })))
+        .await;
+    assert_eq!(r.status, 409, "{:?}", r.json);
+    let r = srv
+        .call("PUT", &one(4), &w.root, Some(json!({ "transport": "tls_pinned" })))
+        .await;
+    assert_eq!(r.status, 422, "pinned without a fingerprint: {:?}", r.json);
+    let r = srv
+        .call("PUT", &one(4), &w.root, Some(json!({ "transport": "tls_verified" })))
+        .await;
+    assert_eq!((r.status, &r.json["api_port"]), (200, &json!(8729)), "{:?}", r.json);
+    let other = srv
+        .call("POST", "/api/tenants", &w.root, Some(json!({ "name": "Other WISP" })))
+        .await;
+    let their_site = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/sites", other.json["id"].as_str().unwrap()),
+            &w.root,
+            Some(json!({ "name": "Theirs" })),
+        )
+        .await;
+    let r = srv
+        .call(
+            "PUT",
+            &one(4),
+            &w.root,
+            Some(json!({ "site_id": their_site.json["id"] })),
+        )
+        .await;
+    assert_eq!(r.status, 422, "another tenant's site: {:?}", r.json);
+
+    // The sealed login: replaced, removed, never half-given.
+    let r = srv
+        .call(
+            "PUT",
+            &one(4),
+            &w.root,
+            Some(json!({ "username": "tod", "password": "s3cret" })),
+        )
+        .await;
+    assert_eq!(r.json["has_credentials"], true, "{:?}", r.json);
+    assert!(r.json.get("password").is_none());
+    let r = srv
+        .call("PUT", &one(4), &w.root, Some(json!({ "username": "tod" })))
+        .await;
+    assert_eq!(r.status, 422);
+    let r = srv
+        .call("PUT", &one(4), &w.root, Some(json!({ "username": null })))
+        .await;
+    assert_eq!(r.json["has_credentials"], false, "{:?}", r.json);
+
+    // Moving a device to another site takes it out of its sector.
+    let sector = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/sites/{}/sectors", w.tenant, w.sites[0]),
+            &w.root,
+            Some(json!({ "name": "North", "azimuth": 0.0 })),
+        )
+        .await;
+    let r = srv
+        .call(
+            "PUT",
+            &format!("{}/sector", one(0)),
+            &w.root,
+            Some(json!({ "sector_id": sector.json["id"] })),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.json);
+    let r = srv
+        .call("PUT", &one(0), &w.root, Some(json!({ "host": "10.0.0.100" })))
+        .await;
+    assert_eq!(r.json["sector_id"], sector.json["id"], "same site: the sector stays");
+    let r = srv
+        .call("PUT", &one(0), &w.root, Some(json!({ "site_id": w.sites[1] })))
+        .await;
+    assert_eq!(r.json["sector_id"], Value::Null, "{:?}", r.json);
+
+    // Delete: the device, its links and history go; the audit chain keeps the story.
+    let ap = &w.devices[1];
+    let cpe_mac: MacAddr = "4C:5E:0C:00:00:09".parse().unwrap();
+    deliver(&srv, &w, "links-1", vec![cpe_report(&w.devices[2], now, cpe_mac)]).await;
+    deliver(&srv, &w, "links-2", vec![ap_report(ap, 2, now, cpe_mac, -60)]).await;
+    let links = srv
+        .call("GET", &format!("/api/tenants/{}/links", w.tenant), &w.root, None)
+        .await;
+    assert_eq!(links.json.as_array().unwrap().len(), 1, "{:?}", links.json);
+    assert_eq!(srv.call("DELETE", &one(1), &w.root, None).await.status, 204);
+    assert_eq!(srv.call("GET", &one(1), &w.root, None).await.status, 404);
+    assert_eq!(srv.call("DELETE", &one(1), &w.root, None).await.status, 404);
+    let links = srv
+        .call("GET", &format!("/api/tenants/{}/links", w.tenant), &w.root, None)
+        .await;
+    assert_eq!(links.json, json!([]));
+    let audit = srv
+        .call(
+            "GET",
+            &format!("/api/audit-logs?tenant_id={}&limit=100", w.tenant),
+            &w.root,
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = audit
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .filter(|a| a.starts_with("device."))
+        .collect();
+    assert_eq!(actions.first(), Some(&"device.deleted"), "{actions:?}");
+    assert_eq!(
+        actions.iter().filter(|a| **a == "device.updated").count(),
+        6,
+        "{actions:?}"
+    );
+}
+on_both_backends!(devices_are_filtered_paged_updated_and_deleted);

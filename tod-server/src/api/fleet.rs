@@ -47,13 +47,85 @@ pub(super) struct NewDeviceBody {
 }
 
 const TRANSPORTS: [&str; 5] = ["plain", "tls_verified", "tls_pinned", "tls_insecure", "tls_anonymous"];
+const STATUSES: [&str; 5] = ["unknown", "online", "offline", "unreachable", "auth_failed"];
+
+/// The default API port of a transport.
+fn default_port(transport: &str) -> u16 {
+    if transport == "plain" { 8728 } else { 8729 }
+}
+
+fn check_text(field: &str, v: &str) -> Result<(), ApiError> {
+    if v.trim().is_empty() || v.len() > 255 {
+        return Err(ApiError::unprocessable(format!("{field}: 1 to 255 characters")));
+    }
+    Ok(())
+}
+
+/// Checks a transport, its fingerprint and a port; returns the canonical fingerprint.
+fn check_access(transport: &str, fingerprint: Option<&str>, port: u16) -> Result<Option<String>, ApiError> {
+    if !TRANSPORTS.contains(&transport) {
+        return Err(ApiError::unprocessable(format!(
+            "transport: one of {}",
+            TRANSPORTS.join(", ")
+        )));
+    }
+    let fingerprint = fingerprint.map(|f| f.replace(':', "").to_lowercase());
+    match (transport, &fingerprint) {
+        ("tls_pinned", None) => return Err(ApiError::unprocessable("fingerprint: required for tls_pinned")),
+        (_, Some(f)) if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            return Err(ApiError::unprocessable("fingerprint: 64 hexadecimal digits"));
+        }
+        _ => {}
+    }
+    if port == 0 {
+        return Err(ApiError::unprocessable("port: 1 to 65535"));
+    }
+    Ok(fingerprint)
+}
+
+/// Seals a RouterOS login for a device of a tenant.
+fn seal(st: &AppState, t: TenantId, id: DeviceId, username: &str, password: &str) -> Result<Vec<u8>, ApiError> {
+    if username.is_empty() || username.len() > 255 || password.len() > 255 {
+        return Err(ApiError::unprocessable(
+            "username and password: both or neither, 1 to 255 characters",
+        ));
+    }
+    let vault = st
+        .vault
+        .as_ref()
+        .ok_or_else(|| ApiError::unprocessable("device credentials need TOD_MASTER_KEY (the vault key) to be set"))?;
+    let creds = crate::vault::Credentials {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    };
+    vault.seal(t, id, &creds).map_err(|e| ApiError::internal(e.to_string()))
+}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeviceQuery {
+    /// Devices at this site.
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Uuid)]
     site_id: Option<SiteId>,
+    /// `true`: devices at no site.
+    #[serde(default)]
+    unassigned: Option<bool>,
+    /// Devices in this sector.
+    #[serde(default)]
+    sector_id: Option<uuid::Uuid>,
+    /// `unknown`, `online`, `offline`, `unreachable` or `auth_failed`.
+    #[serde(default)]
+    status: Option<String>,
+    /// Name or host containing this text, any letter case (1–100 characters).
+    #[serde(default)]
+    search: Option<String>,
+    /// At most this many, 1–1000 (default all); the header `X-Total-Count` has the full count.
+    #[serde(default)]
+    limit: Option<i64>,
+    /// Skip this many (default 0).
+    #[serde(default)]
+    offset: Option<i64>,
 }
 
 pub(super) async fn list_devices(
@@ -61,7 +133,41 @@ pub(super) async fn list_devices(
     Extension(scope): Extension<TenantScope>,
     QueryParams(q): QueryParams<DeviceQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(st.store.list_devices(tenant(scope)?, q.site_id).await?))
+    if let Some(s) = q.status.as_deref()
+        && !STATUSES.contains(&s)
+    {
+        return Err(ApiError::unprocessable(format!(
+            "status: one of {}",
+            STATUSES.join(", ")
+        )));
+    }
+    if q.search
+        .as_deref()
+        .is_some_and(|s| s.trim().is_empty() || s.len() > 100)
+    {
+        return Err(ApiError::unprocessable("search: 1 to 100 characters"));
+    }
+    if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(ApiError::unprocessable("limit: 1 to 1000"));
+    }
+    if q.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::unprocessable("offset: 0 or more"));
+    }
+    let unassigned = q.unassigned.unwrap_or(false);
+    if unassigned && q.site_id.is_some() {
+        return Err(ApiError::unprocessable("site_id and unassigned=true: choose one"));
+    }
+    let filter = crate::store::DeviceFilter {
+        site: q.site_id,
+        unassigned,
+        sector: q.sector_id,
+        status: q.status,
+        search: q.search.map(|s| s.trim().to_owned()),
+        limit: q.limit,
+        offset: q.offset.unwrap_or(0),
+    };
+    let (devices, total) = st.store.list_devices(tenant(scope)?, &filter).await?;
+    Ok(([("x-total-count", total.to_string())], Json(devices)))
 }
 
 pub(super) async fn create_device(
@@ -71,48 +177,15 @@ pub(super) async fn create_device(
     Body(body): Body<NewDeviceBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = tenant(scope)?;
-    if body.name.trim().is_empty() || body.name.len() > 255 {
-        return Err(ApiError::unprocessable("name: 1 to 255 characters"));
-    }
-    if body.host.trim().is_empty() || body.host.len() > 255 {
-        return Err(ApiError::unprocessable("host: 1 to 255 characters"));
-    }
+    check_text("name", &body.name)?;
+    check_text("host", &body.host)?;
     let transport = body.transport.as_deref().unwrap_or("plain");
-    if !TRANSPORTS.contains(&transport) {
-        return Err(ApiError::unprocessable(format!(
-            "transport: one of {}",
-            TRANSPORTS.join(", ")
-        )));
-    }
-    let fingerprint = body.fingerprint.as_deref().map(|f| f.replace(':', "").to_lowercase());
-    match (transport, &fingerprint) {
-        ("tls_pinned", None) => return Err(ApiError::unprocessable("fingerprint: required for tls_pinned")),
-        (_, Some(f)) if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            return Err(ApiError::unprocessable("fingerprint: 64 hexadecimal digits"));
-        }
-        _ => {}
-    }
-    let port = body.port.unwrap_or(if transport == "plain" { 8728 } else { 8729 });
-    if port == 0 {
-        return Err(ApiError::unprocessable("port: 1 to 65535"));
-    }
+    let port = body.port.unwrap_or(default_port(transport));
+    let fingerprint = check_access(transport, body.fingerprint.as_deref(), port)?;
     let id = DeviceId(uuid::Uuid::new_v4());
     let sealed = match (&body.username, &body.password) {
         (None, None) => None,
-        (Some(u), Some(p)) if !u.is_empty() && u.len() <= 255 && p.len() <= 255 => {
-            let vault = st.vault.as_ref().ok_or_else(|| {
-                ApiError::unprocessable("device credentials need TOD_MASTER_KEY (the vault key) to be set")
-            })?;
-            let creds = crate::vault::Credentials {
-                username: u.clone(),
-                password: p.clone(),
-            };
-            Some(
-                vault
-                    .seal(t, id, &creds)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            )
-        }
+        (Some(u), Some(p)) => Some(seal(&st, t, id, u, p)?),
         _ => {
             return Err(ApiError::unprocessable(
                 "username and password: both or neither, 1 to 255 characters",
@@ -146,6 +219,101 @@ pub(super) async fn get_device(
     PathParams((_, id)): PathParams<(TenantId, DeviceId)>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(st.store.get_device(tenant(scope)?, id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeviceUpdateBody {
+    /// 1–255 characters, unique in the tenant.
+    #[serde(default)]
+    name: Option<String>,
+    /// Address, 1–255 characters.
+    #[serde(default)]
+    host: Option<String>,
+    /// A site of the tenant, or `null` for none; moving to another site clears the sector.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    site_id: Option<Option<SiteId>>,
+    /// RouterOS API port (unchanged unless given; follows a transport change while it is the
+    /// old transport's default).
+    #[serde(default)]
+    port: Option<u16>,
+    /// `plain`, `tls_verified`, `tls_pinned`, `tls_insecure` or `tls_anonymous`.
+    #[serde(default)]
+    transport: Option<String>,
+    /// Certificate fingerprint, `null` clears.
+    #[serde(default, deserialize_with = "super::present")]
+    fingerprint: Option<Option<String>>,
+    /// A new RouterOS user (with `password`), or `null` to remove the stored login.
+    #[serde(default, deserialize_with = "super::present")]
+    username: Option<Option<String>>,
+    /// The new login's password.
+    #[serde(default)]
+    password: Option<String>,
+}
+
+pub(super) async fn update_device(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, id)): PathParams<(TenantId, DeviceId)>,
+    Body(body): Body<DeviceUpdateBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    let d = st.store.get_device(t, id).await?;
+    let name = body.name.unwrap_or(d.name);
+    check_text("name", &name)?;
+    let host = body.host.unwrap_or(d.host);
+    check_text("host", &host)?;
+    let transport = body.transport.unwrap_or_else(|| d.transport.clone());
+    let current_port = u16::try_from(d.api_port).unwrap_or(8728);
+    let port = body.port.unwrap_or(if current_port == default_port(&d.transport) {
+        default_port(&transport)
+    } else {
+        current_port
+    });
+    let fingerprint = body.fingerprint.unwrap_or(d.fingerprint);
+    let fingerprint = check_access(&transport, fingerprint.as_deref(), port)?;
+    let sealed = match (body.username, body.password) {
+        (None, None) => None,
+        (Some(None), None) => Some(None),
+        (Some(Some(u)), Some(p)) => Some(Some(seal(&st, t, id, &u, &p)?)),
+        _ => {
+            return Err(ApiError::unprocessable(
+                "username and password: both to replace the login, or username null alone to remove it",
+            ));
+        }
+    };
+    let site_id = body.site_id.unwrap_or(d.site_id);
+    let audit = caller.audit(
+        Some(t),
+        "device.updated",
+        json!({ "name": name.trim(), "host": host.trim(), "site_id": site_id, "transport": transport,
+                "port": port, "credentials": sealed.as_ref().map(|c| if c.is_some() { "replaced" } else { "removed" }) }),
+    );
+    let update = crate::store::DeviceUpdate {
+        name: &name,
+        host: &host,
+        site_id,
+        api_port: port,
+        transport: &transport,
+        fingerprint: fingerprint.as_deref(),
+        credentials: sealed.as_ref().map(|c| c.as_deref()),
+    };
+    Ok(Json(st.store.update_device(t, id, &update, Utc::now(), &audit).await?))
+}
+
+pub(super) async fn delete_device(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams((_, id)): PathParams<(TenantId, DeviceId)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
+    let d = st.store.get_device(t, id).await?;
+    let audit = caller.audit(Some(t), "device.deleted", json!({ "name": d.name, "host": d.host }));
+    st.store.delete_device(t, id, Utc::now(), &audit).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

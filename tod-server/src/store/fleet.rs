@@ -73,6 +73,44 @@ pub struct NewDevice<'a> {
     pub site_id: Option<SiteId>,
 }
 
+/// What a device list is narrowed to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceFilter {
+    /// At this site.
+    pub site: Option<SiteId>,
+    /// At no site.
+    pub unassigned: bool,
+    /// In this sector.
+    pub sector: Option<Uuid>,
+    /// With this status.
+    pub status: Option<String>,
+    /// Name or host containing this, any letter case.
+    pub search: Option<String>,
+    /// At most this many (all when `None`).
+    pub limit: Option<i64>,
+    /// After skipping this many.
+    pub offset: i64,
+}
+
+/// A device's fields after an update, checked by the caller as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceUpdate<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Address.
+    pub host: &'a str,
+    /// Site (which must be the tenant's); moving a device to another site clears its sector.
+    pub site_id: Option<SiteId>,
+    /// API port.
+    pub api_port: u16,
+    /// Transport name.
+    pub transport: &'a str,
+    /// Certificate fingerprint.
+    pub fingerprint: Option<&'a str>,
+    /// `None` keeps the stored login; `Some(None)` removes it; `Some(Some(sealed))` replaces it.
+    pub credentials: Option<Option<&'a [u8]>>,
+}
+
 /// An agent (one per tower).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Agent {
@@ -620,8 +658,25 @@ pub trait FleetStore: Send + Sync {
     ) -> Result<Device, StoreError>;
     /// One device of a tenant.
     async fn get_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError>;
-    /// A tenant's devices, optionally of one site, by name.
-    async fn list_devices(&self, tenant: TenantId, site: Option<SiteId>) -> Result<Vec<Device>, StoreError>;
+    /// A tenant's devices matching the filter, by name, and how many match in all.
+    async fn list_devices(&self, tenant: TenantId, filter: &DeviceFilter) -> Result<(Vec<Device>, i64), StoreError>;
+    /// Changes a device.
+    async fn update_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        update: &DeviceUpdate<'_>,
+        now: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<Device, StoreError>;
+    /// Deletes a device and everything recorded about it.
+    async fn delete_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        now: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<(), StoreError>;
     /// The devices of an agent's site with their sealed logins, for the agent that polls them.
     async fn agent_devices(&self, agent: &Agent) -> Result<Vec<(Device, Option<Vec<u8>>)>, StoreError>;
 
@@ -833,17 +888,112 @@ macro_rules! impl_fleet_store {
                 row.map(Device::from).ok_or(StoreError::NotFound("device"))
             }
 
-            async fn list_devices(&self, tenant: TenantId, site: Option<SiteId>) -> Result<Vec<Device>, StoreError> {
+            async fn list_devices(
+                &self,
+                tenant: TenantId,
+                f: &DeviceFilter,
+            ) -> Result<(Vec<Device>, i64), StoreError> {
+                const WHERE: &str = "WHERE tenant_id = $1 AND ($2 IS NULL OR site_id = $2) \
+                     AND ($3 = FALSE OR site_id IS NULL) AND ($4 IS NULL OR sector_id = $4) \
+                     AND ($5 IS NULL OR status = $5) \
+                     AND ($6 IS NULL OR lower(name) LIKE $6 ESCAPE '\\' OR lower(host) LIKE $6 ESCAPE '\\')";
+                let pattern = f.search.as_deref().map(|s| {
+                    let escaped = s
+                        .to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_");
+                    format!("%{escaped}%")
+                });
                 let mut tx = self.tx(Some(tenant)).await?;
-                let rows: Vec<DeviceRow> = sqlx::query_as(
-                    "SELECT * FROM devices WHERE tenant_id = $1 AND ($2 IS NULL OR site_id = $2) ORDER BY name",
-                )
+                let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM devices {WHERE}")))
+                    .bind(tenant.0)
+                    .bind(f.site.map(|s| s.0))
+                    .bind(f.unassigned)
+                    .bind(f.sector)
+                    .bind(f.status.as_deref())
+                    .bind(pattern.as_deref())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let rows: Vec<DeviceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM devices {WHERE} ORDER BY name, id LIMIT $7 OFFSET $8"
+                )))
                 .bind(tenant.0)
-                .bind(site.map(|s| s.0))
+                .bind(f.site.map(|s| s.0))
+                .bind(f.unassigned)
+                .bind(f.sector)
+                .bind(f.status.as_deref())
+                .bind(pattern.as_deref())
+                .bind(f.limit.unwrap_or(i64::from(i32::MAX)))
+                .bind(f.offset)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                Ok(rows.into_iter().map(Device::from).collect())
+                Ok((rows.into_iter().map(Device::from).collect(), total))
+            }
+
+            async fn update_device(
+                &self,
+                tenant: TenantId,
+                id: DeviceId,
+                u: &DeviceUpdate<'_>,
+                now: DateTime<Utc>,
+                audit: &Audit,
+            ) -> Result<Device, StoreError> {
+                let now = micros(now);
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                if let Some(site) = u.site_id {
+                    site_of_tenant(&mut tx, tenant, site).await?;
+                }
+                let row: Option<DeviceRow> = sqlx::query_as(
+                    "UPDATE devices SET name = $3, host = $4, \
+                     sector_id = CASE WHEN site_id IS NOT DISTINCT FROM $5 THEN sector_id ELSE NULL END, \
+                     site_id = $5, api_port = $6, transport = $7, fingerprint = $8, \
+                     credentials = CASE WHEN $9 THEN $10 ELSE credentials END, updated_at = $11 \
+                     WHERE tenant_id = $1 AND id = $2 RETURNING *",
+                )
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(u.name.trim())
+                .bind(u.host.trim())
+                .bind(u.site_id.map(|s| s.0))
+                .bind(i64::from(u.api_port))
+                .bind(u.transport)
+                .bind(u.fingerprint)
+                .bind(u.credentials.is_some())
+                .bind(u.credentials.flatten())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let d = Device::from(row.ok_or(StoreError::NotFound("device"))?);
+                append(&mut tx, &with_resource(audit, "device", d.id.to_string()), now).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(d)
+            }
+
+            async fn delete_device(
+                &self,
+                tenant: TenantId,
+                id: DeviceId,
+                now: DateTime<Utc>,
+                audit: &Audit,
+            ) -> Result<(), StoreError> {
+                let now = micros(now);
+                let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                let done = sqlx::query("DELETE FROM devices WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("device"));
+                }
+                append(&mut tx, &with_resource(audit, "device", id.to_string()), now).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(())
             }
 
             async fn agent_devices(&self, agent: &Agent) -> Result<Vec<(Device, Option<Vec<u8>>)>, StoreError> {

@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 pub use audit::{ChainCheck, GENESIS_HASH, link_hash};
 pub use fleet::{
-    Agent, Aging, ClientEntry, Device, FleetStore, Ingested, NewDevice, Sector, SectorFields, SiteAlertEvent,
-    TUNNEL_GATEWAY, TUNNEL_PREFIX, TunnelPeer, WirelessLink,
+    Agent, Aging, ClientEntry, Device, DeviceFilter, DeviceUpdate, FleetStore, Ingested, NewDevice, Sector,
+    SectorFields, SiteAlertEvent, TUNNEL_GATEWAY, TUNNEL_PREFIX, TunnelPeer, WirelessLink,
 };
 
 pub use device_alerts::{AlertFilter, AlertRule, DeviceAlert, DeviceAlertStore};

@@ -17,10 +17,10 @@ use super::device_alerts::{
     impl_device_alert_store, impl_device_alerts, reason_str, rule_names, same_test, scope_device,
 };
 use super::fleet::{
-    AgentRow, ClientEntry, ClientRow, DeviceRow, LINK_COLUMNS, LINK_CONFLICT, LinkRow, REGISTRATION_COLUMNS,
-    REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow, SiteAlertEvent, SiteAlertRow,
-    TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links, impl_fleet_store, lowest_free, placeholders,
-    status_str,
+    AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, LINK_COLUMNS, LINK_CONFLICT, LinkRow,
+    REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow,
+    SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links,
+    impl_fleet_store, lowest_free, placeholders, status_str,
 };
 use super::maintenance::{
     MaintenanceStore, SuppressedAlert, Suppression, WINDOW_COLUMNS, Window, WindowRow, ids_json,
