@@ -50,6 +50,11 @@ pub(super) struct AlertRuleBody {
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>, format = Uuid)]
     device_id: Option<Option<DeviceId>>,
+    /// One device group of the tenant (its members; tenant-wide rules still apply to them), or
+    /// `null`. Not together with `device_id`.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    group_id: Option<Option<tod_core::GroupId>>,
     /// Default true.
     #[serde(default)]
     enabled: Option<bool>,
@@ -76,9 +81,29 @@ impl AlertRuleBody {
         if let Some(s) = self.severity {
             rule.severity = s.parse::<Severity>().map_err(invalid)?;
         }
+        let (mut device, mut group) = match rule.scope {
+            RuleScope::Device(d) => (Some(d), None),
+            RuleScope::Group(g) => (None, Some(g)),
+            RuleScope::Tenant => (None, None),
+        };
         if let Some(d) = self.device_id {
-            rule.scope = d.map_or(RuleScope::Tenant, RuleScope::Device);
+            device = d;
+            if d.is_some() && self.group_id.is_none() {
+                group = None;
+            }
         }
+        if let Some(g) = self.group_id {
+            group = g;
+            if g.is_some() && self.device_id.is_none() {
+                device = None;
+            }
+        }
+        rule.scope = match (device, group) {
+            (Some(_), Some(_)) => return Err(ApiError::unprocessable("device_id and group_id: one or the other")),
+            (Some(d), None) => RuleScope::Device(d),
+            (None, Some(g)) => RuleScope::Group(g),
+            (None, None) => RuleScope::Tenant,
+        };
         if let Some(e) = self.enabled {
             rule.enabled = e;
         }

@@ -120,6 +120,12 @@ pub(super) struct DeviceQuery {
     /// Name or host containing this text, any letter case (1–100 characters).
     #[serde(default)]
     search: Option<String>,
+    /// Devices in this device group.
+    #[serde(default)]
+    group_id: Option<uuid::Uuid>,
+    /// Devices with this tag.
+    #[serde(default)]
+    tag_id: Option<uuid::Uuid>,
     /// At most this many, 1–1000 (default all); the header `X-Total-Count` has the full count.
     #[serde(default)]
     limit: Option<i64>,
@@ -163,6 +169,8 @@ pub(super) async fn list_devices(
         sector: q.sector_id,
         status: q.status,
         search: q.search.map(|s| s.trim().to_owned()),
+        group: q.group_id,
+        tag: q.tag_id,
         limit: q.limit,
         offset: q.offset.unwrap_or(0),
     };

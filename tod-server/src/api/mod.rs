@@ -9,6 +9,7 @@ mod alerts;
 mod audit;
 mod auth;
 mod device_alerts;
+mod device_sets;
 pub mod doc;
 mod fleet;
 mod maintenance;
@@ -231,11 +232,25 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(GET "/api/api-keys", Own(Action::ApiKeyManage), users::list_own_keys; "The caller's tenant's API keys (a super admin names ?tenant_id=)", query &["tenant_id"], 200 many ApiKey),
         route!(POST "/api/api-keys", Own(Action::ApiKeyManage), users::create_own_key; "Create an API key in the caller's tenant (a super admin names ?tenant_id=)", query &["tenant_id"], body users::NewKeyBody, 201 one CreatedApiKey),
         route!(DELETE "/api/api-keys/{key_id}", Own(Action::ApiKeyManage), users::revoke_own_key; "Revoke an API key of the caller's tenant (a super admin names ?tenant_id=)", query &["tenant_id"], 200 one Status),
-        route!(GET "/api/tenants/{tenant_id}/devices", Tenant(Action::DeviceRead), fleet::list_devices; "A tenant's devices by name, filtered (?site_id, ?unassigned=true, ?sector_id, ?status, ?search in name or host) and paged (?limit=1..1000, ?offset; X-Total-Count has the full count)", query &["site_id", "unassigned", "sector_id", "status", "search", "limit", "offset"], 200 many Device),
+        route!(GET "/api/tenants/{tenant_id}/devices", Tenant(Action::DeviceRead), fleet::list_devices; "A tenant's devices by name, filtered (?site_id, ?unassigned=true, ?sector_id, ?group_id, ?tag_id, ?status, ?search in name or host) and paged (?limit=1..1000, ?offset; X-Total-Count has the full count)", query &["site_id", "unassigned", "sector_id", "group_id", "tag_id", "status", "search", "limit", "offset"], 200 many Device),
         route!(POST "/api/tenants/{tenant_id}/devices", Tenant(Action::DeviceWrite), fleet::create_device; "Register a device", body fleet::NewDeviceBody, 201 one Device),
         route!(GET "/api/tenants/{tenant_id}/devices/{device_id}", Tenant(Action::DeviceRead), fleet::get_device; "One device", 200 one Device),
         route!(PUT "/api/tenants/{tenant_id}/devices/{device_id}", Tenant(Action::DeviceWrite), fleet::update_device; "Change a device (only the fields given): name, host, site (null for none; another site clears the sector), port, transport, fingerprint, or its sealed login (username and password to replace it, username null to remove it)", body fleet::DeviceUpdateBody, 200 one Device),
         route!(DELETE "/api/tenants/{tenant_id}/devices/{device_id}", Tenant(Action::DeviceDelete), fleet::delete_device; "Delete a device and everything recorded about it (its links, history and alerts)", 204),
+        route!(GET "/api/device-groups", Own(Action::DeviceRead), device_sets::groups::list; "The tenant's device groups by name, with member counts", query &["tenant_id"], 200 many crate::store::DeviceSet),
+        route!(POST "/api/device-groups", Own(Action::DeviceWrite), device_sets::groups::create; "Create a device group (name unique in the tenant → 409; colour #rrggbb)", query &["tenant_id"], body device_sets::SetBody, 201 one crate::store::DeviceSet),
+        route!(GET "/api/device-groups/{set_id}", Own(Action::DeviceRead), device_sets::groups::get; "One device group with its members' ids", query &["tenant_id"], 200 one crate::store::DeviceSet),
+        route!(PUT "/api/device-groups/{set_id}", Own(Action::DeviceWrite), device_sets::groups::update; "Rename or re-describe a device group (only the fields given; null clears)", query &["tenant_id"], body device_sets::SetBody, 200 one crate::store::DeviceSet),
+        route!(DELETE "/api/device-groups/{set_id}", Own(Action::DeviceDelete), device_sets::groups::delete; "Delete a device group and the alert rules that target it (their open alerts resolve); its devices stay", query &["tenant_id"], 204),
+        route!(POST "/api/device-groups/{set_id}/devices", Own(Action::DeviceWrite), device_sets::groups::add; "Add devices of the tenant to a device group (any other id: 422, nothing changes)", query &["tenant_id"], body device_sets::MembersBody, 200 one crate::store::DeviceSet),
+        route!(DELETE "/api/device-groups/{set_id}/devices/{device_id}", Own(Action::DeviceWrite), device_sets::groups::remove; "Take a device out of a device group", query &["tenant_id"], 204),
+        route!(GET "/api/device-tags", Own(Action::DeviceRead), device_sets::tags::list; "The tenant's device tags by name, with member counts", query &["tenant_id"], 200 many crate::store::DeviceSet),
+        route!(POST "/api/device-tags", Own(Action::DeviceWrite), device_sets::tags::create; "Create a device tag (name unique in the tenant → 409; colour #rrggbb)", query &["tenant_id"], body device_sets::SetBody, 201 one crate::store::DeviceSet),
+        route!(GET "/api/device-tags/{set_id}", Own(Action::DeviceRead), device_sets::tags::get; "One device tag with its members' ids", query &["tenant_id"], 200 one crate::store::DeviceSet),
+        route!(PUT "/api/device-tags/{set_id}", Own(Action::DeviceWrite), device_sets::tags::update; "Rename or re-describe a device tag (only the fields given; null clears)", query &["tenant_id"], body device_sets::SetBody, 200 one crate::store::DeviceSet),
+        route!(DELETE "/api/device-tags/{set_id}", Own(Action::DeviceDelete), device_sets::tags::delete; "Delete a device tag; its devices stay", query &["tenant_id"], 204),
+        route!(POST "/api/device-tags/{set_id}/devices", Own(Action::DeviceWrite), device_sets::tags::add; "Add devices of the tenant to a device tag (any other id: 422, nothing changes)", query &["tenant_id"], body device_sets::MembersBody, 200 one crate::store::DeviceSet),
+        route!(DELETE "/api/device-tags/{set_id}/devices/{device_id}", Own(Action::DeviceWrite), device_sets::tags::remove; "Take a device out of a device tag", query &["tenant_id"], 204),
         route!(GET "/api/tenants/{tenant_id}/links", Tenant(Action::LinkRead), fleet::list_links; "A tenant's wireless links (?state=, ?device_id=)", query &["state", "device_id"], 200 many WirelessLink),
         route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/links", Tenant(Action::LinkRead), fleet::site_links; "The wireless links with either end at the site", 200 many WirelessLink),
         route!(GET "/api/tenants/{tenant_id}/devices/{device_id}/registrations", Tenant(Action::LinkRead), fleet::registrations; "Each client's latest registration at this AP (last 24 h), resolved to the known device and its name", 200 one fleet::ClientPage),

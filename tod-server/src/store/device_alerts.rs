@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tod_core::alerts::{DeviceRule, Metric, Op, ResolveReason, RuleScope, Severity};
-use tod_core::{DeviceId, RuleId, TenantId};
+use tod_core::{DeviceId, GroupId, RuleId, TenantId};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -28,6 +28,9 @@ pub struct AlertRule {
     /// none for every device of the tenant.
     #[schema(value_type = Option<String>, format = Uuid)]
     pub device_id: Option<DeviceId>,
+    /// The device group it covers (tenant-wide rules still apply to the group's devices), or none.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub group_id: Option<GroupId>,
     /// Name.
     pub name: String,
     /// `cpu_load`, `memory_used_pct`, `disk_used_pct`, `temperature`, `signal_strength`, `ccq`,
@@ -62,7 +65,11 @@ impl AlertRule {
             threshold: self.threshold,
             duration_polls: self.duration_polls,
             severity: self.severity.parse().ok()?,
-            scope: self.device_id.map_or(RuleScope::Tenant, RuleScope::Device),
+            scope: match (self.device_id, self.group_id) {
+                (Some(d), _) => RuleScope::Device(d),
+                (None, Some(g)) => RuleScope::Group(g),
+                (None, None) => RuleScope::Tenant,
+            },
             enabled: self.enabled,
             is_default: self.is_default,
         })
@@ -84,6 +91,7 @@ pub(crate) struct AlertRuleRow {
     is_default: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    group_id: Option<Uuid>,
 }
 
 impl From<AlertRuleRow> for AlertRule {
@@ -92,6 +100,7 @@ impl From<AlertRuleRow> for AlertRule {
             id: r.id,
             tenant_id: TenantId(r.tenant_id),
             device_id: r.device_id.map(DeviceId),
+            group_id: r.group_id.map(GroupId),
             name: r.name,
             metric: r.metric,
             operator: r.operator,
@@ -107,7 +116,7 @@ impl From<AlertRuleRow> for AlertRule {
 }
 
 pub(crate) const ALERT_RULE_COLUMNS: &str = "id, tenant_id, device_id, name, metric, operator, threshold, \
-     duration_polls, severity, enabled, is_default, created_at, updated_at";
+     duration_polls, severity, enabled, is_default, created_at, updated_at, group_id";
 
 /// A device alert, from fire to resolve.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
@@ -192,9 +201,18 @@ pub(crate) fn same_test(a: &AlertRule, b: &DeviceRule) -> bool {
         && a.operator == b.op.as_str()
         && a.threshold == b.threshold
         && a.device_id == scope_device(b)
+        && a.group_id == scope_group(b)
 }
 
-/// The device column of a rule's scope (group rules are not stored yet).
+/// The group column of a rule's scope.
+pub(crate) fn scope_group(rule: &DeviceRule) -> Option<GroupId> {
+    match rule.scope {
+        RuleScope::Group(g) => Some(g),
+        RuleScope::Device(_) | RuleScope::Tenant => None,
+    }
+}
+
+/// The device column of a rule's scope.
 pub(crate) fn scope_device(rule: &DeviceRule) -> Option<DeviceId> {
     match rule.scope {
         RuleScope::Device(d) => Some(d),
@@ -267,6 +285,7 @@ macro_rules! impl_device_alert_store {
             ) -> Result<AlertRule, StoreError> {
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
                 device_of_tenant(&mut tx, tenant, scope_device(rule)).await?;
+                group_of_tenant(&mut tx, tenant, scope_group(rule)).await?;
                 let row = insert_alert_rule(&mut tx, tenant, rule, micros(now)).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(row)
@@ -300,10 +319,11 @@ macro_rules! impl_device_alert_store {
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
                 let before = get_alert_rule(&mut tx, tenant, rule.id.0).await?;
                 device_of_tenant(&mut tx, tenant, scope_device(rule)).await?;
+                group_of_tenant(&mut tx, tenant, scope_group(rule)).await?;
                 let (metric, op, severity) = rule_names(rule);
                 let row: AlertRuleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "UPDATE alert_rules SET device_id = $3, name = $4, metric = $5, operator = $6, threshold = $7, \
-                     duration_polls = $8, severity = $9, enabled = $10, updated_at = $11 \
+                     duration_polls = $8, severity = $9, enabled = $10, updated_at = $11, group_id = $12 \
                      WHERE tenant_id = $1 AND id = $2 RETURNING {ALERT_RULE_COLUMNS}"
                 )))
                 .bind(tenant.0)
@@ -317,6 +337,7 @@ macro_rules! impl_device_alert_store {
                 .bind(severity)
                 .bind(rule.enabled)
                 .bind(now)
+                .bind(scope_group(rule).map(|g| g.0))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -465,7 +486,7 @@ macro_rules! impl_device_alerts {
             let (metric, op, severity) = rule_names(rule);
             let row: AlertRuleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO alert_rules ({ALERT_RULE_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING {ALERT_RULE_COLUMNS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13) RETURNING {ALERT_RULE_COLUMNS}"
             )))
             .bind(rule.id.0)
             .bind(tenant.0)
@@ -479,6 +500,7 @@ macro_rules! impl_device_alerts {
             .bind(rule.enabled)
             .bind(rule.is_default)
             .bind(now)
+            .bind(scope_group(rule).map(|g| g.0))
             .fetch_one(&mut **tx)
             .await
             .map_err(map_err)?;
@@ -515,6 +537,19 @@ macro_rules! impl_device_alerts {
             .await
             .map_err(map_err)?;
             row.ok_or(StoreError::NotFound("alert"))
+        }
+
+        async fn group_of_tenant(tx: &mut Tx, tenant: TenantId, group: Option<GroupId>) -> Result<(), StoreError> {
+            let Some(group) = group else { return Ok(()) };
+            let found: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM device_groups WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(group.0)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            found
+                .map(|_| ())
+                .ok_or_else(|| StoreError::Invalid("group_id: not a device group of this tenant".into()))
         }
 
         async fn device_of_tenant(tx: &mut Tx, tenant: TenantId, device: Option<DeviceId>) -> Result<(), StoreError> {
@@ -572,6 +607,7 @@ macro_rules! impl_device_alerts {
             .await
             .map_err(map_err)?;
             let rules: Vec<DeviceRule> = rows.into_iter().filter_map(|r| AlertRule::from(r).to_rule()).collect();
+            let has_group_rules = rules.iter().any(|r| matches!(r.scope, tod_core::alerts::RuleScope::Group(_)));
             if rules.is_empty() {
                 return Ok(());
             }
@@ -610,6 +646,22 @@ macro_rules! impl_device_alerts {
                 (Some(from), Some(to)) => windows_in(tx, tenant, from, to).await?,
                 _ => Vec::new(),
             };
+            // Group memberships of the site's devices, for group rules.
+            let mut groups: HashMap<DeviceId, Vec<tod_core::GroupId>> = HashMap::new();
+            if has_group_rules {
+                let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+                    "SELECT m.device_id, m.set_id FROM device_group_members m JOIN devices d ON d.id = m.device_id \
+                     WHERE m.tenant_id = $1 AND d.site_id = $2",
+                )
+                .bind(tenant.0)
+                .bind(site.0)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                for (d, g) in rows {
+                    groups.entry(DeviceId(d)).or_default().push(tod_core::GroupId(g));
+                }
+            }
             let mut events = Vec::new();
             for r in &batch.reports {
                 let hostname = names.get(&r.device_id.0).map_or("", String::as_str);
@@ -617,7 +669,7 @@ macro_rules! impl_device_alerts {
                     id: r.device_id,
                     hostname,
                     site: Some(site),
-                    groups: &[],
+                    groups: groups.get(&r.device_id).map_or(&[], Vec::as_slice),
                 };
                 events.extend(engine.evaluate(ctx, &Metrics::from_report(r), micros(r.collected_at), &windows));
             }

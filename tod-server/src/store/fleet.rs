@@ -86,6 +86,10 @@ pub struct DeviceFilter {
     pub status: Option<String>,
     /// Name or host containing this, any letter case.
     pub search: Option<String>,
+    /// In this device group.
+    pub group: Option<Uuid>,
+    /// With this tag.
+    pub tag: Option<Uuid>,
     /// At most this many (all when `None`).
     pub limit: Option<i64>,
     /// After skipping this many.
@@ -896,7 +900,9 @@ macro_rules! impl_fleet_store {
                 const WHERE: &str = "WHERE tenant_id = $1 AND ($2 IS NULL OR site_id = $2) \
                      AND ($3 = FALSE OR site_id IS NULL) AND ($4 IS NULL OR sector_id = $4) \
                      AND ($5 IS NULL OR status = $5) \
-                     AND ($6 IS NULL OR lower(name) LIKE $6 ESCAPE '\\' OR lower(host) LIKE $6 ESCAPE '\\')";
+                     AND ($6 IS NULL OR lower(name) LIKE $6 ESCAPE '\\' OR lower(host) LIKE $6 ESCAPE '\\') \
+                     AND ($7 IS NULL OR id IN (SELECT device_id FROM device_group_members WHERE set_id = $7)) \
+                     AND ($8 IS NULL OR id IN (SELECT device_id FROM device_tag_members WHERE set_id = $8))";
                 let pattern = f.search.as_deref().map(|s| {
                     let escaped = s
                         .to_lowercase()
@@ -913,11 +919,13 @@ macro_rules! impl_fleet_store {
                     .bind(f.sector)
                     .bind(f.status.as_deref())
                     .bind(pattern.as_deref())
+                    .bind(f.group)
+                    .bind(f.tag)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err)?;
                 let rows: Vec<DeviceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT * FROM devices {WHERE} ORDER BY name, id LIMIT $7 OFFSET $8"
+                    "SELECT * FROM devices {WHERE} ORDER BY name, id LIMIT $9 OFFSET $10"
                 )))
                 .bind(tenant.0)
                 .bind(f.site.map(|s| s.0))
@@ -925,6 +933,8 @@ macro_rules! impl_fleet_store {
                 .bind(f.sector)
                 .bind(f.status.as_deref())
                 .bind(pattern.as_deref())
+                .bind(f.group)
+                .bind(f.tag)
                 .bind(f.limit.unwrap_or(i64::from(i32::MAX)))
                 .bind(f.offset)
                 .fetch_all(&mut *tx)

@@ -4,6 +4,7 @@
 
 mod audit;
 mod device_alerts;
+mod device_sets;
 mod fleet;
 mod maintenance;
 mod plugins;
@@ -28,6 +29,7 @@ pub use fleet::{
 };
 
 pub use device_alerts::{AlertFilter, AlertRule, DeviceAlert, DeviceAlertStore};
+pub use device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind};
 pub use maintenance::{MaintenanceStore, SuppressedAlert, Suppression, Window, recurrence_of};
 pub use plugins::{
     NewPlugin, PLUGIN_INPUTS, Plugin, PluginAssignment, PluginConfig, PluginPatch, PluginStore, RunnablePlugin,
@@ -372,7 +374,15 @@ pub struct AuditRecord {
 /// write that changes who can do what takes the [`Audit`] record that goes with it.
 #[async_trait::async_trait]
 pub trait Store:
-    FleetStore + SiteAlertStore + DeviceAlertStore + PluginStore + RadioStore + MaintenanceStore + Send + Sync
+    FleetStore
+    + SiteAlertStore
+    + DeviceAlertStore
+    + PluginStore
+    + RadioStore
+    + MaintenanceStore
+    + DeviceSetStore
+    + Send
+    + Sync
 {
     /// Which backend.
     fn backend(&self) -> &'static str;

@@ -4,13 +4,14 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 use tod_core::alerts::{DeviceRule, Hysteresis, Metric, ResolveReason, SiteRule, SiteRuleKind, Snapshot};
-use tod_core::{AgentId, ApiKeyId, DeviceId, RuleId, SectorId, SiteId, TenantId, UserId, WindowId};
+use tod_core::{AgentId, ApiKeyId, DeviceId, GroupId, RuleId, SectorId, SiteId, TenantId, UserId, WindowId};
 use uuid::Uuid;
 
 use super::device_alerts::{
     ALERT_RULE_COLUMNS, AlertFilter, AlertRule, AlertRuleRow, DEVICE_ALERT_SELECT, DeviceAlert, DeviceAlertStore,
-    impl_device_alert_store, impl_device_alerts, reason_str, rule_names, same_test, scope_device,
+    impl_device_alert_store, impl_device_alerts, reason_str, rule_names, same_test, scope_device, scope_group,
 };
+use super::device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind, SetRow, impl_device_set_store, set_conflict};
 use super::fleet::{
     AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, LINK_COLUMNS, LINK_CONFLICT, LinkRow,
     REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow,
@@ -123,6 +124,7 @@ impl_radio_store!(PgStore);
 impl_radio_ingest!();
 impl_maintenance_store!(PgStore);
 impl_maintenance_tx!();
+impl_device_set_store!(PgStore);
 
 /// Registration rows in one statement whatever their number: one array per column, `UNNEST`ed
 /// by the server (a 1 000-row `VALUES` list costs PostgreSQL 13 000 parameters to parse and plan).

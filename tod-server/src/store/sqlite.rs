@@ -8,14 +8,15 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Sqlite, SqlitePool};
 use tod_core::alerts::{DeviceRule, Hysteresis, Metric, ResolveReason, SiteRule, SiteRuleKind, Snapshot};
-use tod_core::{AgentId, ApiKeyId, DeviceId, RuleId, SectorId, SiteId, TenantId, UserId, WindowId};
+use tod_core::{AgentId, ApiKeyId, DeviceId, GroupId, RuleId, SectorId, SiteId, TenantId, UserId, WindowId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::device_alerts::{
     ALERT_RULE_COLUMNS, AlertFilter, AlertRule, AlertRuleRow, DEVICE_ALERT_SELECT, DeviceAlert, DeviceAlertStore,
-    impl_device_alert_store, impl_device_alerts, reason_str, rule_names, same_test, scope_device,
+    impl_device_alert_store, impl_device_alerts, reason_str, rule_names, same_test, scope_device, scope_group,
 };
+use super::device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind, SetRow, impl_device_set_store, set_conflict};
 use super::fleet::{
     AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, LINK_COLUMNS, LINK_CONFLICT, LinkRow,
     REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow,
@@ -118,6 +119,7 @@ impl_radio_store!(SqliteStore);
 impl_radio_ingest!();
 impl_maintenance_store!(SqliteStore);
 impl_maintenance_tx!();
+impl_device_set_store!(SqliteStore);
 
 /// Registration rows in multi-row inserts of at most 1 000 rows (SQLite's parameter limit).
 async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {
