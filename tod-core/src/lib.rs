@@ -19,6 +19,7 @@
 //! | [`model`] | id newtypes and the device status shared by the modules above |
 
 pub mod alerts;
+pub mod events;
 pub mod links;
 pub mod mac;
 pub mod model;

@@ -115,6 +115,28 @@ pub struct DeviceUpdate<'a> {
     pub credentials: Option<Option<&'a [u8]>>,
 }
 
+/// What ingest needs to know of a device to log what changed.
+#[derive(sqlx::FromRow)]
+pub(crate) struct KnownDevice {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    pub(crate) status: String,
+    pub(crate) last_seen_at: Option<DateTime<Utc>>,
+    pub(crate) routeros_version: Option<String>,
+    pub(crate) uptime_secs: Option<i64>,
+}
+
+impl KnownDevice {
+    pub(crate) fn log(&self) -> tod_core::events::DeviceLog {
+        tod_core::events::DeviceLog {
+            status: Some(self.status.clone()),
+            last_seen: self.last_seen_at,
+            version: self.routeros_version.clone(),
+            uptime_secs: self.uptime_secs.and_then(|u| u64::try_from(u).ok()),
+        }
+    }
+}
+
 /// An agent (one per tower).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Agent {
@@ -1251,15 +1273,20 @@ macro_rules! impl_fleet_store {
                 if seen.is_some() {
                     return Ok(Ingested::Duplicate);
                 }
-                let ours: Vec<(Uuid, String)> =
-                    sqlx::query_as("SELECT id, name FROM devices WHERE tenant_id = $1 AND site_id = $2")
-                        .bind(tenant.0)
-                        .bind(agent.site_id.0)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+                let known: Vec<KnownDevice> = sqlx::query_as(
+                    "SELECT id, name, status, last_seen_at, routeros_version, uptime_secs FROM devices \
+                     WHERE tenant_id = $1 AND site_id = $2",
+                )
+                .bind(tenant.0)
+                .bind(agent.site_id.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
                 // The site's devices by id, with their names (for alert messages).
-                let ours: std::collections::HashMap<Uuid, String> = ours.into_iter().collect();
+                let ours: std::collections::HashMap<Uuid, String> =
+                    known.iter().map(|k| (k.id, k.name.clone())).collect();
+                let mut logs: std::collections::HashMap<Uuid, tod_core::events::DeviceLog> =
+                    known.into_iter().map(|k| (k.id, k.log())).collect();
                 let mut strangers: Vec<String> = batch
                     .reports
                     .iter()
@@ -1274,13 +1301,21 @@ macro_rules! impl_fleet_store {
                         strangers.join(", ")
                     )));
                 }
+                let mut changes = Vec::new();
                 for r in &batch.reports {
+                    if let Some(log) = logs.get_mut(&r.device_id.0) {
+                        let name = ours.get(&r.device_id.0).map_or("", String::as_str);
+                        for c in log.observe(r) {
+                            changes.push((r.device_id, c.message(name), c, r.collected_at));
+                        }
+                    }
                     let status = status_str(&r.status);
                     // Reports arrive in collection order per device; an older one never rolls
                     // the device's state back.
                     sqlx::query(
                         "UPDATE devices SET status = $3, last_seen_at = $4, updated_at = $5, \
-                         routeros_version = COALESCE($6, routeros_version), board_name = COALESCE($7, board_name) \
+                         routeros_version = COALESCE($6, routeros_version), board_name = COALESCE($7, board_name), \
+                         uptime_secs = COALESCE($8, uptime_secs) \
                          WHERE tenant_id = $1 AND id = $2 AND (last_seen_at IS NULL OR last_seen_at <= $4)",
                     )
                     .bind(tenant.0)
@@ -1290,6 +1325,7 @@ macro_rules! impl_fleet_store {
                     .bind(now)
                     .bind(r.system.as_ref().map(|s| s.routeros_version.as_str()))
                     .bind(r.system.as_ref().and_then(|s| s.board_name.as_deref()))
+                    .bind(r.system.as_ref().and_then(|s| s.uptime_secs).map(i64_of))
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -1346,6 +1382,9 @@ macro_rules! impl_fleet_store {
                 insert_registrations(&mut tx, tenant, &rows).await?;
                 let registrations = rows.len();
                 insert_radio_and_traffic(&mut tx, tenant, batch).await?;
+                for (device, message, change, at) in &changes {
+                    insert_device_event(&mut tx, tenant, *device, change, message, *at).await?;
+                }
                 discover_links(&mut tx, tenant, batch).await?;
                 evaluate_device_alerts(&mut tx, tenant, agent.site_id, &ours, batch, now).await?;
                 sqlx::query(
@@ -1399,6 +1438,23 @@ macro_rules! impl_fleet_store {
                 let interval = chrono::Duration::seconds(poll_interval_secs.max(1));
                 let silent_before = now - interval * 3;
                 let (_w, mut tx) = self.wtx(None).await?;
+                let turning: Vec<(Uuid, Uuid, String, String)> = sqlx::query_as(
+                    "SELECT tenant_id, id, name, status FROM devices WHERE status <> 'unreachable' \
+                     AND site_id IN (SELECT site_id FROM agents WHERE revoked_at IS NULL \
+                     AND last_seen_at IS NOT NULL AND last_seen_at < $1)",
+                )
+                .bind(silent_before)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                for (t, d, name, from) in turning {
+                    let change = tod_core::events::DeviceChange::Status {
+                        from: Some(from),
+                        to: "unreachable".into(),
+                    };
+                    let message = format!("{} (its agent stopped reporting)", change.message(&name));
+                    insert_device_event(&mut tx, TenantId(t), DeviceId(d), &change, &message, now).await?;
+                }
                 let unreachable = sqlx::query(
                     "UPDATE devices SET status = 'unreachable', updated_at = $1 WHERE status <> 'unreachable' \
                      AND site_id IN (SELECT site_id FROM agents WHERE revoked_at IS NULL \
@@ -1520,6 +1576,7 @@ macro_rules! impl_fleet_store {
                     ("DELETE FROM radio_stats WHERE collected_at < $1", now - registrations),
                     ("DELETE FROM interface_traffic WHERE collected_at < $1", now - metrics),
                     ("DELETE FROM link_events WHERE at < $1", now - metrics),
+                    ("DELETE FROM device_events WHERE at < $1", now - metrics),
                     ("DELETE FROM auth_sessions WHERE expires_at < $1", now),
                     ("DELETE FROM srp_sessions WHERE expires_at < $1", now),
                 ] {
@@ -1908,6 +1965,34 @@ macro_rules! impl_discover_links {
                 .await
                 .map_err(map_err)?;
             Ok(ours.is_some())
+        }
+
+        /// Appends to the device event log.
+        async fn insert_device_event(
+            tx: &mut Tx,
+            tenant: TenantId,
+            device: DeviceId,
+            change: &tod_core::events::DeviceChange,
+            message: &str,
+            at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let (from, to) = change.values();
+            sqlx::query(
+                "INSERT INTO device_events (id, tenant_id, device_id, kind, from_value, to_value, message, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(Uuid::new_v4())
+            .bind(tenant.0)
+            .bind(device.0)
+            .bind(change.kind())
+            .bind(from)
+            .bind(to)
+            .bind(message)
+            .bind(micros(at))
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            Ok(())
         }
 
         /// Refuses a site named in a body that is not the tenant's.

@@ -5,6 +5,7 @@
 mod audit;
 mod device_alerts;
 mod device_sets;
+mod events;
 mod fleet;
 mod maintenance;
 mod plugins;
@@ -30,6 +31,7 @@ pub use fleet::{
 
 pub use device_alerts::{AlertFilter, AlertRule, DeviceAlert, DeviceAlertStore};
 pub use device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind};
+pub use events::{DeviceEvent, EventFilter, EventStore};
 pub use maintenance::{MaintenanceStore, SuppressedAlert, Suppression, Window, recurrence_of};
 pub use plugins::{
     NewPlugin, PLUGIN_INPUTS, Plugin, PluginAssignment, PluginConfig, PluginPatch, PluginStore, RunnablePlugin,
@@ -381,6 +383,7 @@ pub trait Store:
     + RadioStore
     + MaintenanceStore
     + DeviceSetStore
+    + EventStore
     + Send
     + Sync
 {

@@ -17,9 +17,10 @@ use super::device_alerts::{
     impl_device_alert_store, impl_device_alerts, reason_str, rule_names, same_test, scope_device, scope_group,
 };
 use super::device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind, SetRow, impl_device_set_store, set_conflict};
+use super::events::{DeviceEvent, EVENT_TIMELINE, EventFilter, EventStore, impl_event_store};
 use super::fleet::{
-    AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, LINK_COLUMNS, LINK_CONFLICT, LinkRow,
-    REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow,
+    AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, KnownDevice, LINK_COLUMNS, LINK_CONFLICT,
+    LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow,
     SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links,
     impl_fleet_store, lowest_free, placeholders, status_str,
 };
@@ -120,6 +121,7 @@ impl_radio_ingest!();
 impl_maintenance_store!(SqliteStore);
 impl_maintenance_tx!();
 impl_device_set_store!(SqliteStore);
+impl_event_store!(SqliteStore);
 
 /// Registration rows in multi-row inserts of at most 1 000 rows (SQLite's parameter limit).
 async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {
