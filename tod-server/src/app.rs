@@ -46,6 +46,9 @@ pub struct AppState {
     /// Compiles and runs WASM plugins (its compile cache is shared by the API and the
     /// evaluator).
     pub plugins: tod_plugin_host::PluginHost,
+    /// Turns true when the server starts shutting down: long-lived responses (event streams) end
+    /// then, so the graceful shutdown does not wait on them.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -110,6 +113,7 @@ impl AppState {
             vpn: None,
             plugins: tod_plugin_host::PluginHost::new(tod_plugin_host::Limits::default())
                 .map_err(|e| format!("plugin host: {e}"))?,
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
     }
 }
@@ -225,6 +229,11 @@ impl Server {
 
     /// Serves the API until `shutdown` resolves, then stops the background work.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
+        let stopping = self.state.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.send_replace(true);
+        };
         let app = app(self.state);
         let served = axum::serve(
             self.listener,

@@ -19,6 +19,7 @@ mod plugins;
 mod sectors;
 mod site_rules;
 mod sites;
+mod sse;
 mod tenants;
 mod users;
 mod viewers;
@@ -213,6 +214,7 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(POST "/api/alerts/{alert_id}/acknowledge", Own(Action::AlertEventWrite), device_alerts::acknowledge; "Acknowledge a device alert", query &["tenant_id"], 200 one DeviceAlert),
         route!(POST "/api/alerts/{alert_id}/silence", Own(Action::AlertEventWrite), device_alerts::silence; "Silence an open device alert for a number of minutes", query &["tenant_id"], body device_alerts::SilenceBody, 200 one DeviceAlert),
         route!(GET "/api/events", Own(Action::DeviceRead), events::list; "The device event log, newest first: reachability changes, reboots, RouterOS version changes and wireless link state changes (?device_id, ?kind, ?start, ?end, ?limit=1..500, ?offset)", query &["tenant_id", "device_id", "kind", "start", "end", "limit", "offset"], 200 one events::EventPage),
+        route!(GET "/api/sse/events", Own(Action::DeviceRead), sse::events; "Server-Sent Events: the tenant's device status, reboot, version, link state and alert changes as they commit, numbered per tenant; reconnect with Last-Event-ID (or ?last_event_id) to resume, ?kinds to narrow", query &["tenant_id", "last_event_id", "kinds"], 200),
         route!(GET "/api/maintenance-windows", Own(Action::MaintenanceRead), maintenance::list; "Maintenance windows, latest start first, each with its status now and its current or next occurrence (?status=active|upcoming|past)", query &["tenant_id", "status"], 200 many maintenance::WindowView),
         route!(POST "/api/maintenance-windows", Own(Action::MaintenanceWrite), maintenance::create; "Create a maintenance window over devices, sites or the whole tenant, once or repeating daily/weekly (end after start; devices and sites must be the tenant's)", query &["tenant_id"], body maintenance::WindowBody, 201 one maintenance::WindowView),
         route!(GET "/api/maintenance-windows/{window_id}", Own(Action::MaintenanceRead), maintenance::get; "One maintenance window", query &["tenant_id"], 200 one maintenance::WindowView),

@@ -593,6 +593,7 @@ macro_rules! impl_device_alerts {
             names: &std::collections::HashMap<Uuid, String>,
             batch: &tod_core::telemetry::Batch,
             now: DateTime<Utc>,
+            stream: &mut Vec<StreamItem>,
         ) -> Result<(), StoreError> {
             use std::collections::{BTreeSet, HashMap, HashSet};
             use tod_core::alerts::{AlertEvent, DeviceRuleEngine, FlapPolicy, Metrics, Subject, TrackState};
@@ -685,6 +686,15 @@ macro_rules! impl_device_alerts {
                             tod_core::alerts::AlertState::Flapping => "flapping",
                             _ => "firing",
                         };
+                        stream.push(StreamItem {
+                            kind: "alert.fired",
+                            data: serde_json::json!({
+                                "device_id": device, "hostname": names.get(&device.0), "rule_id": alert.rule,
+                                "status": status, "severity": alert.severity.as_str(), "metric": metric,
+                                "value": alert.value, "threshold": threshold, "message": alert.message,
+                            }),
+                            at: alert.fired_at,
+                        });
                         sqlx::query(
                             "INSERT INTO alert_events (id, tenant_id, rule_id, device_id, status, severity, metric, \
                              value, threshold, message, fired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -727,6 +737,14 @@ macro_rules! impl_device_alerts {
                         rule, subject, at, reason, ..
                     } => {
                         let Subject::Device(device) = subject else { continue };
+                        stream.push(StreamItem {
+                            kind: "alert.resolved",
+                            data: serde_json::json!({
+                                "device_id": device, "hostname": names.get(&device.0), "rule_id": rule,
+                                "reason": reason_str(*reason),
+                            }),
+                            at: *at,
+                        });
                         sqlx::query(
                             "UPDATE alert_events SET status = 'resolved', resolved_at = $4, resolve_reason = $5 \
                              WHERE tenant_id = $1 AND device_id = $2 AND rule_id = $3 AND resolved_at IS NULL",

@@ -1385,8 +1385,26 @@ macro_rules! impl_fleet_store {
                 for (device, message, change, at) in &changes {
                     insert_device_event(&mut tx, tenant, *device, change, message, *at).await?;
                 }
-                discover_links(&mut tx, tenant, batch).await?;
-                evaluate_device_alerts(&mut tx, tenant, agent.site_id, &ours, batch, now).await?;
+                let mut stream: Vec<StreamItem> = changes
+                    .iter()
+                    .map(|(device, message, change, at)| {
+                        let (from, to) = change.values();
+                        StreamItem {
+                            kind: match change.kind() {
+                                "reboot" => "device.reboot",
+                                "version" => "device.version",
+                                _ => "device.status",
+                            },
+                            data: serde_json::json!({
+                                "device_id": device, "hostname": ours.get(&device.0),
+                                "from": from, "to": to, "message": message,
+                            }),
+                            at: *at,
+                        }
+                    })
+                    .collect();
+                discover_links(&mut tx, tenant, batch, &mut stream).await?;
+                evaluate_device_alerts(&mut tx, tenant, agent.site_id, &ours, batch, now, &mut stream).await?;
                 sqlx::query(
                     "INSERT INTO ingest_batches (agent_id, idempotency_key, tenant_id, reports, received_at) \
                      VALUES ($1, $2, $3, $4, $5)",
@@ -1405,6 +1423,7 @@ macro_rules! impl_fleet_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                push_stream(&mut tx, tenant, &stream, now).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(Ingested::Stored {
                     reports: batch.reports.len(),
@@ -1447,13 +1466,21 @@ macro_rules! impl_fleet_store {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
+                let mut streams: std::collections::BTreeMap<Uuid, Vec<StreamItem>> = Default::default();
                 for (t, d, name, from) in turning {
                     let change = tod_core::events::DeviceChange::Status {
-                        from: Some(from),
+                        from: Some(from.clone()),
                         to: "unreachable".into(),
                     };
                     let message = format!("{} (its agent stopped reporting)", change.message(&name));
                     insert_device_event(&mut tx, TenantId(t), DeviceId(d), &change, &message, now).await?;
+                    streams.entry(t).or_default().push(StreamItem {
+                        kind: "device.status",
+                        data: serde_json::json!({
+                            "device_id": d, "hostname": name, "from": from, "to": "unreachable", "message": message,
+                        }),
+                        at: now,
+                    });
                 }
                 let unreachable = sqlx::query(
                     "UPDATE devices SET status = 'unreachable', updated_at = $1 WHERE status <> 'unreachable' \
@@ -1504,7 +1531,7 @@ macro_rules! impl_fleet_store {
                     }
                     link_changes += changes.len();
                     let links: Vec<&tod_core::links::Link> = tracker.links_of_ap(DeviceId(ap)).collect();
-                    write_links(&mut tx, TenantId(tenant), &links, &changes).await?;
+                    write_links(&mut tx, TenantId(tenant), &links, &changes, streams.entry(tenant).or_default()).await?;
                 }
                 // One "agent offline" event per site whose live agent went silent, not one per
                 // device; it resolves itself when no silent agent is left at the site.
@@ -1523,35 +1550,57 @@ macro_rules! impl_fleet_store {
                     if !raised_sites.insert(site) {
                         continue;
                     }
+                    let event = Uuid::new_v4();
+                    let message = format!(
+                        "Agent {name} has not reported since {}: the site's devices are unreachable (not known offline)",
+                        last_seen.format("%Y-%m-%d %H:%M:%S UTC")
+                    );
+                    streams.entry(tenant).or_default().push(StreamItem {
+                        kind: "site_alert.raised",
+                        data: serde_json::json!({
+                            "event_id": event, "site_id": site, "kind": "agent_offline", "severity": "critical",
+                            "message": message,
+                        }),
+                        at: now,
+                    });
                     sqlx::query(
                         "INSERT INTO site_alert_events (id, tenant_id, site_id, kind, severity, message, state, \
                          consecutive_hits, triggered_at) VALUES ($1, $2, $3, 'agent_offline', 'critical', $4, \
                          'active', 1, $5)",
                     )
-                    .bind(Uuid::new_v4())
+                    .bind(event)
                     .bind(tenant)
                     .bind(site)
-                    .bind(format!(
-                        "Agent {name} has not reported since {}: the site's devices are unreachable (not known offline)",
-                        last_seen.format("%Y-%m-%d %H:%M:%S UTC")
-                    ))
+                    .bind(message)
                     .bind(now)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
                 }
-                let resolved = sqlx::query(
+                let resolved: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
                     "UPDATE site_alert_events SET state = 'resolved', resolved_at = $1 \
                      WHERE kind = 'agent_offline' AND state = 'active' AND rule_id IS NULL \
                      AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.site_id = site_alert_events.site_id \
-                     AND a.revoked_at IS NULL AND a.last_seen_at IS NOT NULL AND a.last_seen_at < $2)",
+                     AND a.revoked_at IS NULL AND a.last_seen_at IS NOT NULL AND a.last_seen_at < $2) \
+                     RETURNING id, tenant_id, site_id",
                 )
                 .bind(now)
                 .bind(silent_before)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(map_err)?
-                .rows_affected();
+                .map_err(map_err)?;
+                for (event, tenant, site) in &resolved {
+                    streams.entry(*tenant).or_default().push(StreamItem {
+                        kind: "site_alert.resolved",
+                        data: serde_json::json!({ "event_id": event, "site_id": site, "kind": "agent_offline" }),
+                        at: now,
+                    });
+                }
+                let resolved = resolved.len() as u64;
+                // Last, in tenant order: the stream heads are the last locks this transaction takes.
+                for (tenant, items) in &streams {
+                    push_stream(&mut tx, TenantId(*tenant), items, now).await?;
+                }
                 tx.commit().await.map_err(map_err)?;
                 Ok(Aging {
                     devices_unreachable: unreachable,
@@ -1577,6 +1626,7 @@ macro_rules! impl_fleet_store {
                     ("DELETE FROM interface_traffic WHERE collected_at < $1", now - metrics),
                     ("DELETE FROM link_events WHERE at < $1", now - metrics),
                     ("DELETE FROM device_events WHERE at < $1", now - metrics),
+                    ("DELETE FROM event_stream WHERE recorded_at < $1", now - chrono::Duration::hours(24)),
                     ("DELETE FROM auth_sessions WHERE expires_at < $1", now),
                     ("DELETE FROM srp_sessions WHERE expires_at < $1", now),
                 ] {
@@ -2007,6 +2057,7 @@ macro_rules! impl_discover_links {
             tx: &mut Tx,
             tenant: TenantId,
             batch: &tod_core::telemetry::Batch,
+            stream: &mut Vec<StreamItem>,
         ) -> Result<(), StoreError> {
             use std::collections::{BTreeMap, BTreeSet};
             use tod_core::links::{LinkConfig, LinkTracker};
@@ -2107,7 +2158,7 @@ macro_rules! impl_discover_links {
                 .iter()
                 .flat_map(|ap| tracker.links_of_ap(DeviceId(*ap)))
                 .collect();
-            write_links(tx, tenant, &links, &changes).await
+            write_links(tx, tenant, &links, &changes, stream).await
         }
 
         /// Upserts links (multi-row) and records their state changes, in the caller's transaction.
@@ -2116,9 +2167,18 @@ macro_rules! impl_discover_links {
             tenant: TenantId,
             links: &[&tod_core::links::Link],
             changes: &[tod_core::links::LinkChange],
+            stream: &mut Vec<StreamItem>,
         ) -> Result<(), StoreError> {
             upsert_links(tx, tenant, links).await?;
             for c in changes {
+                stream.push(StreamItem {
+                    kind: "link.state",
+                    data: serde_json::json!({
+                        "ap_device_id": c.key.ap, "cpe_device_id": c.key.cpe,
+                        "from": c.from.map(|s| s.as_str()), "to": c.to.as_str(),
+                    }),
+                    at: c.at,
+                });
                 sqlx::query(
                     "INSERT INTO link_events (tenant_id, ap_device_id, cpe_device_id, from_state, to_state, at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",

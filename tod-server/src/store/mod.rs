@@ -14,6 +14,7 @@ mod queries;
 mod radio;
 mod site_alerts;
 mod sqlite;
+mod stream;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub use postgres::PgStore;
 pub use radio::{CurrentRadio, HealthSample, RadioStore, RfStat, TrafficSample};
 pub use site_alerts::{EventSource, OpenRuleEvent, SiteAlertChange, SiteAlertRule, SiteAlertStore};
 pub use sqlite::SqliteStore;
+pub use stream::{StreamEvent, StreamItem, StreamStore};
 
 /// What can go wrong in storage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -384,6 +386,7 @@ pub trait Store:
     + MaintenanceStore
     + DeviceSetStore
     + EventStore
+    + StreamStore
     + Send
     + Sync
 {

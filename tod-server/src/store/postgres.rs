@@ -37,6 +37,7 @@ use super::site_alerts::{
     EventSource, OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore,
     SiteRuleRow, TrendRow, impl_site_alert_store, needs_sector, same_judgement, sector_of, subject_columns,
 };
+use super::stream::{StreamEvent, StreamItem, StreamStore, impl_stream_store, impl_stream_tx};
 use super::{
     Agent, Aging, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey,
     NewDevice, NewSite, NewUser, Rotation, Site, SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch,
@@ -127,6 +128,8 @@ impl_maintenance_store!(PgStore);
 impl_maintenance_tx!();
 impl_device_set_store!(PgStore);
 impl_event_store!(PgStore);
+impl_stream_store!(PgStore);
+impl_stream_tx!();
 
 /// Registration rows in one statement whatever their number: one array per column, `UNNEST`ed
 /// by the server (a 1 000-row `VALUES` list costs PostgreSQL 13 000 parameters to parse and plan).

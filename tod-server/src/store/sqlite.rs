@@ -42,6 +42,7 @@ use super::site_alerts::{
     EventSource, OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore,
     SiteRuleRow, TrendRow, impl_site_alert_store, needs_sector, same_judgement, sector_of, subject_columns,
 };
+use super::stream::{StreamEvent, StreamItem, StreamStore, impl_stream_store, impl_stream_tx};
 use super::{
     Agent, Aging, ApiKey, Audit, AuditRecord, ChainCheck, Device, GENESIS_HASH, Ingested, LiveSession, NewApiKey,
     NewDevice, NewSite, NewUser, Rotation, Site, SrpChallenge, StoreError, Tenant, User, UserCredentials, UserPatch,
@@ -122,6 +123,8 @@ impl_maintenance_store!(SqliteStore);
 impl_maintenance_tx!();
 impl_device_set_store!(SqliteStore);
 impl_event_store!(SqliteStore);
+impl_stream_store!(SqliteStore);
+impl_stream_tx!();
 
 /// Registration rows in multi-row inserts of at most 1 000 rows (SQLite's parameter limit).
 async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {

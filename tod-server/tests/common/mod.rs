@@ -249,6 +249,17 @@ async fn send(addr: std::net::SocketAddr, req: hyper::Request<http_body_util::Fu
     let resp = sender.send_request(req).await.expect("send");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
+    // An event stream never ends: its status and headers are the answer.
+    if headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    {
+        return Resp {
+            status,
+            headers,
+            json: serde_json::Value::Null,
+        };
+    }
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     Resp {
         status,
