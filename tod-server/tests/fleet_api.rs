@@ -625,3 +625,131 @@ async fn devices_are_filtered_paged_updated_and_deleted(url: &str) {
     );
 }
 on_both_backends!(devices_are_filtered_paged_updated_and_deleted);
+
+async fn site_sector_and_rule_writes_are_audited(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let t = &w.tenant;
+    let ok = |r: &common::Resp| assert!(r.status < 300, "{} {:?}", r.status, r.json);
+    let site = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{t}/sites"),
+            &w.root,
+            Some(json!({ "name": "Charlie" })),
+        )
+        .await;
+    ok(&site);
+    let s = format!("/api/tenants/{t}/sites/{}", site.json["id"].as_str().unwrap());
+    ok(&srv.call("PUT", &s, &w.root, Some(json!({ "latitude": 1.5 }))).await);
+    ok(&srv
+        .call("POST", &format!("{s}/devices/{}", w.devices[4]), &w.root, None)
+        .await);
+    ok(&srv
+        .call(
+            "POST",
+            &format!("{s}/devices/bulk-assign"),
+            &w.root,
+            Some(json!({ "device_ids": [w.devices[3]] })),
+        )
+        .await);
+    let sector = srv
+        .call(
+            "POST",
+            &format!("{s}/sectors"),
+            &w.root,
+            Some(json!({ "name": "East", "azimuth": 90.0 })),
+        )
+        .await;
+    ok(&sector);
+    let sec = format!("{s}/sectors/{}", sector.json["id"].as_str().unwrap());
+    ok(&srv.call("PUT", &sec, &w.root, Some(json!({ "azimuth": 100.0 }))).await);
+    ok(&srv
+        .call(
+            "PUT",
+            &format!("/api/tenants/{t}/devices/{}/sector", w.devices[4]),
+            &w.root,
+            Some(json!({ "sector_id": sector.json["id"] })),
+        )
+        .await);
+    ok(&srv.call("DELETE", &sec, &w.root, None).await);
+    let rule = srv
+        .call(
+            "POST",
+            &format!("{s}/alert-rules"),
+            &w.root,
+            Some(json!({ "name": "Down", "rule_type": "device_offline_count", "threshold_value": 2.0, "threshold_unit": "count" })),
+        )
+        .await;
+    ok(&rule);
+    let r = format!("{s}/alert-rules/{}", rule.json["id"].as_str().unwrap());
+    ok(&srv.call("PUT", &r, &w.root, Some(json!({ "enabled": false }))).await);
+    ok(&srv.call("DELETE", &r, &w.root, None).await);
+    ok(&srv
+        .call("DELETE", &format!("{s}/devices/{}", w.devices[4]), &w.root, None)
+        .await);
+    ok(&srv.call("DELETE", &s, &w.root, None).await);
+    let q = format!("?tenant_id={t}");
+    let dr = srv
+        .call(
+            "POST",
+            &format!("/api/alerts/rules{q}"),
+            &w.root,
+            Some(json!({ "name": "Hot", "metric": "temperature", "operator": "gt", "threshold": 70.0 })),
+        )
+        .await;
+    ok(&dr);
+    let d = format!("/api/alerts/rules/{}", dr.json["id"].as_str().unwrap());
+    ok(&srv
+        .call("PUT", &format!("{d}{q}"), &w.root, Some(json!({ "threshold": 75.0 })))
+        .await);
+    ok(&srv.call("POST", &format!("{d}/toggle{q}"), &w.root, None).await);
+    ok(&srv.call("DELETE", &format!("{d}{q}"), &w.root, None).await);
+
+    let audit = srv
+        .call(
+            "GET",
+            &format!("/api/audit-logs?tenant_id={t}&limit=100"),
+            &w.root,
+            None,
+        )
+        .await;
+    let mut actions: Vec<&str> = audit
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .filter(|a| !a.starts_with("device.created") && !a.starts_with("agent."))
+        .collect();
+    actions.reverse();
+    // The world's own two sites come first.
+    assert_eq!(actions[..2], ["site.created", "site.created"]);
+    assert_eq!(
+        actions[2..],
+        [
+            "site.created",
+            "site.updated",
+            "device.site_assigned",
+            "site.devices_assigned",
+            "sector.created",
+            "sector.updated",
+            "device.sector_set",
+            "sector.deleted",
+            "site_alert_rule.created",
+            "site_alert_rule.updated",
+            "site_alert_rule.deleted",
+            "device.site_unassigned",
+            "site.deleted",
+            "alert_rule.created",
+            "alert_rule.updated",
+            "alert_rule.toggled",
+            "alert_rule.deleted",
+        ]
+    );
+    let chain = srv
+        .call("GET", &format!("/api/audit-logs/verify?tenant_id={t}"), &w.root, None)
+        .await;
+    assert_eq!(chain.json["intact"], true, "{:?}", chain.json);
+}
+on_both_backends!(site_sector_and_rule_writes_are_audited);

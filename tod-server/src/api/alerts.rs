@@ -75,7 +75,18 @@ pub(super) async fn resolve(
 ) -> Result<impl IntoResponse, ApiError> {
     let t = tenant(scope)?;
     let by = caller.user_id().map(|u| u.0);
-    Ok(Json(st.store.resolve_site_alert_event(t, id, by, Utc::now()).await?))
+    let event = st.store.resolve_site_alert_event(t, id, by, Utc::now()).await?;
+    let details = serde_json::json!({ "site_id": event.site_id, "message": event.message });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "site_alert_event.resolved",
+        ("site_alert_event", id.to_string()),
+        details,
+    )
+    .await;
+    Ok(Json(event))
 }
 
 pub(super) async fn active_count(

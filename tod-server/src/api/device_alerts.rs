@@ -145,6 +145,7 @@ pub(super) async fn get_rule(
 pub(super) async fn create_rule(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     QueryParams(q): QueryParams<TenantQuery>,
     Body(body): Body<AlertRuleBody>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -172,10 +173,18 @@ pub(super) async fn create_rule(
         is_default: false,
     };
     let rule = body.apply(base)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(st.store.create_alert_rule(t, &rule, Utc::now()).await?),
-    ))
+    let created = st.store.create_alert_rule(t, &rule, Utc::now()).await?;
+    let details = serde_json::json!({ "name": created.name, "metric": created.metric, "operator": created.operator, "threshold": created.threshold, "enabled": created.enabled, "device_id": created.device_id, "group_id": created.group_id });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "alert_rule.created",
+        ("alert_rule", created.id.to_string()),
+        details,
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 async fn stored_rule(st: &AppState, t: TenantId, id: Uuid) -> Result<DeviceRule, ApiError> {
@@ -189,13 +198,25 @@ async fn stored_rule(st: &AppState, t: TenantId, id: Uuid) -> Result<DeviceRule,
 pub(super) async fn update_rule(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
     Body(body): Body<AlertRuleBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = own_tenant(scope, q.tenant_id)?;
     let rule = body.apply(stored_rule(&st, t, id).await?)?;
-    Ok(Json(st.store.update_alert_rule(t, &rule, Utc::now()).await?))
+    let saved = st.store.update_alert_rule(t, &rule, Utc::now()).await?;
+    let details = serde_json::json!({ "name": saved.name, "metric": saved.metric, "operator": saved.operator, "threshold": saved.threshold, "enabled": saved.enabled, "device_id": saved.device_id, "group_id": saved.group_id });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "alert_rule.updated",
+        ("alert_rule", id.to_string()),
+        details,
+    )
+    .await;
+    Ok(Json(saved))
 }
 
 /// A rule's new state.
@@ -210,6 +231,7 @@ pub(super) struct Toggled {
 pub(super) async fn toggle_rule(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -217,6 +239,16 @@ pub(super) async fn toggle_rule(
     let mut rule = stored_rule(&st, t, id).await?;
     rule.enabled = !rule.enabled;
     let saved = st.store.update_alert_rule(t, &rule, Utc::now()).await?;
+    let details = serde_json::json!({ "enabled": saved.enabled });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "alert_rule.toggled",
+        ("alert_rule", id.to_string()),
+        details,
+    )
+    .await;
     Ok(Json(Toggled {
         id: saved.id,
         enabled: saved.enabled,
@@ -226,11 +258,23 @@ pub(super) async fn toggle_rule(
 pub(super) async fn delete_rule(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = own_tenant(scope, q.tenant_id)?;
+    let gone = st.store.alert_rule(t, id).await?;
     st.store.delete_alert_rule(t, id, Utc::now()).await?;
+    let details = serde_json::json!({ "name": gone.name, "metric": gone.metric });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "alert_rule.deleted",
+        ("alert_rule", id.to_string()),
+        details,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -349,7 +393,18 @@ pub(super) async fn acknowledge(
 ) -> Result<impl IntoResponse, ApiError> {
     let t = own_tenant(scope, q.tenant_id)?;
     let by = caller.user_id().map(|u| u.0);
-    Ok(Json(st.store.acknowledge_alert(t, id, by, Utc::now()).await?))
+    let alert = st.store.acknowledge_alert(t, id, by, Utc::now()).await?;
+    let details = serde_json::json!({ "device_id": alert.device_id, "message": alert.message });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "alert.acknowledged",
+        ("alert", id.to_string()),
+        details,
+    )
+    .await;
+    Ok(Json(alert))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -362,6 +417,7 @@ pub(super) struct SilenceBody {
 pub(super) async fn silence(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<Uuid>,
     QueryParams(q): QueryParams<TenantQuery>,
     Body(body): Body<SilenceBody>,
@@ -371,5 +427,8 @@ pub(super) async fn silence(
         return Err(ApiError::unprocessable("duration_minutes: 1 to 43200"));
     }
     let until = Utc::now() + Duration::minutes(body.duration_minutes);
-    Ok(Json(st.store.silence_alert(t, id, until).await?))
+    let alert = st.store.silence_alert(t, id, until).await?;
+    let details = serde_json::json!({ "device_id": alert.device_id, "until": until });
+    super::audit_change(&st, &caller, t, "alert.silenced", ("alert", id.to_string()), details).await;
+    Ok(Json(alert))
 }

@@ -479,3 +479,21 @@ pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// Records a change in the tenant's audit chain once it is done (a failure to record it is
+/// logged; the change stands).
+pub(super) async fn audit_change(
+    st: &AppState,
+    caller: &crate::auth::Caller,
+    t: TenantId,
+    action: &str,
+    resource: (&str, String),
+    details: serde_json::Value,
+) {
+    let mut a = caller.audit(Some(t), action, details);
+    a.resource_type = Some(resource.0.into());
+    a.resource_id = Some(resource.1);
+    if let Err(e) = st.store.append_audit(&a, chrono::Utc::now()).await {
+        tracing::warn!(action, error = %e, "recording a change in the audit chain failed");
+    }
+}

@@ -75,38 +75,52 @@ pub(super) async fn list(
 pub(super) async fn create(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site)): PathParams<(TenantId, SiteId)>,
     Body(body): Body<SectorBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     if body.name.is_none() {
         return Err(ApiError::unprocessable("name: required"));
     }
-    let sector = st
-        .store
-        .create_sector(tenant(scope)?, site, body.fields()?, Utc::now())
-        .await?;
+    let t = tenant(scope)?;
+    let sector = st.store.create_sector(t, site, body.fields()?, Utc::now()).await?;
+    let details = serde_json::json!({ "site_id": site, "name": sector.name, "azimuth": sector.azimuth });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "sector.created",
+        ("sector", sector.id.to_string()),
+        details,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(sector)))
 }
 
 pub(super) async fn update(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site, id)): PathParams<(TenantId, SiteId, Uuid)>,
     Body(body): Body<SectorBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let sector = st
-        .store
-        .update_sector(tenant(scope)?, site, id, body.fields()?, Utc::now())
-        .await?;
+    let t = tenant(scope)?;
+    let sector = st.store.update_sector(t, site, id, body.fields()?, Utc::now()).await?;
+    let details = serde_json::json!({ "site_id": site, "name": sector.name, "azimuth": sector.azimuth });
+    super::audit_change(&st, &caller, t, "sector.updated", ("sector", id.to_string()), details).await;
     Ok(Json(sector))
 }
 
 pub(super) async fn delete(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site, id)): PathParams<(TenantId, SiteId, Uuid)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    st.store.delete_sector(tenant(scope)?, site, id).await?;
+    let t = tenant(scope)?;
+    st.store.delete_sector(t, site, id).await?;
+    let details = serde_json::json!({ "site_id": site });
+    super::audit_change(&st, &caller, t, "sector.deleted", ("sector", id.to_string()), details).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -121,11 +135,23 @@ pub(super) struct DeviceSector {
 pub(super) async fn set_device_sector(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, device)): PathParams<(TenantId, DeviceId)>,
     Body(body): Body<DeviceSector>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let t = tenant(scope)?;
     st.store
-        .set_device_sector(tenant(scope)?, device, body.sector_id, Utc::now())
+        .set_device_sector(t, device, body.sector_id, Utc::now())
         .await?;
+    let details = serde_json::json!({ "sector_id": body.sector_id });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "device.sector_set",
+        ("device", device.to_string()),
+        details,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

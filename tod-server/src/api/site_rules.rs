@@ -155,6 +155,7 @@ pub(super) async fn get(
 pub(super) async fn create(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site)): PathParams<(TenantId, SiteId)>,
     Body(body): Body<RuleBody>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -185,12 +186,24 @@ pub(super) async fn create(
         .store
         .create_site_rule(t, &rule, description.as_deref(), Utc::now())
         .await?;
+    let details = serde_json::json!({ "site_id": site, "name": created.name, "rule_type": created.rule_type,
+                                      "threshold": created.threshold_value, "enabled": created.enabled });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "site_alert_rule.created",
+        ("site_alert_rule", created.id.to_string()),
+        details,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 pub(super) async fn update(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site, id)): PathParams<(TenantId, SiteId, Uuid)>,
     Body(body): Body<RuleBody>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -207,14 +220,37 @@ pub(super) async fn update(
         .store
         .update_site_rule(t, &rule, description.as_deref(), Utc::now())
         .await?;
+    let details = serde_json::json!({ "site_id": site, "name": updated.name, "rule_type": updated.rule_type,
+                                      "threshold": updated.threshold_value, "enabled": updated.enabled });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "site_alert_rule.updated",
+        ("site_alert_rule", id.to_string()),
+        details,
+    )
+    .await;
     Ok(Json(updated))
 }
 
 pub(super) async fn delete(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site, id)): PathParams<(TenantId, SiteId, Uuid)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    st.store.delete_site_rule(tenant(scope)?, site, id, Utc::now()).await?;
+    let t = tenant(scope)?;
+    st.store.delete_site_rule(t, site, id, Utc::now()).await?;
+    let details = serde_json::json!({ "site_id": site });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "site_alert_rule.deleted",
+        ("site_alert_rule", id.to_string()),
+        details,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

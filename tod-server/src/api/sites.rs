@@ -95,6 +95,7 @@ fn check_coordinates(latitude: Option<f64>, longitude: Option<f64>) -> Result<()
 pub(super) async fn create(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     Body(body): Body<SiteBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_name(&body.name)?;
@@ -104,7 +105,10 @@ pub(super) async fn create(
         latitude: body.latitude,
         longitude: body.longitude,
     };
-    let site = st.store.create_site(tenant(scope)?, new, Utc::now()).await?;
+    let t = tenant(scope)?;
+    let site = st.store.create_site(t, new, Utc::now()).await?;
+    let details = serde_json::json!({ "name": site.name, "latitude": site.latitude, "longitude": site.longitude });
+    super::audit_change(&st, &caller, t, "site.created", ("site", site.id.to_string()), details).await;
     Ok((StatusCode::CREATED, Json(site)))
 }
 
@@ -139,6 +143,7 @@ pub(super) struct SiteUpdate {
 pub(super) async fn update(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site)): PathParams<(TenantId, SiteId)>,
     Body(body): Body<SiteUpdate>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -153,6 +158,8 @@ pub(super) async fn update(
         longitude: body.longitude,
     };
     let site = st.store.update_site(t, site, patch, Utc::now()).await?;
+    let details = serde_json::json!({ "name": site.name, "latitude": site.latitude, "longitude": site.longitude });
+    super::audit_change(&st, &caller, t, "site.updated", ("site", site.id.to_string()), details).await;
     let counts = st.store.device_counts(t).await?;
     let alerts = st.store.active_site_alerts(t).await?;
     Ok(Json(with_health(site, &counts, &alerts)))
@@ -161,9 +168,14 @@ pub(super) async fn update(
 pub(super) async fn delete(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site)): PathParams<(TenantId, SiteId)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    st.store.delete_site(tenant(scope)?, site).await?;
+    let t = tenant(scope)?;
+    let gone = st.store.get_site(t, site).await?;
+    st.store.delete_site(t, site).await?;
+    let details = serde_json::json!({ "name": gone.name });
+    super::audit_change(&st, &caller, t, "site.deleted", ("site", site.to_string()), details).await;
     // The site's agents went with it: their tunnels end now.
     if let Some(vpn) = st.vpn.as_deref() {
         super::vpn::reload(vpn).await;
@@ -174,21 +186,32 @@ pub(super) async fn delete(
 pub(super) async fn assign(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site, device)): PathParams<(TenantId, SiteId, DeviceId)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match st
-        .store
-        .assign_devices(tenant(scope)?, Some(site), &[device], Utc::now())
-        .await?
-    {
+    let t = tenant(scope)?;
+    match st.store.assign_devices(t, Some(site), &[device], Utc::now()).await? {
         0 => Err(ApiError::not_found("Device not found")),
-        _ => Ok(StatusCode::NO_CONTENT),
+        _ => {
+            let details = serde_json::json!({ "site_id": site });
+            super::audit_change(
+                &st,
+                &caller,
+                t,
+                "device.site_assigned",
+                ("device", device.to_string()),
+                details,
+            )
+            .await;
+            Ok(StatusCode::NO_CONTENT)
+        }
     }
 }
 
 pub(super) async fn unassign(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site, device)): PathParams<(TenantId, SiteId, DeviceId)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = tenant(scope)?;
@@ -198,6 +221,16 @@ pub(super) async fn unassign(
         return Err(ApiError::not_found("Device not found at this site"));
     }
     st.store.assign_devices(t, None, &[device], Utc::now()).await?;
+    let details = serde_json::json!({ "site_id": site });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "device.site_unassigned",
+        ("device", device.to_string()),
+        details,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -218,15 +251,27 @@ pub(super) struct Assigned {
 pub(super) async fn bulk_assign(
     State(st): State<AppState>,
     Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<crate::auth::Caller>,
     PathParams((_, site)): PathParams<(TenantId, SiteId)>,
     Body(body): Body<BulkAssign>,
 ) -> Result<impl IntoResponse, ApiError> {
     if body.device_ids.len() > 10_000 {
         return Err(ApiError::unprocessable("device_ids: at most 10 000"));
     }
+    let t = tenant(scope)?;
     let assigned = st
         .store
-        .assign_devices(tenant(scope)?, Some(site), &body.device_ids, Utc::now())
+        .assign_devices(t, Some(site), &body.device_ids, Utc::now())
         .await?;
+    let details = serde_json::json!({ "asked": body.device_ids.len(), "assigned": assigned });
+    super::audit_change(
+        &st,
+        &caller,
+        t,
+        "site.devices_assigned",
+        ("site", site.to_string()),
+        details,
+    )
+    .await;
     Ok(Json(Assigned { assigned }))
 }
