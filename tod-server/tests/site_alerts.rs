@@ -338,6 +338,21 @@ async fn offline_rules_raise_count_and_resolve_with_hysteresis(url: &str) {
     assert_eq!(list[0]["state"], "resolved");
     assert_eq!(list[0]["resolved_by"], Value::Null, "it cleared by itself");
     assert_eq!(badge(&srv, &w).await, 0);
+    // The live stream carried the raise and the resolve, once each.
+    let tenant: tod_core::TenantId = w.tenant.parse().unwrap();
+    let stream = srv.state.store.stream_after(tenant, 0, 500).await.unwrap();
+    let site_events: Vec<(&str, Value)> = stream
+        .iter()
+        .filter(|e| e.kind.starts_with("site_alert."))
+        .map(|e| (e.kind.as_str(), serde_json::from_str::<Value>(&e.data).unwrap()))
+        .collect();
+    assert_eq!(
+        site_events.iter().map(|e| e.0).collect::<Vec<_>>(),
+        ["site_alert.raised", "site_alert.resolved"],
+        "{stream:?}"
+    );
+    assert_eq!(site_events[0].1["rule_id"], rule_id.as_str());
+    assert_eq!(site_events[0].1["event_id"], list[0]["id"]);
 
     // Down again and resolved by hand: the rule needs two fresh hits before it raises again.
     deliver(&srv, &w, "down-again", vec![report(2, false)]).await;

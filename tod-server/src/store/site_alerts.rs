@@ -645,6 +645,7 @@ macro_rules! impl_site_alert_store {
                     return Ok(());
                 }
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                let mut stream = Vec::new();
                 for change in changes {
                     match change {
                         SiteAlertChange::Raise {
@@ -657,7 +658,8 @@ macro_rules! impl_site_alert_store {
                         } => {
                             let (sector, device, ap) = subject_columns(subject);
                             let sector = sector.or(source.sector.map(|s| s.0));
-                            sqlx::query(
+                            let event = Uuid::new_v4();
+                            let raised = sqlx::query(
                                 "INSERT INTO site_alert_events (id, tenant_id, site_id, sector_id, rule_id, device_id, \
                                  ap_device_id, kind, severity, message, state, consecutive_hits, triggered_at) \
                                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12 \
@@ -665,7 +667,7 @@ macro_rules! impl_site_alert_store {
                                  AND rule_id = $5 AND state = 'active' AND sector_id IS NOT DISTINCT FROM $4 \
                                  AND device_id IS NOT DISTINCT FROM $6 AND ap_device_id IS NOT DISTINCT FROM $7)",
                             )
-                            .bind(Uuid::new_v4())
+                            .bind(event)
                             .bind(tenant.0)
                             .bind(site.0)
                             .bind(sector)
@@ -680,6 +682,17 @@ macro_rules! impl_site_alert_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(map_err)?;
+                            if raised.rows_affected() > 0 {
+                                stream.push(StreamItem {
+                                    kind: "site_alert.raised",
+                                    data: serde_json::json!({
+                                        "event_id": event, "site_id": site, "sector_id": sector, "rule_id": source.rule,
+                                        "kind": source.kind, "device_id": device, "ap_device_id": ap,
+                                        "severity": severity.as_str(), "message": message,
+                                    }),
+                                    at: *at,
+                                });
+                            }
                         }
                         SiteAlertChange::Still { site, subject, message } => {
                             let (_, device, ap) = subject_columns(subject);
@@ -702,7 +715,7 @@ macro_rules! impl_site_alert_store {
                         }
                         SiteAlertChange::Resolve { site, subject, at } => {
                             let (_, device, ap) = subject_columns(subject);
-                            sqlx::query(
+                            let resolved = sqlx::query(
                                 "UPDATE site_alert_events SET state = 'resolved', resolved_at = $5 \
                                  WHERE tenant_id = $1 AND rule_id = $2 AND state = 'active' \
                                  AND device_id IS NOT DISTINCT FROM $3 AND ap_device_id IS NOT DISTINCT FROM $4 \
@@ -718,9 +731,20 @@ macro_rules! impl_site_alert_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(map_err)?;
+                            if resolved.rows_affected() > 0 {
+                                stream.push(StreamItem {
+                                    kind: "site_alert.resolved",
+                                    data: serde_json::json!({
+                                        "site_id": site, "rule_id": source.rule, "kind": source.kind,
+                                        "device_id": device, "ap_device_id": ap,
+                                    }),
+                                    at: *at,
+                                });
+                            }
                         }
                     }
                 }
+                push_stream(&mut tx, tenant, &stream, chrono::Utc::now()).await?;
                 tx.commit().await.map_err(map_err)
             }
         }
