@@ -181,7 +181,13 @@ impl Server {
             .await
             .map_err(|e| format!("database: {e}"))?;
         let mut state = AppState::start(store, settings).await?;
+        let mut relay = None;
         if let Some(url) = &settings.nats_url {
+            relay = Some(
+                crate::relay::NatsRelay::start(crate::relay::NatsRelayConfig::at(url), state.store.clone())
+                    .await
+                    .map_err(|e| format!("nats_url (TOD_NATS_URL): {e}"))?,
+            );
             let consumer =
                 crate::consume::NatsConsumer::start(crate::consume::NatsIngest::at(url), state.store.clone())
                     .await
@@ -218,7 +224,10 @@ impl Server {
         Ok(Self {
             state,
             listener,
-            tasks: vec![prune, background, site_alerts],
+            tasks: [prune, background, site_alerts]
+                .into_iter()
+                .chain(relay.map(crate::relay::NatsRelay::into_task))
+                .collect(),
         })
     }
 

@@ -30,6 +30,7 @@ pub mod error;
 pub mod ingest;
 pub mod limits;
 pub mod plugins;
+pub mod relay;
 pub mod score;
 pub mod settings;
 pub mod site_alerts;

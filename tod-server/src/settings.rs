@@ -67,8 +67,8 @@ pub struct Settings {
     /// Browser origins allowed to call the API with credentials (comma-separated; none by default).
     #[arg(long, env = "TOD_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
-    /// NATS with JetStream to consume agent batches from (`nats://host:port`); HTTP ingest only
-    /// when unset.
+    /// NATS with JetStream to consume agent batches from (`nats://host:port`), and to publish
+    /// the tenants' events to (`tod.events.<tenant>.<event>`); HTTP ingest only when unset.
     #[arg(long, env = "TOD_NATS_URL")]
     pub nats_url: Option<String>,
     /// An MQTT broker to consume agent batches from (`host:port`), by shared subscription.

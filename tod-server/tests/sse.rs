@@ -226,3 +226,82 @@ fn bearer(a: &Auth) -> String {
         other => panic!("not a bearer: {other:?}"),
     }
 }
+
+/// The NATS relay: the same stream published to JetStream under `{prefix}.{tenant}.{event}`, in
+/// order, with message ids that JetStream de-duplicates; two replicas relaying at once publish
+/// each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_relayed_to_nats_once_each() {
+    use futures_util::StreamExt;
+    let url = std::env::var("TOD_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let client = match async_nats::connect(&url).await {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var_os("TOD_REQUIRE_SERVICES").is_some() {
+                panic!("NATS at {url} is required: {e}");
+            }
+            eprintln!("SKIP: NATS at {url} does not answer ({e})");
+            return;
+        }
+    };
+    let db = common::TestDb::sqlite();
+    let srv = TestServer::start(&db.url, 1000).await;
+    let w = world(&srv).await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let config = tod_server::relay::NatsRelayConfig {
+        url: url.clone(),
+        stream: format!("TODTEST_EVENTS_{tag}"),
+        subject_prefix: format!("todtest{tag}.events"),
+        every: Duration::from_millis(100),
+    };
+    let mut sub = client.subscribe(format!("{}.>", config.subject_prefix)).await.unwrap();
+    let replicas = [
+        tod_server::relay::NatsRelay::start(config.clone(), srv.state.store.clone())
+            .await
+            .unwrap(),
+        tod_server::relay::NatsRelay::start(config.clone(), srv.state.store.clone())
+            .await
+            .unwrap(),
+    ];
+    let reports = (0..3)
+        .map(|i| DeviceReport::new(w.devices[i].parse().unwrap(), 1, Utc::now(), PollStatus::Online))
+        .collect();
+    deliver(&srv, &w, "relay-1", reports).await;
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("relayed event")
+            .unwrap();
+        got.push(m);
+    }
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(
+            m.subject.as_str(),
+            format!("{}.{}.device.status", config.subject_prefix, w.tenant)
+        );
+        let headers = m.headers.as_ref().unwrap();
+        assert_eq!(
+            headers.get("Nats-Msg-Id").unwrap().as_str(),
+            format!("{}:{}", w.tenant, i + 1)
+        );
+        let data: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(data["to"], "online");
+    }
+    // Nothing more, though two relays run: one holds the lease, and the position is stored.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), sub.next())
+            .await
+            .is_err(),
+        "an event was published twice"
+    );
+    assert!(srv.state.store.relay_pending().await.unwrap().is_empty());
+    let js = async_nats::jetstream::new(client.clone());
+    let mut stream = js.get_stream(&config.stream).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+    for r in &replicas {
+        r.stop();
+    }
+    js.delete_stream(&config.stream).await.unwrap();
+    db.drop_db().await;
+}

@@ -18,6 +18,12 @@ CREATE TABLE event_stream (
 );
 CREATE INDEX ix_event_stream_recorded ON event_stream (recorded_at);
 
+-- How far the NATS relay has published each tenant's stream (when TOD_NATS_URL is set).
+CREATE TABLE event_relay_cursors (
+    tenant_id UUID PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    seq       BIGINT NOT NULL
+);
+
 GRANT SELECT, INSERT, UPDATE, DELETE ON event_stream_heads, event_stream TO tod_app;
 ALTER TABLE event_stream_heads ENABLE ROW LEVEL SECURITY;
 CREATE POLICY event_stream_heads_tenant_isolation ON event_stream_heads TO tod_app

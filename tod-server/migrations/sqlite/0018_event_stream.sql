@@ -17,3 +17,9 @@ CREATE TABLE event_stream (
     PRIMARY KEY (tenant_id, seq)
 );
 CREATE INDEX ix_event_stream_recorded ON event_stream (recorded_at);
+
+-- How far the NATS relay has published each tenant's stream (when TOD_NATS_URL is set).
+CREATE TABLE event_relay_cursors (
+    tenant_id BLOB PRIMARY KEY NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    seq       INTEGER NOT NULL
+);

@@ -43,6 +43,11 @@ pub trait StreamStore: Send + Sync {
     async fn stream_head(&self, tenant: TenantId) -> Result<i64, StoreError>;
     /// Events numbered after `after`, in order, at most `limit`.
     async fn stream_after(&self, tenant: TenantId, after: i64, limit: i64) -> Result<Vec<StreamEvent>, StoreError>;
+    /// Tenants whose stream has events the NATS relay has not published: (tenant, published up
+    /// to, head).
+    async fn relay_pending(&self) -> Result<Vec<(TenantId, i64, i64)>, StoreError>;
+    /// Records that the relay published a tenant's stream up to `seq`.
+    async fn set_relay_cursor(&self, tenant: TenantId, seq: i64) -> Result<(), StoreError>;
 }
 
 /// The writer, for a transaction that is about to commit.
@@ -122,6 +127,33 @@ macro_rules! impl_stream_store {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)
+            }
+
+            async fn relay_pending(&self) -> Result<Vec<(TenantId, i64, i64)>, StoreError> {
+                let mut tx = self.tx(None).await?;
+                let rows: Vec<(uuid::Uuid, i64, i64)> = sqlx::query_as(
+                    "SELECT h.tenant_id, COALESCE(c.seq, 0), h.seq FROM event_stream_heads h \
+                     LEFT JOIN event_relay_cursors c ON c.tenant_id = h.tenant_id \
+                     WHERE h.seq > COALESCE(c.seq, 0) ORDER BY h.tenant_id",
+                )
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Ok(rows.into_iter().map(|(t, c, h)| (TenantId(t), c, h)).collect())
+            }
+
+            async fn set_relay_cursor(&self, tenant: TenantId, seq: i64) -> Result<(), StoreError> {
+                let (_w, mut tx) = self.wtx(None).await?;
+                sqlx::query(
+                    "INSERT INTO event_relay_cursors (tenant_id, seq) VALUES ($1, $2) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq",
+                )
+                .bind(tenant.0)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)
             }
         }
     };
