@@ -5,7 +5,8 @@
 //! - **Sandbox.** The component model on wasmtime, with no WASI: a plugin can import only the
 //!   three read-only host functions of the world (clock, log, its own configuration). A component
 //!   that imports anything else is refused when it is loaded, with the import named.
-//! - **Bounds.** Every call runs on a fuel budget (CPU) with a memory cap; output is bounded
+//! - **Bounds.** Every call runs on a fuel budget (CPU) and a wall-clock deadline (epoch
+//!   interruption, 10 ms resolution) with a memory cap; output is bounded
 //!   (findings per call, message and evidence sizes, finite values); logs are truncated and
 //!   counted.
 //! - **Failure.** A trap, an exhausted budget, a memory cap reached or oversized output disables
@@ -49,6 +50,9 @@ pub struct Limits {
     pub max_component_bytes: usize,
     /// Fuel per call (roughly one unit per WebAssembly instruction).
     pub fuel_per_call: u64,
+    /// Wall-clock time per call (to the next 10 ms): bounds what fuel does not count, such as
+    /// time spent in host calls or a host that is itself slowed down.
+    pub time_per_call: std::time::Duration,
     /// Linear memory cap per instance, bytes.
     pub max_memory_bytes: usize,
     /// Findings per call.
@@ -66,6 +70,7 @@ impl Default for Limits {
         Self {
             max_component_bytes: 8 * 1024 * 1024,
             fuel_per_call: 200_000_000,
+            time_per_call: std::time::Duration::from_secs(2),
             max_memory_bytes: 64 * 1024 * 1024,
             max_findings: 10_000,
             max_message_chars: 2_000,
@@ -202,8 +207,24 @@ impl PluginHost {
     pub fn new(limits: Limits) -> Result<Self, PluginError> {
         let mut config = Config::new();
         config.consume_fuel(true);
+        config.epoch_interruption(true);
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| PluginError::Invalid(format!("engine: {e}")))?;
+        // The clock of the time limit: one epoch per tick, until the last handle on the engine
+        // is gone.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("tod-plugin-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| PluginError::Invalid(format!("epoch thread: {e}")))?;
         let mut linker = Linker::new(&engine);
         Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Invalid(format!("linker: {e}")))?;
@@ -280,6 +301,8 @@ impl PluginHost {
         store
             .set_fuel(self.limits.fuel_per_call)
             .map_err(|e| PluginError::Failed(e.to_string()))?;
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(epoch_ticks(&self.limits));
         let bindings = Plugin::instantiate(&mut store, &compiled.component, &self.linker)
             .map_err(|e| PluginError::Failed(format!("instantiation failed: {}", describe(&e))))?;
         let meta = bindings
@@ -425,6 +448,7 @@ fn run(
     store
         .set_fuel(limits.fuel_per_call)
         .map_err(|e| Outcome::Broken(e.to_string()))?;
+    store.set_epoch_deadline(epoch_ticks(limits));
     store.data_mut().now_ms = prepared.snapshot.at_ms;
     store.data_mut().logs = 0;
     let result = bindings
@@ -462,11 +486,23 @@ impl Rule for WasmRule {
     }
 }
 
+/// How often the engine's epoch advances: the resolution of the time limit.
+const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The time limit in epoch ticks (at least one).
+fn epoch_ticks(limits: &Limits) -> u64 {
+    let tick = EPOCH_TICK.as_millis().max(1);
+    u64::try_from(limits.time_per_call.as_millis().div_ceil(tick))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 /// What went wrong in a call, in an operator's words.
 fn describe(e: &wasmtime::Error) -> String {
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::OutOfFuel => "it ran out of fuel (its CPU budget per call)".into(),
+            wasmtime::Trap::Interrupt => "it ran past its time limit (wall clock per call)".into(),
             wasmtime::Trap::UnreachableCodeReached => "it trapped (unreachable code: a panic or an abort)".into(),
             other => format!("it trapped: {other}"),
         };

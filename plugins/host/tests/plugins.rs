@@ -241,6 +241,27 @@ fn hostile_plugins_are_stopped_with_a_reason_and_the_others_keep_running() {
 }
 
 #[test]
+fn a_plugin_that_outlives_its_time_limit_is_stopped_even_with_fuel_to_spare() {
+    let host = PluginHost::new(Limits {
+        fuel_per_call: 1 << 62,
+        time_per_call: std::time::Duration::from_millis(100),
+        ..Limits::default()
+    })
+    .unwrap();
+    let Some(plugin) = load(&host, "hostile", &[("mode", "loop")]) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let err = plugin.evaluate(&snapshot()).expect_err("an endless loop");
+    let took = started.elapsed();
+    let Status::Disabled { reason } = plugin.status() else {
+        panic!("still enabled after {err}");
+    };
+    assert!(reason.contains("time limit"), "{reason}");
+    assert!(took < std::time::Duration::from_secs(5), "stopped after {took:?}");
+}
+
+#[test]
 fn components_that_are_not_plugins_are_refused_at_upload() {
     let host = PluginHost::new(Limits {
         max_component_bytes: 1 << 20,
