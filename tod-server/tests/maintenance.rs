@@ -291,3 +291,65 @@ async fn a_window_holds_alerts_back_and_records_them(url: &str) {
     }
 }
 on_both_backends!(a_window_holds_alerts_back_and_records_them);
+
+async fn a_site_in_maintenance_holds_back_its_agent_offline_alert(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let q = format!("?tenant_id={}", w.tenant);
+    let now = Utc::now();
+    let window = srv
+        .call(
+            "POST",
+            &format!("/api/maintenance-windows{q}"),
+            &w.root,
+            Some(json!({ "name": "Tower Alpha power work", "site_ids": [w.sites[0]],
+                "start_at": ts(now - Duration::hours(1)), "end_at": ts(now + Duration::hours(1)) })),
+        )
+        .await;
+    assert_eq!(window.status, 201, "{:?}", window.json);
+    deliver(&srv, &w, "before", vec![busy(&w, 0, 1, now)]).await;
+    let store = srv.state.store.clone();
+    let active = || async {
+        srv.call(
+            "GET",
+            &format!(
+                "/api/tenants/{}/sites/{}/alert-events?state=active",
+                w.tenant, w.sites[0]
+            ),
+            &w.root,
+            None,
+        )
+        .await
+        .json["total"]
+            .as_i64()
+            .unwrap()
+    };
+    // The agent falls silent during the window: its devices turn unreachable, no alert is raised,
+    // and the held-back alert is recorded once however many passes see it.
+    let a = store.age_fleet(now + Duration::minutes(10), 60).await.unwrap();
+    assert_eq!((a.devices_unreachable, a.agent_alerts_raised), (3, 0), "{a:?}");
+    store.age_fleet(now + Duration::minutes(11), 60).await.unwrap();
+    assert_eq!(active().await, 0);
+    let held = srv
+        .call(
+            "GET",
+            &format!(
+                "/api/maintenance-windows/{}/suppressed{q}",
+                window.json["id"].as_str().unwrap()
+            ),
+            &w.root,
+            None,
+        )
+        .await;
+    let items = held.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        (&items[0]["source"], &items[0]["site_id"]),
+        (&json!("fleet"), &json!(w.sites[0]))
+    );
+    // Still silent after the window: now it is an alert.
+    let after = store.age_fleet(now + Duration::hours(2), 60).await.unwrap();
+    assert_eq!(after.agent_alerts_raised, 1, "{after:?}");
+    assert_eq!(active().await, 1);
+}
+on_both_backends!(a_site_in_maintenance_holds_back_its_agent_offline_alert);

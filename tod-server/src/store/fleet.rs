@@ -1546,10 +1546,55 @@ macro_rules! impl_fleet_store {
                 .await
                 .map_err(map_err)?;
                 let mut raised_sites = std::collections::HashSet::new();
+                let mut windows: std::collections::HashMap<Uuid, Vec<tod_core::alerts::MaintenanceWindow>> =
+                    Default::default();
                 for (tenant, site, name, last_seen) in silent {
-                    if !raised_sites.insert(site) {
+                    if raised_sites.contains(&site) {
                         continue;
                     }
+                    // A site in maintenance: the outage is expected; record it held back, once
+                    // per window occurrence, and raise it if the agent is still silent after.
+                    if !windows.contains_key(&tenant) {
+                        let w = windows_in(&mut tx, TenantId(tenant), now, now).await?;
+                        windows.insert(tenant, w);
+                    }
+                    let held = tod_core::alerts::suppressing_window_for_site(&windows[&tenant], SiteId(site), now);
+                    if let Some(window) = held {
+                        let since = windows[&tenant]
+                            .iter()
+                            .find(|w| w.id == window)
+                            .and_then(|w| w.occurrence(now))
+                            .map_or(now, |o| o.0);
+                        let recorded: Option<(Uuid,)> = sqlx::query_as(
+                            "SELECT id FROM suppressed_alerts WHERE tenant_id = $1 AND window_id = $2 \
+                             AND site_id = $3 AND source = 'fleet' AND at >= $4",
+                        )
+                        .bind(tenant)
+                        .bind(window.0)
+                        .bind(site)
+                        .bind(micros(since))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                        if recorded.is_none() {
+                            let held_back = Suppression {
+                                window,
+                                rule: None,
+                                device: None,
+                                site: Some(SiteId(site)),
+                                source: "fleet",
+                                severity: tod_core::alerts::Severity::Critical,
+                                message: format!(
+                                    "Agent {name} has not reported since {} (during maintenance)",
+                                    last_seen.format("%Y-%m-%d %H:%M:%S UTC")
+                                ),
+                                at: now,
+                            };
+                            insert_suppressed(&mut tx, TenantId(tenant), &[held_back]).await?;
+                        }
+                        continue;
+                    }
+                    raised_sites.insert(site);
                     let event = Uuid::new_v4();
                     let message = format!(
                         "Agent {name} has not reported since {}: the site's devices are unreachable (not known offline)",
