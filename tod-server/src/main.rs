@@ -82,8 +82,12 @@ async fn demo(opts: tod_server::demo::DemoOptions) -> Result<(), String> {
             println!("  admin      {} / {}", a.email, a.password);
             println!("  API key    {}   (X-API-Key; tenant {})", a.api_key, a.tenant);
             println!(
-                "  try        curl -H 'X-API-Key: {}' {}/api/tenants/{}/links\n",
+                "  try        curl -H 'X-API-Key: {}' {}/api/tenants/{}/links",
                 a.api_key, a.url, a.tenant
+            );
+            println!(
+                "  live       curl -N -H 'X-API-Key: {}' {}/api/sse/events   (device, link and alert events as they happen)\n",
+                a.api_key, a.url
             );
             println!("Running until Ctrl-C.");
         }
