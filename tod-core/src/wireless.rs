@@ -131,6 +131,17 @@ pub enum Issue {
     ClientsLost,
 }
 
+impl Issue {
+    /// The machine name: `weak_signal`, `low_ccq` or `clients_lost`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::WeakSignal { .. } => "weak_signal",
+            Self::LowCcq { .. } => "low_ccq",
+            Self::ClientsLost => "clients_lost",
+        }
+    }
+}
+
 impl std::fmt::Display for Issue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -1,5 +1,5 @@
 //! Device groups (`/api/device-groups/*`) and device tags (`/api/device-tags/*`): the same
-//! handlers for both, told apart by [`SetKind`]. The caller's own tenant; a super admin names one
+//! generic handlers for both, told apart by a [`Kind`] marker type. The caller's own tenant; a super admin names one
 //! with `?tenant_id=`. Every change is audited in the store's transaction.
 
 use axum::Json;
@@ -40,6 +40,26 @@ pub(super) struct MembersBody {
     device_ids: Vec<DeviceId>,
 }
 
+/// Which set a route serves, as a type, so one generic handler serves both.
+pub(super) trait Kind: Send + Sync + 'static {
+    /// The kind.
+    const KIND: SetKind;
+}
+
+/// `/api/device-groups`.
+#[derive(Debug)]
+pub(super) struct Groups;
+impl Kind for Groups {
+    const KIND: SetKind = SetKind::Group;
+}
+
+/// `/api/device-tags`.
+#[derive(Debug)]
+pub(super) struct Tags;
+impl Kind for Tags {
+    const KIND: SetKind = SetKind::Tag;
+}
+
 fn check_fields(name: &str, description: Option<&str>, color: Option<&str>) -> Result<(), ApiError> {
     super::check_name(name)?;
     if description.is_some_and(|d| d.chars().count() > 1000) {
@@ -53,18 +73,23 @@ fn check_fields(name: &str, description: Option<&str>, color: Option<&str>) -> R
     Ok(())
 }
 
-async fn list(st: AppState, kind: SetKind, scope: TenantScope, q: TenantQuery) -> Result<impl IntoResponse, ApiError> {
+pub(super) async fn list<K: Kind>(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    QueryParams(q): QueryParams<TenantQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let kind = K::KIND;
     Ok(Json(st.store.list_sets(kind, own_tenant(scope, q.tenant_id)?).await?))
 }
 
-async fn create(
-    st: AppState,
-    kind: SetKind,
-    scope: TenantScope,
-    caller: Caller,
-    q: TenantQuery,
-    body: SetBody,
+pub(super) async fn create<K: Kind>(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
+    QueryParams(q): QueryParams<TenantQuery>,
+    Body(body): Body<SetBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let kind = K::KIND;
     let t = own_tenant(scope, q.tenant_id)?;
     let name = body.name.ok_or_else(|| ApiError::unprocessable("name: required"))?;
     let description = body.description.flatten();
@@ -84,25 +109,25 @@ async fn create(
     Ok((StatusCode::CREATED, Json(set)))
 }
 
-async fn get(
-    st: AppState,
-    kind: SetKind,
-    scope: TenantScope,
-    id: Uuid,
-    q: TenantQuery,
+pub(super) async fn get<K: Kind>(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let kind = K::KIND;
     Ok(Json(st.store.get_set(kind, own_tenant(scope, q.tenant_id)?, id).await?))
 }
 
-async fn update(
-    st: AppState,
-    kind: SetKind,
-    scope: TenantScope,
-    caller: Caller,
-    id: Uuid,
-    q: TenantQuery,
-    body: SetBody,
+pub(super) async fn update<K: Kind>(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
+    Body(body): Body<SetBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let kind = K::KIND;
     let t = own_tenant(scope, q.tenant_id)?;
     let current = st.store.get_set(kind, t, id).await?;
     let name = body.name.unwrap_or(current.name);
@@ -124,14 +149,14 @@ async fn update(
     ))
 }
 
-async fn delete(
-    st: AppState,
-    kind: SetKind,
-    scope: TenantScope,
-    caller: Caller,
-    id: Uuid,
-    q: TenantQuery,
+pub(super) async fn delete<K: Kind>(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let kind = K::KIND;
     let t = own_tenant(scope, q.tenant_id)?;
     let current = st.store.get_set(kind, t, id).await?;
     let audit = caller.audit(
@@ -143,15 +168,15 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn add(
-    st: AppState,
-    kind: SetKind,
-    scope: TenantScope,
-    caller: Caller,
-    id: Uuid,
-    q: TenantQuery,
-    body: MembersBody,
+pub(super) async fn add<K: Kind>(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<Uuid>,
+    QueryParams(q): QueryParams<TenantQuery>,
+    Body(body): Body<MembersBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let kind = K::KIND;
     let t = own_tenant(scope, q.tenant_id)?;
     if body.device_ids.is_empty() || body.device_ids.len() > 1000 {
         return Err(ApiError::unprocessable("device_ids: 1 to 1000"));
@@ -168,14 +193,14 @@ async fn add(
     ))
 }
 
-async fn remove(
-    st: AppState,
-    kind: SetKind,
-    scope: TenantScope,
-    caller: Caller,
-    (id, device): (Uuid, DeviceId),
-    q: TenantQuery,
+pub(super) async fn remove<K: Kind>(
+    State(st): State<AppState>,
+    Extension(scope): Extension<TenantScope>,
+    Extension(caller): Extension<Caller>,
+    PathParams((id, device)): PathParams<(Uuid, DeviceId)>,
+    QueryParams(q): QueryParams<TenantQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let kind = K::KIND;
     let t = own_tenant(scope, q.tenant_id)?;
     let audit = caller.audit(
         Some(t),
@@ -187,84 +212,3 @@ async fn remove(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
-
-/// The handlers of one kind, as axum handler functions.
-macro_rules! set_handlers {
-    ($module:ident, $kind:expr) => {
-        pub(in crate::api) mod $module {
-            use super::*;
-
-            pub(in crate::api) async fn list(
-                State(st): State<AppState>,
-                Extension(scope): Extension<TenantScope>,
-                QueryParams(q): QueryParams<TenantQuery>,
-            ) -> Result<impl IntoResponse, ApiError> {
-                super::list(st, $kind, scope, q).await
-            }
-
-            pub(in crate::api) async fn create(
-                State(st): State<AppState>,
-                Extension(scope): Extension<TenantScope>,
-                Extension(caller): Extension<Caller>,
-                QueryParams(q): QueryParams<TenantQuery>,
-                Body(body): Body<SetBody>,
-            ) -> Result<impl IntoResponse, ApiError> {
-                super::create(st, $kind, scope, caller, q, body).await
-            }
-
-            pub(in crate::api) async fn get(
-                State(st): State<AppState>,
-                Extension(scope): Extension<TenantScope>,
-                PathParams(id): PathParams<Uuid>,
-                QueryParams(q): QueryParams<TenantQuery>,
-            ) -> Result<impl IntoResponse, ApiError> {
-                super::get(st, $kind, scope, id, q).await
-            }
-
-            pub(in crate::api) async fn update(
-                State(st): State<AppState>,
-                Extension(scope): Extension<TenantScope>,
-                Extension(caller): Extension<Caller>,
-                PathParams(id): PathParams<Uuid>,
-                QueryParams(q): QueryParams<TenantQuery>,
-                Body(body): Body<SetBody>,
-            ) -> Result<impl IntoResponse, ApiError> {
-                super::update(st, $kind, scope, caller, id, q, body).await
-            }
-
-            pub(in crate::api) async fn delete(
-                State(st): State<AppState>,
-                Extension(scope): Extension<TenantScope>,
-                Extension(caller): Extension<Caller>,
-                PathParams(id): PathParams<Uuid>,
-                QueryParams(q): QueryParams<TenantQuery>,
-            ) -> Result<impl IntoResponse, ApiError> {
-                super::delete(st, $kind, scope, caller, id, q).await
-            }
-
-            pub(in crate::api) async fn add(
-                State(st): State<AppState>,
-                Extension(scope): Extension<TenantScope>,
-                Extension(caller): Extension<Caller>,
-                PathParams(id): PathParams<Uuid>,
-                QueryParams(q): QueryParams<TenantQuery>,
-                Body(body): Body<MembersBody>,
-            ) -> Result<impl IntoResponse, ApiError> {
-                super::add(st, $kind, scope, caller, id, q, body).await
-            }
-
-            pub(in crate::api) async fn remove(
-                State(st): State<AppState>,
-                Extension(scope): Extension<TenantScope>,
-                Extension(caller): Extension<Caller>,
-                PathParams(ids): PathParams<(Uuid, DeviceId)>,
-                QueryParams(q): QueryParams<TenantQuery>,
-            ) -> Result<impl IntoResponse, ApiError> {
-                super::remove(st, $kind, scope, caller, ids, q).await
-            }
-        }
-    };
-}
-
-set_handlers!(groups, SetKind::Group);
-set_handlers!(tags, SetKind::Tag);

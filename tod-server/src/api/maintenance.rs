@@ -139,12 +139,7 @@ async fn audit(st: &AppState, caller: &Caller, t: TenantId, action: &str, w: &Wi
         "name": w.name, "start_at": w.start_at, "end_at": w.end_at, "recurrence": w.recurrence,
         "suppress_alerts": w.suppress_alerts, "devices": w.device_ids.len(), "sites": w.site_ids.len(),
     });
-    let mut a = caller.audit(Some(t), action, details);
-    a.resource_type = Some("maintenance_window".into());
-    a.resource_id = Some(w.id.to_string());
-    if let Err(e) = st.store.append_audit(&a, Utc::now()).await {
-        tracing::warn!(window = %w.id, action, error = %e, "recording a maintenance window change in the audit chain failed");
-    }
+    super::audit_change(st, caller, t, action, ("maintenance_window", w.id.to_string()), details).await;
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

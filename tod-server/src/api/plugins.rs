@@ -24,12 +24,7 @@ use crate::store::{NewPlugin, Plugin, PluginConfig, PluginPatch};
 /// Records a plugin change in the tenant's audit chain (after the change: a failure to record it
 /// is logged, not turned into a failed request that did happen).
 async fn audit(st: &AppState, caller: &Caller, t: TenantId, action: &str, plugin: Uuid, details: serde_json::Value) {
-    let mut a = caller.audit(Some(t), action, details);
-    a.resource_type = Some("plugin".into());
-    a.resource_id = Some(plugin.to_string());
-    if let Err(e) = st.store.append_audit(&a, Utc::now()).await {
-        tracing::warn!(%plugin, action, error = %e, "recording a plugin change in the audit chain failed");
-    }
+    super::audit_change(st, caller, t, action, ("plugin", plugin.to_string()), details).await;
 }
 
 /// Most configuration keys, and the longest key or value.

@@ -98,12 +98,7 @@ async fn issues(st: &AppState, tenant: Option<TenantId>) -> Result<Vec<WirelessI
             tenant_name: tenant.is_none().then_some(r.tenant_name),
             interface: r.summary.interface.clone(),
             issue: issue.to_string(),
-            kind: match issue {
-                wireless::Issue::WeakSignal { .. } => "weak_signal",
-                wireless::Issue::LowCcq { .. } => "low_ccq",
-                wireless::Issue::ClientsLost => "clients_lost",
-            }
-            .into(),
+            kind: issue.kind().into(),
             signal: r.summary.signal_avg_dbm.map(|v| v.round() as i16),
             ccq: r.summary.ccq_avg.map(|v| v.round().clamp(0.0, 100.0) as u8),
             client_count: r.summary.clients,

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tod_core::telemetry::PollStatus;
-use tod_core::{AgentId, DeviceId, DeviceStatus, SiteId, TenantId};
+use tod_core::{AgentId, DeviceId, SiteId, TenantId};
 use uuid::Uuid;
 
 use super::{Audit, StoreError};
@@ -659,11 +659,7 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 
 /// The status column value of a poll outcome.
 pub(crate) fn status_str(s: &PollStatus) -> &'static str {
-    match s {
-        PollStatus::Online => DeviceStatus::Online.as_str(),
-        PollStatus::Offline { .. } => DeviceStatus::Offline.as_str(),
-        PollStatus::AuthFailed { .. } => "auth_failed",
-    }
+    tod_core::events::status_name(s)
 }
 
 /// Clamps an unsigned counter into a signed 64-bit column.
