@@ -14,6 +14,7 @@
 //! | [`signal`] | signal-history bucketing and trend detection |
 //! | [`links`] | wireless link discovery and its state machine |
 //! | [`alerts`] | the `Rule` trait, alert lifecycle with hysteresis, device and site/sector rules |
+//! | [`notify`] | alert notices from the event stream: keys, webhook/Slack/e-mail bodies, retry schedule |
 //! | [`srp`] | SRP-6a password login, client and server side, with TOD's wire conventions |
 //! | [`sites`] | site health rollups and sector statistics |
 //! | [`model`] | id newtypes and the device status shared by the modules above |
@@ -23,6 +24,7 @@ pub mod events;
 pub mod links;
 pub mod mac;
 pub mod model;
+pub mod notify;
 pub mod rbac;
 pub mod routeros;
 pub mod series;

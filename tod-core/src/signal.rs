@@ -207,6 +207,16 @@ pub struct TrendStats {
     pub recent_samples: u32,
 }
 
+impl TrendStats {
+    /// What an operator reads: `Signal degraded 6.3 dB week over week (from -60 dBm to -66 dBm)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "Signal degraded {:.1} dB week over week (from {:.0} dBm to {:.0} dBm)",
+            self.delta_db, self.previous_avg, self.recent_avg
+        )
+    }
+}
+
 /// The outcome of one trend evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum TrendVerdict {
@@ -248,6 +258,18 @@ pub fn detect_trend(
             pn += 1;
         }
     }
+    judge_trend((ps, pn), (rs, rn), config, currently_degraded)
+}
+
+/// [`detect_trend`]'s judgement from the windows' sums and counts of usable samples (a database
+/// can sum the windows itself): `previous` is `(now − 2w, now − w]`, `recent` `(now − w, now]`.
+pub fn judge_trend(
+    previous: (i64, u32),
+    recent: (i64, u32),
+    config: &TrendConfig,
+    currently_degraded: bool,
+) -> TrendVerdict {
+    let ((ps, pn), (rs, rn)) = (previous, recent);
     if rn < config.min_samples.max(1) || pn < config.min_samples.max(1) {
         return TrendVerdict::InsufficientData;
     }

@@ -39,8 +39,10 @@ pub struct AppState {
     pub broker: Option<Arc<crate::consume::NatsConsumer>>,
     /// The MQTT consumer, when one is configured (readiness checks its connection).
     pub mqtt: Option<Arc<crate::consume::MqttConsumer>>,
-    /// Seals device credentials; `None` outside dev without `TOD_MASTER_KEY`.
+    /// Seals device credentials and channel secrets; `None` outside dev without `TOD_MASTER_KEY`.
     pub vault: Option<Arc<crate::vault::Vault>>,
+    /// Sends alert notifications (the dispatcher's passes and channel tests).
+    pub notifier: crate::notify::Notifier,
     /// The embedded WireGuard gateway, once started ([`crate::vpn::Vpn::start`]).
     pub vpn: Option<Arc<crate::vpn::Vpn>>,
     /// Compiles and runs WASM plugins (its compile cache is shared by the API and the
@@ -95,6 +97,8 @@ impl AppState {
             )),
             (None, _) => None,
         };
+        let vault = vault.map(Arc::new);
+        let notifier = crate::notify::Notifier::new(store.clone(), vault.clone())?;
         let cors_origins: Vec<HeaderValue> = settings
             .cors_origins
             .iter()
@@ -109,7 +113,8 @@ impl AppState {
             dev: settings.environment == Environment::Dev,
             broker: None,
             mqtt: None,
-            vault: vault.map(Arc::new),
+            notifier,
+            vault,
             vpn: None,
             plugins: tod_plugin_host::PluginHost::new(tod_plugin_host::Limits::default())
                 .map_err(|e| format!("plugin host: {e}"))?,
@@ -220,11 +225,13 @@ impl Server {
         });
         let background = spawn_background(&state, settings.agent_poll_interval_secs);
         let site_alerts = spawn_site_alerts(&state, settings.alert_evaluation_interval_secs);
+        let notifications = crate::notify::spawn(state.notifier.clone(), Duration::from_secs(1));
+        let trends = spawn_trends(&state, settings.trend_detection_interval_secs);
         tracing::info!(listen = %api, database = state.store.backend(), "tod-server ready");
         Ok(Self {
             state,
             listener,
-            tasks: [prune, background, site_alerts]
+            tasks: [prune, background, site_alerts, notifications, trends]
                 .into_iter()
                 .chain(relay.map(crate::relay::NatsRelay::into_task))
                 .collect(),
@@ -335,6 +342,39 @@ pub fn spawn_site_alerts(state: &AppState, interval_secs: u32) -> tokio::task::J
                 },
                 Ok(false) => evaluator.reset(),
                 Err(e) => tracing::warn!(error = %e, "site-alerts lease"),
+            }
+        }
+    })
+}
+
+/// The fleet-wide signal trend detector: a pass at start and then every `interval_secs`, by
+/// whichever replica holds the `trend-detection` lease ([`crate::store::TrendStore`]).
+pub fn spawn_trends(state: &AppState, interval_secs: u32) -> tokio::task::JoinHandle<()> {
+    let store = state.store.clone();
+    let me = uuid::Uuid::new_v4();
+    let every = Duration::from_secs(u64::from(interval_secs.max(1)));
+    let ttl = chrono::Duration::from_std(every * 2).unwrap_or(chrono::Duration::hours(2));
+    tokio::spawn(async move {
+        let config = tod_core::signal::TrendConfig::default();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now();
+            match store.try_lease("trend-detection", me, now, ttl).await {
+                Ok(true) => match store.detect_trends(now, &config).await {
+                    Ok(p) if p.raised + p.resolved > 0 => {
+                        tracing::info!(
+                            links = p.links,
+                            raised = p.raised,
+                            resolved = p.resolved,
+                            "signal trends"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "trend detection failed"),
+                },
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "trend-detection lease"),
             }
         }
     })

@@ -11,6 +11,7 @@
 //! | [`ingest`] | the one ingest pipeline (decode, check, store) behind HTTP and the brokers |
 //! | [`limits`] | the per-address rate limit of the authentication endpoints |
 //! | [`api`] | the route table, its guard (authentication + tod-core RBAC) and the handlers |
+//! | [`notify`] | alert notifications: webhook (signed), Slack-compatible and e-mail channels, retries, delivery log |
 //! | [`site_alerts`] | the site/sector alert rule and plugin passes (one replica, under a lease) |
 //! | [`score`] | field truth: the demo's system scored against the simulator's truth |
 //! | [`plugins`] | WASM plugins in the server: loaded instances, scoping, backtests |
@@ -18,7 +19,6 @@
 //! | [`vpn`] | the embedded WireGuard gateway: key, peers from the store, forwards to our services |
 //! | [`app`] | state, middleware (security headers, request id, CORS, access log), start-up |
 //!
-//! Not built yet: SSE, notifications and several fleet API groups.
 
 pub mod api;
 pub mod app;
@@ -29,6 +29,7 @@ pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod limits;
+pub mod notify;
 pub mod plugins;
 pub mod relay;
 pub mod score;

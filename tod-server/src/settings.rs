@@ -80,6 +80,9 @@ pub struct Settings {
     /// Seconds between site/sector alert rule passes.
     #[arg(long, env = "TOD_ALERT_EVALUATION_INTERVAL", default_value_t = 300)]
     pub alert_evaluation_interval_secs: u32,
+    /// Seconds between passes of the fleet-wide signal trend detector.
+    #[arg(long, env = "TOD_TREND_DETECTION_INTERVAL", default_value_t = 3600)]
+    pub trend_detection_interval_secs: u32,
 }
 
 /// A setting that cannot be used.
@@ -112,6 +115,7 @@ impl Settings {
             cors_origins: Vec::new(),
             agent_poll_interval_secs: 60,
             alert_evaluation_interval_secs: 300,
+            trend_detection_interval_secs: 3600,
             nats_url: None,
             mqtt_url: None,
         }
@@ -165,6 +169,11 @@ impl Settings {
         if !(1..=86_400).contains(&self.alert_evaluation_interval_secs) {
             return Err(SettingsError(
                 "alert_evaluation_interval_secs (TOD_ALERT_EVALUATION_INTERVAL): 1 to 86400 seconds".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.trend_detection_interval_secs) {
+            return Err(SettingsError(
+                "trend_detection_interval_secs (TOD_TREND_DETECTION_INTERVAL): 1 to 86400 seconds".into(),
             ));
         }
         if let Some(m) = &self.mqtt_url {

@@ -564,3 +564,136 @@ async fn signal_degradation_names_the_link(url: &str) {
     assert!(e["message"].as_str().unwrap().contains("degraded 8.0 dB"), "{e}");
 }
 on_both_backends!(signal_degradation_names_the_link);
+
+/// The fleet-wide trend detector (no rule): one `signal_trend` event per fading link, not raised
+/// twice, handed over to a site's own `signal_degradation` rule, and resolved when the signal
+/// recovers — with its raise and resolution in the live stream.
+async fn the_trend_detector_reports_a_fading_link_once_and_clears_it(url: &str) {
+    use tod_core::signal::TrendConfig;
+    use tod_server::store::TrendPass;
+    let srv = server(url).await;
+    let w = world(&srv).await;
+    let (ap, cpe) = (&w.devices[0], &w.devices[1]);
+    let mac = client(7);
+    let t1 = Utc::now() - Duration::hours(2);
+    // The CPE is known first, so every AP report resolves to it: the link is active.
+    deliver(&srv, &w, "cpe", vec![cpe_report(cpe, t1 - Duration::days(15), mac)]).await;
+    let mut seq = 0;
+    for (days_ago, dbm) in [(12i64, -60i16), (3, -67)] {
+        let reports: Vec<DeviceReport> = (0..14)
+            .map(|h| {
+                seq += 1;
+                ap_report(ap, seq, t1 - Duration::days(days_ago) + Duration::hours(h), mac, dbm)
+            })
+            .collect();
+        deliver(&srv, &w, &format!("trend-{days_ago}"), reports).await;
+    }
+    deliver(
+        &srv,
+        &w,
+        "ap-t1",
+        vec![ap_report(ap, 100, t1 - Duration::minutes(1), mac, -67)],
+    )
+    .await;
+    let store = srv.state.store.clone();
+    let cfg = TrendConfig::default();
+    let head = store.stream_head(w.tenant.parse().unwrap()).await.unwrap();
+
+    let p = store.detect_trends(t1, &cfg).await.unwrap();
+    assert_eq!(
+        p,
+        TrendPass {
+            links: 1,
+            raised: 1,
+            resolved: 0
+        }
+    );
+    let active: Vec<Value> = events(&srv, &w, 0)
+        .await
+        .into_iter()
+        .filter(|e| e["state"] == "active")
+        .collect();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0]["kind"], "signal_trend");
+    assert_eq!(
+        (active[0]["ap_device_id"].as_str(), active[0]["device_id"].as_str()),
+        (Some(ap.as_str()), Some(cpe.as_str()))
+    );
+    assert!(active[0]["rule_id"].is_null());
+    let message = active[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("dev-1: Signal degraded 7.0 dB week over week (from -60 dBm to -67 dBm)"),
+        "{message}"
+    );
+    assert_eq!(
+        store.detect_trends(t1, &cfg).await.unwrap().raised,
+        0,
+        "still fading: no second event"
+    );
+
+    // A site with its own signal_degradation rule is judged by it: the detector steps back.
+    let rule = srv
+        .call(
+            "POST",
+            &rules_path(&w, 0),
+            &w.root,
+            Some(json!({ "name": "Fading", "rule_type": "signal_degradation", "threshold_value": 5, "threshold_unit": "dBm" })),
+        )
+        .await;
+    assert_eq!(rule.status, 201, "{:?}", rule.json);
+    assert_eq!(
+        store.detect_trends(t1, &cfg).await.unwrap(),
+        TrendPass {
+            links: 0,
+            raised: 0,
+            resolved: 1
+        }
+    );
+    let r = srv
+        .call(
+            "DELETE",
+            &format!("{}/{}", rules_path(&w, 0), rule.json["id"].as_str().unwrap()),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(store.detect_trends(t1, &cfg).await.unwrap().raised, 1);
+
+    // The signal comes back: forty readings at -55 dBm lift last week's mean above the clear line.
+    let recovery: Vec<DeviceReport> = (0..40)
+        .map(|m| ap_report(ap, 200 + m, t1 + Duration::minutes(m as i64 + 1), mac, -55))
+        .collect();
+    deliver(&srv, &w, "recovery", recovery).await;
+    let now = t1 + Duration::minutes(45);
+    assert_eq!(
+        store.detect_trends(now, &cfg).await.unwrap(),
+        TrendPass {
+            links: 1,
+            raised: 0,
+            resolved: 1
+        }
+    );
+    assert_eq!(badge(&srv, &w).await, 0);
+
+    let stream = store.stream_after(w.tenant.parse().unwrap(), head, 100).await.unwrap();
+    let trend: Vec<(String, Value)> = stream
+        .iter()
+        .map(|e| (e.kind.clone(), serde_json::from_str::<Value>(&e.data).unwrap()))
+        .filter(|(_, d)| d["kind"] == "signal_trend")
+        .collect();
+    let kinds: Vec<&str> = trend.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "site_alert.raised",
+            "site_alert.resolved",
+            "site_alert.raised",
+            "site_alert.resolved"
+        ]
+    );
+    assert_eq!(trend[1].1["reason"], "link_inactive");
+    assert_eq!(trend[3].1["reason"], "cleared");
+    assert_eq!(trend[3].1["device_id"], cpe.as_str());
+}
+on_both_backends!(the_trend_detector_reports_a_fading_link_once_and_clears_it);

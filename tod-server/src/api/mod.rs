@@ -15,6 +15,7 @@ mod events;
 mod fleet;
 mod maintenance;
 mod metrics;
+mod notify;
 mod plugins;
 mod sectors;
 mod site_rules;
@@ -210,6 +211,17 @@ fn routes() -> Vec<(RouteSpec, Handler)> {
         route!(POST "/api/alerts/rules/{rule_id}/toggle", Own(Action::AlertRuleWrite), device_alerts::toggle_rule; "Enable or disable a device alert rule", query &["tenant_id"], 200 one device_alerts::Toggled),
         route!(DELETE "/api/alerts/rules/{rule_id}", Own(Action::AlertRuleDelete), device_alerts::delete_rule; "Delete a device alert rule (default rules can only be disabled: 422); its open alerts are resolved", query &["tenant_id"], 204),
         route!(GET "/api/alerts", Own(Action::AlertRead), device_alerts::list_alerts; "Device alert history, newest first (?status, ?severity, ?device_id, ?rule_id, ?start_date, ?end_date, ?page, ?per_page=1..200)", query &["tenant_id", "status", "severity", "device_id", "rule_id", "start_date", "end_date", "page", "per_page"], 200 one device_alerts::AlertPage),
+        route!(GET "/api/alerts/channels", Own(Action::AlertRead), notify::list; "Notification channels of the tenant (secrets are never returned)", query &["tenant_id"], 200 one notify::ChannelPage),
+        route!(POST "/api/alerts/channels", Own(Action::NotificationChannelWrite), notify::create; "Create a notification channel: webhook (signed with HMAC-SHA256 when it has a secret), Slack-compatible webhook, or e-mail over SMTP", query &["tenant_id"], body notify::ChannelBody, 201 one notify::Channel),
+        route!(GET "/api/alerts/channels/{channel_id}", Own(Action::AlertRead), notify::get; "One notification channel", query &["tenant_id"], 200 one notify::Channel),
+        route!(PUT "/api/alerts/channels/{channel_id}", Own(Action::NotificationChannelWrite), notify::update; "Change a notification channel (only the fields given; null removes a secret)", query &["tenant_id"], body notify::ChannelBody, 200 one notify::Channel),
+        route!(DELETE "/api/alerts/channels/{channel_id}", Own(Action::NotificationChannelWrite), notify::delete; "Delete a notification channel with its rule links and delivery log", query &["tenant_id"], 204),
+        route!(POST "/api/alerts/channels/{channel_id}/test", Own(Action::NotificationChannelWrite), notify::test; "Send a test notice through a channel now and say how it went", query &["tenant_id"], 200 one notify::TestResult),
+        route!(GET "/api/alerts/deliveries", Own(Action::AlertRead), notify::deliveries; "The notification delivery log, newest first: state, attempts, last status and error", query &["tenant_id", "channel_id", "state", "page", "per_page"], 200 one notify::DeliveryPage),
+        route!(GET "/api/alerts/rules/{rule_id}/channels", Own(Action::AlertRead), notify::get_device_rule_channels; "The channels a device alert rule notifies (none: the fallback channels)", query &["tenant_id"], 200 one notify::RuleChannels),
+        route!(PUT "/api/alerts/rules/{rule_id}/channels", Own(Action::AlertRuleWrite), notify::put_device_rule_channels; "Set the channels a device alert rule notifies", query &["tenant_id"], body notify::RuleChannels, 200 one notify::RuleChannels),
+        route!(GET "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}/channels", Tenant(Action::SiteAlertRead), notify::get_site_rule_channels; "The channels a site alert rule notifies (none: the fallback channels)", 200 one notify::RuleChannels),
+        route!(PUT "/api/tenants/{tenant_id}/sites/{site_id}/alert-rules/{rule_id}/channels", Tenant(Action::SiteAlertRuleWrite), notify::put_site_rule_channels; "Set the channels a site alert rule notifies", body notify::RuleChannels, 200 one notify::RuleChannels),
         route!(GET "/api/alerts/active-count", Own(Action::AlertRead), device_alerts::active_count; "Open device alerts that are not silenced", query &["tenant_id"], 200 one device_alerts::ActiveCount),
         route!(POST "/api/alerts/{alert_id}/acknowledge", Own(Action::AlertEventWrite), device_alerts::acknowledge; "Acknowledge a device alert", query &["tenant_id"], 200 one DeviceAlert),
         route!(POST "/api/alerts/{alert_id}/silence", Own(Action::AlertEventWrite), device_alerts::silence; "Silence an open device alert for a number of minutes", query &["tenant_id"], body device_alerts::SilenceBody, 200 one DeviceAlert),

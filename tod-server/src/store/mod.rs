@@ -8,6 +8,7 @@ mod device_sets;
 mod events;
 mod fleet;
 mod maintenance;
+pub(crate) mod notify;
 mod plugins;
 mod postgres;
 mod queries;
@@ -15,6 +16,7 @@ mod radio;
 mod site_alerts;
 mod sqlite;
 mod stream;
+pub(crate) mod trends;
 
 use std::sync::Arc;
 
@@ -34,6 +36,10 @@ pub use device_alerts::{AlertFilter, AlertRule, DeviceAlert, DeviceAlertStore};
 pub use device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind};
 pub use events::{DeviceEvent, EventFilter, EventStore};
 pub use maintenance::{MaintenanceStore, SuppressedAlert, Suppression, Window, recurrence_of};
+pub use notify::{
+    AttemptRecord, ChannelRecord, Delivery, DeliveryFilter, DueDelivery, LastNotice, NewDelivery, NotifyStore, Routing,
+    RuleRef,
+};
 pub use plugins::{
     NewPlugin, PLUGIN_INPUTS, Plugin, PluginAssignment, PluginConfig, PluginPatch, PluginStore, RunnablePlugin,
 };
@@ -42,6 +48,7 @@ pub use radio::{CurrentRadio, HealthSample, RadioStore, RfStat, TrafficSample};
 pub use site_alerts::{EventSource, OpenRuleEvent, SiteAlertChange, SiteAlertRule, SiteAlertStore};
 pub use sqlite::SqliteStore;
 pub use stream::{StreamEvent, StreamItem, StreamStore};
+pub use trends::{TrendPass, TrendStore};
 
 /// What can go wrong in storage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -387,6 +394,8 @@ pub trait Store:
     + DeviceSetStore
     + EventStore
     + StreamStore
+    + NotifyStore
+    + TrendStore
     + Send
     + Sync
 {

@@ -129,6 +129,8 @@ impl_maintenance_tx!();
 impl_device_set_store!(PgStore);
 impl_event_store!(PgStore);
 impl_stream_store!(PgStore);
+super::notify::impl_notify_store!(PgStore);
+super::trends::impl_trend_store!(PgStore);
 impl_stream_tx!();
 
 /// Registration rows in one statement whatever their number: one array per column, `UNNEST`ed

@@ -124,6 +124,8 @@ impl_maintenance_tx!();
 impl_device_set_store!(SqliteStore);
 impl_event_store!(SqliteStore);
 impl_stream_store!(SqliteStore);
+super::notify::impl_notify_store!(SqliteStore);
+super::trends::impl_trend_store!(SqliteStore);
 impl_stream_tx!();
 
 /// Registration rows in multi-row inserts of at most 1 000 rows (SQLite's parameter limit).
