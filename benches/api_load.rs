@@ -12,8 +12,7 @@
 //! `TOD_BENCH_API_SECONDS=10`, `TOD_BENCH_API_CONNECTIONS=32`, PostgreSQL from
 //! `TOD_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -28,7 +27,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--server-child") {
-        return server_child(&args[i + 1]);
+        return tod_benches::serve_child(&args[i + 1], ADMIN, PASSWORD);
     }
     if args.iter().any(|a| a == "--list") {
         return;
@@ -81,18 +80,8 @@ fn main() {
 }
 
 async fn run(backend: &str, db_url: &str) -> Value {
-    let exe = std::env::current_exe().expect("own path");
-    let mut child = Command::new(exe)
-        .args(["--server-child", db_url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server child");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("server url");
-    let url = line.trim().to_owned();
+    let child = tod_benches::ServerChild::spawn(db_url);
+    let url = child.url.clone();
     let tokens = tod_server::client::login(&url, ADMIN, PASSWORD).await.expect("login");
     let jwt = tokens["access_token"].as_str().expect("token").to_owned();
     let auth = format!("Authorization: Bearer {jwt}");
@@ -127,8 +116,7 @@ async fn run(backend: &str, db_url: &str) -> Value {
         wrk("GET sites (JWT)", &sites, Some(&auth)),
         wrk("GET sites (API key)", &sites, Some(&key)),
     ];
-    drop(child.stdin.take());
-    let _ = child.wait();
+    child.stop();
     json!({ "backend": backend, "runs": runs })
 }
 
@@ -175,38 +163,4 @@ fn wrk(name: &str, url: &str, header: Option<&str>) -> Value {
         "seconds": secs,
         "connections": conns,
     })
-}
-
-/// The child: `tod-server serve` on a loopback port for `db_url`, bootstrap admin included.
-fn server_child(db_url: &str) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut settings = tod_server::settings::Settings::for_database(db_url);
-        settings.jwt_secret = Some("bench-signing-key-of-at-least-32-bytes".into());
-        settings.admin_email = Some(ADMIN.into());
-        settings.admin_password = Some(PASSWORD.into());
-        settings.auth_rate_limit = 1_000_000;
-        let store = tod_server::store::open(db_url).await.expect("store");
-        let state = tod_server::app::AppState::start(store, &settings).await.expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        println!("http://{}", listener.local_addr().expect("addr"));
-        let app = tod_server::app::app(state);
-        let stop = async {
-            let _ = tokio::task::spawn_blocking(|| {
-                let mut sink = String::new();
-                let _ = std::io::stdin().read_line(&mut sink);
-            })
-            .await;
-        };
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop)
-        .await
-        .expect("serve");
-    });
 }

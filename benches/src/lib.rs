@@ -182,3 +182,79 @@ pub fn run_sim_child(devices: usize, seed: u64) {
         let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
     });
 }
+
+/// A `tod-server` in a child process (this bench binary re-executed with `--server-child URL`,
+/// which calls [`serve_child`]), so the load generator and the server are separate processes.
+#[derive(Debug)]
+pub struct ServerChild {
+    child: Child,
+    /// `http://127.0.0.1:port`.
+    pub url: String,
+}
+
+impl ServerChild {
+    /// Starts it over `db_url` and waits for its address.
+    pub fn spawn(db_url: &str) -> Self {
+        let exe = std::env::current_exe().expect("own path");
+        let mut child = Command::new(exe)
+            .args(["--server-child", db_url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("server child");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("server url");
+        Self {
+            child,
+            url: line.trim().to_owned(),
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Ends it (closing its stdin) and waits.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The child's side: `tod-server serve` on a loopback port for `db_url` with a bootstrap super
+/// admin, its address printed on stdout, until stdin closes.
+pub fn serve_child(db_url: &str, admin: &str, password: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut settings = tod_server::settings::Settings::for_database(db_url);
+        settings.jwt_secret = Some("bench-signing-key-of-at-least-32-bytes".into());
+        settings.admin_email = Some(admin.into());
+        settings.admin_password = Some(password.into());
+        settings.auth_rate_limit = 1_000_000;
+        let store = tod_server::store::open(db_url).await.expect("store");
+        let state = tod_server::app::AppState::start(store, &settings).await.expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        println!("http://{}", listener.local_addr().expect("addr"));
+        let app = tod_server::app::app(state);
+        let stop = async {
+            let _ = tokio::task::spawn_blocking(|| {
+                let mut sink = String::new();
+                let _ = std::io::stdin().read_line(&mut sink);
+            })
+            .await;
+        };
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await
+        .expect("serve");
+    });
+}

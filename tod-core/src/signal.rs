@@ -127,6 +127,54 @@ const EMPTY: Acc = Acc {
     max: i16::MIN,
 };
 
+/// One bucket's partial sums, as a database can compute them by grouping samples on
+/// `start = ⌊t / width⌋ × width` (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketSum {
+    /// The bucket's start, Unix seconds, a multiple of the range's bucket width.
+    pub start: i64,
+    /// Sum of the samples, dBm.
+    pub sum: i64,
+    /// How many.
+    pub count: u32,
+    /// Weakest.
+    pub min: i16,
+    /// Strongest.
+    pub max: i16,
+}
+
+/// [`bucket`]'s answer from sums computed elsewhere over the samples of `(now − lookback, now]`:
+/// sums for the same bucket are merged, buckets outside the range and empty ones dropped, the
+/// mean rounded half away from zero.
+pub fn bucket_sums(sums: impl IntoIterator<Item = BucketSum>, range: Range, now: DateTime<Utc>) -> Vec<Bucket> {
+    let width = range.bucket_secs();
+    let end = now.timestamp();
+    let first = (end - range.lookback_secs() + 1).div_euclid(width) * width;
+    let mut merged: std::collections::BTreeMap<i64, Acc> = std::collections::BTreeMap::new();
+    for s in sums {
+        if s.count == 0 || s.start < first || s.start > end || s.start.rem_euclid(width) != 0 {
+            continue;
+        }
+        let a = merged.entry(s.start).or_insert(EMPTY);
+        a.sum += s.sum;
+        a.count += s.count;
+        a.min = a.min.min(s.min);
+        a.max = a.max.max(s.max);
+    }
+    merged
+        .into_iter()
+        .filter_map(|(start, a)| {
+            Some(Bucket {
+                timestamp: Utc.timestamp_opt(start, 0).single()?,
+                signal_avg: mean_half_away(a.sum, i64::from(a.count)) as i16,
+                signal_min: a.min,
+                signal_max: a.max,
+                samples: a.count,
+            })
+        })
+        .collect()
+}
+
 /// Buckets the samples that fall in `(now − lookback, now]`, in any order, in O(n) time.
 ///
 /// Buckets are aligned to multiples of the width since the Unix epoch (so 5-minute buckets start at
@@ -500,6 +548,37 @@ mod tests {
                 prop_assert_eq!(b.timestamp.timestamp() % range.bucket_secs(), 0);
                 prop_assert!(b.signal_min <= b.signal_avg && b.signal_avg <= b.signal_max);
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sums_give_the_same_buckets_as_samples(
+            raw in proptest::collection::vec((0i64..40 * 86_400, -95i16..-30), 0..300),
+            range in prop_oneof![Just(Range::Day), Just(Range::Week), Just(Range::Month)],
+        ) {
+            let now = at(NOW) + Duration::milliseconds(250);
+            let samples: Vec<Sample> = raw
+                .iter()
+                .map(|(ago, dbm)| Sample { at: now - Duration::seconds(*ago), dbm: *dbm })
+                .collect();
+            // What a database grouping by ⌊t / width⌋ × width over (now − lookback, now] returns.
+            let width = range.bucket_secs();
+            let since = now - Duration::seconds(range.lookback_secs());
+            let mut sums: Vec<BucketSum> = Vec::new();
+            for s in samples.iter().filter(|s| s.at > since && s.at <= now) {
+                let start = s.at.timestamp().div_euclid(width) * width;
+                match sums.iter_mut().find(|b| b.start == start) {
+                    Some(b) => {
+                        b.sum += i64::from(s.dbm);
+                        b.count += 1;
+                        b.min = b.min.min(s.dbm);
+                        b.max = b.max.max(s.dbm);
+                    }
+                    None => sums.push(BucketSum { start, sum: i64::from(s.dbm), count: 1, min: s.dbm, max: s.dbm }),
+                }
+            }
+            prop_assert_eq!(bucket_sums(sums, range, now), bucket(samples, range, now));
         }
     }
 }

@@ -207,6 +207,23 @@ async fn agent_delivers_what_it_polls(url: &str) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // Paged: the same links in the same order, one page at a time, with the full count.
+    let all = links.as_array().unwrap();
+    let mut paged = Vec::new();
+    for offset in 0..all.len() {
+        let r = srv
+            .call("GET", &format!("{links_path}?limit=1&offset={offset}"), &f.root, None)
+            .await;
+        assert_eq!(r.header("x-total-count"), Some(all.len().to_string().as_str()));
+        paged.extend(r.json.as_array().unwrap().iter().cloned());
+    }
+    let key = |l: &serde_json::Value| (l["ap_device_id"].clone(), l["cpe_device_id"].clone());
+    assert_eq!(
+        paged.iter().map(key).collect::<Vec<_>>(),
+        all.iter().map(key).collect::<Vec<_>>()
+    );
+    let r = srv.call("GET", &format!("{links_path}?limit=0"), &f.root, None).await;
+    assert_eq!(r.status, 422);
     for l in links.as_array().unwrap() {
         let mac = l["client_mac"].as_str().unwrap();
         assert_eq!(mac, mac.to_lowercase(), "MACs are canonical");

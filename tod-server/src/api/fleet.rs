@@ -401,6 +401,12 @@ pub(super) struct LinkQuery {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Uuid)]
     device_id: Option<DeviceId>,
+    /// At most this many, 1–1000 (default all); the header `X-Total-Count` has the full count.
+    #[serde(default)]
+    limit: Option<i64>,
+    /// Skip this many (default 0).
+    #[serde(default)]
+    offset: Option<i64>,
 }
 
 fn link_state(s: Option<&str>) -> Result<Option<tod_core::links::LinkState>, ApiError> {
@@ -420,7 +426,17 @@ pub(super) async fn list_links(
     QueryParams(q): QueryParams<LinkQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let state = link_state(q.state.as_deref())?;
-    Ok(Json(st.store.list_links(tenant(scope)?, state, q.device_id).await?))
+    if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(ApiError::unprocessable("limit: 1 to 1000"));
+    }
+    if q.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::unprocessable("offset: 0 or more"));
+    }
+    let (links, total) = st
+        .store
+        .page_links(tenant(scope)?, state, q.device_id, q.limit, q.offset.unwrap_or(0))
+        .await?;
+    Ok(([("x-total-count", total.to_string())], Json(links)))
 }
 
 pub(super) async fn device_links(
@@ -587,8 +603,12 @@ pub(super) async fn signal_history(
     st.store.get_device(t, device).await?;
     let now = Utc::now();
     let since = now - chrono::Duration::seconds(range.lookback_secs());
-    let samples = st.store.signal_samples(t, device, &mac.to_string(), since).await?;
-    let items = tod_core::signal::bucket(samples, range, now)
+    // The database sums each bucket; tod-core turns the sums into the answer.
+    let sums = st
+        .store
+        .signal_sums(t, device, &mac.to_string(), since, now, range.bucket_secs())
+        .await?;
+    let items = tod_core::signal::bucket_sums(sums, range, now)
         .into_iter()
         .map(|b| SignalPoint {
             timestamp: b.timestamp,

@@ -48,21 +48,32 @@ pub(super) struct SiteList {
     unassigned_count: u32,
 }
 
-fn with_health(site: Site, counts: &[(Option<SiteId>, String, i64)], alerts: &[(SiteId, i64)]) -> SiteHealth {
-    let (mut devices, mut online) = (0u32, 0u32);
-    for (s, status, n) in counts {
-        if *s == Some(site.id) {
-            devices += *n as u32;
-            if status == "online" {
-                online += *n as u32;
-            }
+/// Per site: (devices, online, active alerts), from the store's grouped counts.
+type Tally = std::collections::HashMap<Option<SiteId>, (u32, u32, u32)>;
+
+fn tally(counts: &[(Option<SiteId>, String, i64)], alerts: &[(SiteId, i64)]) -> Tally {
+    let mut t = Tally::new();
+    for (site, status, n) in counts {
+        let e = t.entry(*site).or_default();
+        let n = u32::try_from(*n).unwrap_or(u32::MAX);
+        e.0 += n;
+        if status == "online" {
+            e.1 += n;
         }
     }
+    for (site, n) in alerts {
+        t.entry(Some(*site)).or_default().2 += u32::try_from(*n).unwrap_or(u32::MAX);
+    }
+    t
+}
+
+fn with_health(site: Site, tally: &Tally) -> SiteHealth {
+    let (devices, online, alerts) = tally.get(&Some(site.id)).copied().unwrap_or_default();
     SiteHealth {
         device_count: devices,
         online_count: online,
         online_percent: tod_core::sites::online_percent(online, devices),
-        alert_count: alerts.iter().filter(|a| a.0 == site.id).map(|a| a.1 as u32).sum(),
+        alert_count: alerts,
         site,
     }
 }
@@ -75,9 +86,10 @@ pub(super) async fn list(
     let counts = st.store.device_counts(t).await?;
     let sites = st.store.list_sites(t).await?;
     let alerts = st.store.active_site_alerts(t).await?;
-    let unassigned_count = counts.iter().filter(|c| c.0.is_none()).map(|c| c.2 as u32).sum();
+    let tally = tally(&counts, &alerts);
+    let unassigned_count = tally.get(&None).map_or(0, |t| t.0);
     Ok(Json(SiteList {
-        sites: sites.into_iter().map(|s| with_health(s, &counts, &alerts)).collect(),
+        sites: sites.into_iter().map(|s| with_health(s, &tally)).collect(),
         unassigned_count,
     }))
 }
@@ -121,7 +133,7 @@ pub(super) async fn get(
     let site = st.store.get_site(t, site).await?;
     let counts = st.store.device_counts(t).await?;
     let alerts = st.store.active_site_alerts(t).await?;
-    Ok(Json(with_health(site, &counts, &alerts)))
+    Ok(Json(with_health(site, &tally(&counts, &alerts))))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -162,7 +174,7 @@ pub(super) async fn update(
     super::audit_change(&st, &caller, t, "site.updated", ("site", site.id.to_string()), details).await;
     let counts = st.store.device_counts(t).await?;
     let alerts = st.store.active_site_alerts(t).await?;
-    Ok(Json(with_health(site, &counts, &alerts)))
+    Ok(Json(with_health(site, &tally(&counts, &alerts))))
 }
 
 pub(super) async fn delete(

@@ -762,7 +762,19 @@ pub trait FleetStore: Send + Sync {
         tenant: TenantId,
         state: Option<tod_core::links::LinkState>,
         device: Option<DeviceId>,
-    ) -> Result<Vec<WirelessLink>, StoreError>;
+    ) -> Result<Vec<WirelessLink>, StoreError> {
+        Ok(self.page_links(tenant, state, device, None, 0).await?.0)
+    }
+    /// A page of a tenant's links (`limit` rows after `offset`; all with `None`) and how many
+    /// match in all.
+    async fn page_links(
+        &self,
+        tenant: TenantId,
+        state: Option<tod_core::links::LinkState>,
+        device: Option<DeviceId>,
+        limit: Option<i64>,
+        offset: i64,
+    ) -> Result<(Vec<WirelessLink>, i64), StoreError>;
     /// Time-based work over the whole fleet, as of `now` (one replica at a time, under a lease):
     /// devices of sites whose agent has been silent for three poll intervals become
     /// `unreachable`; links of APs that stopped reporting while their agent still reports go
@@ -790,13 +802,17 @@ pub trait FleetStore: Send + Sync {
     async fn count_registrations(&self, tenant: TenantId, device: DeviceId) -> Result<i64, StoreError>;
     /// Signal samples of one client (canonical MAC) as reported by one AP since `since`
     /// (exclusive), oldest first; rows without a signal are left out.
-    async fn signal_samples(
+    /// One client's signal as an AP saw it in `(since, until]`, summed per bucket of `width`
+    /// seconds (`start = ⌊t / width⌋ × width`) by the database.
+    async fn signal_sums(
         &self,
         tenant: TenantId,
         ap: DeviceId,
         mac: &str,
         since: DateTime<Utc>,
-    ) -> Result<Vec<tod_core::signal::Sample>, StoreError>;
+        until: DateTime<Utc>,
+        width: i64,
+    ) -> Result<Vec<tod_core::signal::BucketSum>, StoreError>;
     /// Device counts by site (`None`: no site) and status, for site health rollups.
     async fn device_counts(&self, tenant: TenantId) -> Result<Vec<(Option<SiteId>, String, i64)>, StoreError>;
     /// A site's alert events, newest first, optionally in one state; and how many there are.
@@ -1427,24 +1443,42 @@ macro_rules! impl_fleet_store {
                 })
             }
 
-            async fn list_links(
+            async fn page_links(
                 &self,
                 tenant: TenantId,
                 state: Option<tod_core::links::LinkState>,
                 device: Option<DeviceId>,
-            ) -> Result<Vec<WirelessLink>, StoreError> {
+                limit: Option<i64>,
+                offset: i64,
+            ) -> Result<(Vec<WirelessLink>, i64), StoreError> {
+                const FILTER: &str = "tenant_id = $1 AND ($2 IS NULL OR state = $2) \
+                     AND ($3 IS NULL OR ap_device_id = $3 OR cpe_device_id = $3)";
                 let mut tx = self.tx(Some(tenant)).await?;
-                let rows: Vec<LinkRow> = sqlx::query_as(
-                    "SELECT * FROM wireless_links WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) \
-                     AND ($3 IS NULL OR ap_device_id = $3 OR cpe_device_id = $3) ORDER BY ap_device_id, cpe_device_id",
-                )
+                let rows: Vec<LinkRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM wireless_links WHERE {FILTER} ORDER BY ap_device_id, cpe_device_id LIMIT $4 OFFSET $5"
+                )))
                 .bind(tenant.0)
                 .bind(state.map(|s| s.as_str()))
                 .bind(device.map(|d| d.0))
+                .bind(limit.unwrap_or(i64::MAX))
+                .bind(offset)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                Ok(rows.into_iter().map(WirelessLink::from).collect())
+                let total = if limit.is_none() && offset == 0 {
+                    i64::try_from(rows.len()).unwrap_or(i64::MAX)
+                } else {
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT COUNT(*) FROM wireless_links WHERE {FILTER}"
+                    )))
+                    .bind(tenant.0)
+                    .bind(state.map(|s| s.as_str()))
+                    .bind(device.map(|d| d.0))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                };
+                Ok((rows.into_iter().map(WirelessLink::from).collect(), total))
             }
 
             async fn age_fleet(&self, now: DateTime<Utc>, poll_interval_secs: i64) -> Result<Aging, StoreError> {
@@ -1717,29 +1751,40 @@ macro_rules! impl_fleet_store {
                     .map_err(map_err)
             }
 
-            async fn signal_samples(
+            async fn signal_sums(
                 &self,
                 tenant: TenantId,
                 ap: DeviceId,
                 mac: &str,
                 since: DateTime<Utc>,
-            ) -> Result<Vec<tod_core::signal::Sample>, StoreError> {
+                until: DateTime<Utc>,
+                width: i64,
+            ) -> Result<Vec<tod_core::signal::BucketSum>, StoreError> {
                 let mut tx = self.tx(Some(tenant)).await?;
-                let rows: Vec<(DateTime<Utc>, i16)> = sqlx::query_as(
-                    "SELECT collected_at, signal_dbm FROM registrations \
-                     WHERE tenant_id = $1 AND device_id = $2 AND mac = $3 AND collected_at > $4 \
-                     AND signal_dbm IS NOT NULL ORDER BY collected_at",
-                )
+                let rows: Vec<(i64, i64, i64, i16, i16)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT ({EPOCH_SECS} / $6) * $6 AS b, SUM(signal_dbm), COUNT(*), MIN(signal_dbm), \
+                     MAX(signal_dbm) FROM registrations \
+                     WHERE tenant_id = $1 AND mac = $3 AND device_id = $2 AND collected_at > $4 \
+                     AND collected_at <= $5 AND signal_dbm IS NOT NULL GROUP BY b ORDER BY b"
+                )))
                 .bind(tenant.0)
                 .bind(ap.0)
                 .bind(mac)
                 .bind(micros(since))
+                .bind(micros(until))
+                .bind(width.max(1))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
                 Ok(rows
                     .into_iter()
-                    .map(|(at, dbm)| tod_core::signal::Sample { at, dbm })
+                    .map(|(start, sum, count, min, max)| tod_core::signal::BucketSum {
+                        start,
+                        sum,
+                        count: u32::try_from(count).unwrap_or(u32::MAX),
+                        min,
+                        max,
+                    })
                     .collect())
             }
 

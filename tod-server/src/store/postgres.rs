@@ -45,6 +45,9 @@ use super::{
 };
 
 type Db = Postgres;
+/// `collected_at` as whole Unix seconds, in this backend's SQL (signal history buckets).
+const EPOCH_SECS: &str = "FLOOR(EXTRACT(EPOCH FROM collected_at))::BIGINT";
+
 type Tx = Transaction<'static, Postgres>;
 
 /// PostgreSQL store.

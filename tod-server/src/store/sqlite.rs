@@ -50,6 +50,9 @@ use super::{
 };
 
 type Db = sqlx::Sqlite;
+/// `collected_at` as whole Unix seconds, in this backend's SQL (signal history buckets).
+const EPOCH_SECS: &str = "unixepoch(collected_at)";
+
 type Tx = sqlx::Transaction<'static, Sqlite>;
 
 /// SQLite store.
