@@ -15,14 +15,10 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sqlx::Connection;
+use tod_benches::env_num;
 
 const ADMIN: &str = "bench@tod.test";
 const PASSWORD: &str = "bench password of decent length";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -40,26 +36,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut results = Vec::new();
-    let sqlite = std::env::temp_dir().join(format!("tod-api-bench-{}.sqlite", std::process::id()));
-    results.push(rt.block_on(run("sqlite", &format!("sqlite://{}", sqlite.display()))));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", sqlite.display()));
-    }
-    let admin =
-        std::env::var("TOD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match rt.block_on(sqlx::PgConnection::connect(&admin)) {
-        Ok(mut c) => {
-            let name = format!("tod_api_bench_{}", std::process::id());
-            rt.block_on(sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c))
-                .expect("create database");
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            results.push(rt.block_on(run("postgres", &format!("{base}/{name}"))));
-            rt.block_on(sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut c))
-                .expect("drop database");
-        }
-        Err(e) => eprintln!("PostgreSQL at {admin} does not answer ({e}); SQLite only"),
-    }
+    let results = tod_benches::on_each_backend(&rt, "api", |backend, url| vec![rt.block_on(run(backend, url))]);
     println!("\n| backend | request | req/s | p50 ms | p99 ms | vs /health |");
     println!("|---|---|---|---|---|---|");
     for r in &results {

@@ -263,28 +263,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut results = Vec::new();
-    let file = std::env::temp_dir().join(format!("tod-ingest-bench-{}.sqlite", std::process::id()));
-    results.push(rt.block_on(run("sqlite", &format!("sqlite://{}", file.display()), cycles)));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
-    let admin =
-        std::env::var("TOD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match rt.block_on(sqlx::PgConnection::connect(&admin)) {
-        Ok(mut c) => {
-            let name = format!("tod_ingest_bench_{}", std::process::id());
-            rt.block_on(sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c))
-                .expect("create database");
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            let url = format!("{base}/{name}");
-            results.push(rt.block_on(run("postgres", &url, cycles)));
-            results.push(rt.block_on(copy_reference(&url, cycles)));
-            rt.block_on(sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut c))
-                .expect("drop database");
+    let results = tod_benches::on_each_backend(&rt, "ingest", |backend, url| {
+        let mut r = vec![rt.block_on(run(backend, url, cycles))];
+        if backend == "postgres" {
+            r.push(rt.block_on(copy_reference(url, cycles)));
         }
-        Err(e) => eprintln!("PostgreSQL at {admin} does not answer ({e}); SQLite only"),
-    }
+        r
+    });
     let copy = results
         .iter()
         .find(|r| r["backend"] == "postgres COPY")

@@ -258,3 +258,40 @@ pub fn serve_child(db_url: &str, admin: &str, password: &str) {
         .expect("serve");
     });
 }
+
+/// A number from the environment, or `default`.
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `run(backend, database URL)` on a fresh SQLite file and, when PostgreSQL answers at
+/// `TOD_TEST_POSTGRES_URL`, on a fresh PostgreSQL database; both are removed afterwards. `label`
+/// names the files and databases; `run` returns what it measured.
+pub fn on_each_backend(
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    mut run: impl FnMut(&'static str, &str) -> Vec<serde_json::Value>,
+) -> Vec<serde_json::Value> {
+    use sqlx::Connection;
+    let mut results = Vec::new();
+    let file = std::env::temp_dir().join(format!("tod-{label}-bench-{}.sqlite", std::process::id()));
+    results.extend(run("sqlite", &format!("sqlite://{}", file.display())));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    let admin =
+        std::env::var("TOD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    match rt.block_on(sqlx::PgConnection::connect(&admin)) {
+        Ok(mut c) => {
+            let name = format!("tod_{label}_bench_{}", std::process::id());
+            rt.block_on(sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c))
+                .expect("create database");
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            results.extend(run("postgres", &format!("{base}/{name}")));
+            rt.block_on(sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut c))
+                .expect("drop database");
+        }
+        Err(e) => eprintln!("PostgreSQL at {admin} does not answer ({e}); SQLite only"),
+    }
+    results
+}

@@ -131,6 +131,14 @@ fn text_at(data: &Value, field: &str) -> Option<String> {
     data.get(field)?.as_str().map(str::to_owned)
 }
 
+/// The event's severity; warning when it names none (or none known).
+fn severity_at(data: &Value) -> Severity {
+    data.get("severity")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Severity::Warning)
+}
+
 fn part(id: Option<Uuid>) -> String {
     id.map_or_else(|| "-".to_owned(), |u| u.to_string())
 }
@@ -148,11 +156,7 @@ impl Incoming {
                 Some(Self::Fired(Box::new(Notice {
                     event: kind.into(),
                     status: NoticeStatus::Firing,
-                    severity: data
-                        .get("severity")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(Severity::Warning),
+                    severity: severity_at(data),
                     key: format!("alert:{device}:{rule}"),
                     rule_id: Some(rule),
                     device_id: Some(device),
@@ -177,11 +181,7 @@ impl Incoming {
                 Some(Self::Fired(Box::new(Notice {
                     event: kind.into(),
                     status: NoticeStatus::Firing,
-                    severity: data
-                        .get("severity")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(Severity::Warning),
+                    severity: severity_at(data),
                     key,
                     rule_id: uuid_at(data, "rule_id"),
                     device_id: uuid_at(data, "device_id"),

@@ -331,13 +331,7 @@ pub(super) async fn list_alerts(
     QueryParams(q): QueryParams<AlertQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = own_tenant(scope, q.tenant_id)?;
-    let (page, per_page) = (q.page.unwrap_or(1), q.per_page.unwrap_or(50));
-    if page < 1 {
-        return Err(ApiError::unprocessable("page: 1 or more"));
-    }
-    if !(1..=200).contains(&per_page) {
-        return Err(ApiError::unprocessable("per_page: 1 to 200"));
-    }
+    let (page, per_page, offset) = super::numbered_page(q.page, q.per_page)?;
     if let Some(s) = q.status.as_deref()
         && !matches!(s, "firing" | "flapping" | "resolved")
     {
@@ -354,7 +348,7 @@ pub(super) async fn list_alerts(
         from: q.start_date,
         to: q.end_date,
         limit: per_page,
-        offset: (page - 1).saturating_mul(per_page),
+        offset,
     };
     let (items, total) = st.store.device_alerts(t, filter).await?;
     Ok(Json(AlertPage {

@@ -153,12 +153,7 @@ pub(super) async fn list_devices(
     {
         return Err(ApiError::unprocessable("search: 1 to 100 characters"));
     }
-    if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-        return Err(ApiError::unprocessable("limit: 1 to 1000"));
-    }
-    if q.offset.is_some_and(|o| o < 0) {
-        return Err(ApiError::unprocessable("offset: 0 or more"));
-    }
+    let (limit, offset) = super::slice_of(q.limit, q.offset)?;
     let unassigned = q.unassigned.unwrap_or(false);
     if unassigned && q.site_id.is_some() {
         return Err(ApiError::unprocessable("site_id and unassigned=true: choose one"));
@@ -171,8 +166,8 @@ pub(super) async fn list_devices(
         search: q.search.map(|s| s.trim().to_owned()),
         group: q.group_id,
         tag: q.tag_id,
-        limit: q.limit,
-        offset: q.offset.unwrap_or(0),
+        limit,
+        offset,
     };
     let (devices, total) = st.store.list_devices(tenant(scope)?, &filter).await?;
     Ok(([("x-total-count", total.to_string())], Json(devices)))
@@ -426,15 +421,10 @@ pub(super) async fn list_links(
     QueryParams(q): QueryParams<LinkQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let state = link_state(q.state.as_deref())?;
-    if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-        return Err(ApiError::unprocessable("limit: 1 to 1000"));
-    }
-    if q.offset.is_some_and(|o| o < 0) {
-        return Err(ApiError::unprocessable("offset: 0 or more"));
-    }
+    let (limit, offset) = super::slice_of(q.limit, q.offset)?;
     let (links, total) = st
         .store
-        .page_links(tenant(scope)?, state, q.device_id, q.limit, q.offset.unwrap_or(0))
+        .page_links(tenant(scope)?, state, q.device_id, limit, offset)
         .await?;
     Ok(([("x-total-count", total.to_string())], Json(links)))
 }

@@ -485,6 +485,30 @@ pub(super) fn own_tenant(scope: TenantScope, asked: Option<TenantId>) -> Result<
 }
 
 /// A name field: 1 to 255 characters once trimmed.
+/// A numbered page: `page` from 1 (default 1), `per_page` 1–200 (default 50); returns (page,
+/// per_page, rows to skip).
+pub(super) fn numbered_page(page: Option<i64>, per_page: Option<i64>) -> Result<(i64, i64, i64), ApiError> {
+    let (page, per_page) = (page.unwrap_or(1), per_page.unwrap_or(50));
+    if page < 1 {
+        return Err(ApiError::unprocessable("page: 1 or more"));
+    }
+    if !(1..=200).contains(&per_page) {
+        return Err(ApiError::unprocessable("per_page: 1 to 200"));
+    }
+    Ok((page, per_page, (page - 1).saturating_mul(per_page)))
+}
+
+/// A slice of a list: `limit` 1–1000 (none: all), `offset` 0 or more (default 0).
+pub(super) fn slice_of(limit: Option<i64>, offset: Option<i64>) -> Result<(Option<i64>, i64), ApiError> {
+    if limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(ApiError::unprocessable("limit: 1 to 1000"));
+    }
+    if offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::unprocessable("offset: 0 or more"));
+    }
+    Ok((limit, offset.unwrap_or(0)))
+}
+
 pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.trim().len() > 255 {
         return Err(ApiError::unprocessable("name: 1 to 255 characters"));

@@ -594,13 +594,7 @@ pub(super) async fn deliveries(
     QueryParams(q): QueryParams<DeliveryQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = own_tenant(scope, q.tenant_id)?;
-    let (page, per_page) = (q.page.unwrap_or(1), q.per_page.unwrap_or(50));
-    if page < 1 {
-        return Err(bad("page: 1 or more"));
-    }
-    if !(1..=200).contains(&per_page) {
-        return Err(bad("per_page: 1 to 200"));
-    }
+    let (page, per_page, offset) = super::numbered_page(q.page, q.per_page)?;
     if let Some(s) = q.state.as_deref()
         && !matches!(s, "pending" | "delivered" | "failed")
     {
@@ -610,7 +604,7 @@ pub(super) async fn deliveries(
         channel: q.channel_id,
         state: q.state,
         limit: per_page,
-        offset: (page - 1).saturating_mul(per_page),
+        offset,
     };
     let (items, total) = st.store.deliveries(t, &filter).await?;
     Ok(Json(DeliveryPage {

@@ -363,19 +363,7 @@ macro_rules! impl_notify_store {
                 rule: $crate::store::notify::RuleRef,
             ) -> Result<Vec<Uuid>, StoreError> {
                 let mut tx = self.tx(Some(tenant)).await?;
-                let (rules, links) = $crate::store::notify::rule_tables(rule);
-                let id = $crate::store::notify::rule_id(rule);
-                let found: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT id FROM {rules} WHERE tenant_id = $1 AND id = $2"
-                )))
-                .bind(tenant.0)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                if found.is_none() {
-                    return Err(StoreError::NotFound("Alert rule"));
-                }
+                let (id, links) = rule_of_tenant(&mut tx, tenant, rule).await?;
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT l.channel_id FROM {links} l JOIN notification_channels c ON c.id = l.channel_id \
                      WHERE l.tenant_id = $1 AND l.rule_id = $2 ORDER BY c.name"
@@ -394,19 +382,7 @@ macro_rules! impl_notify_store {
                 channels: &[Uuid],
             ) -> Result<(), StoreError> {
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
-                let (rules, links) = $crate::store::notify::rule_tables(rule);
-                let id = $crate::store::notify::rule_id(rule);
-                let found: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT id FROM {rules} WHERE tenant_id = $1 AND id = $2"
-                )))
-                .bind(tenant.0)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                if found.is_none() {
-                    return Err(StoreError::NotFound("Alert rule"));
-                }
+                let (id, links) = rule_of_tenant(&mut tx, tenant, rule).await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM {links} WHERE tenant_id = $1 AND rule_id = $2"
                 )))
@@ -674,6 +650,29 @@ macro_rules! impl_notify_store {
                     })
                     .collect();
                 Ok((items, total))
+            }
+        }
+
+        /// The rule's id and its link table, once the rule is found to be the tenant's (404
+        /// otherwise).
+        async fn rule_of_tenant(
+            tx: &mut Tx,
+            tenant: TenantId,
+            rule: $crate::store::notify::RuleRef,
+        ) -> Result<(Uuid, &'static str), StoreError> {
+            let (rules, links) = $crate::store::notify::rule_tables(rule);
+            let id = $crate::store::notify::rule_id(rule);
+            let found: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM {rules} WHERE tenant_id = $1 AND id = $2"
+            )))
+            .bind(tenant.0)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            match found {
+                Some(_) => Ok((id, links)),
+                None => Err(StoreError::NotFound("Alert rule")),
             }
         }
     };

@@ -575,36 +575,21 @@ macro_rules! impl_site_alert_store {
                     let mut aps: Vec<tod_core::DeviceId> = links.iter().map(|l| l.key.ap).collect();
                     aps.dedup();
                     for ap in aps {
-                        // Sums per client over (now − 2w, now − w] and (now − w, now]; 0 dBm is
-                        // the "unknown" sentinel and does not count.
-                        let sums: Vec<TrendRow> = sqlx::query_as(
-                            "SELECT mac, \
-                             SUM(CASE WHEN collected_at > $4 THEN signal_dbm END), \
-                             COUNT(CASE WHEN collected_at > $4 THEN 1 END), \
-                             SUM(CASE WHEN collected_at <= $4 THEN signal_dbm END), \
-                             COUNT(CASE WHEN collected_at <= $4 THEN 1 END) \
-                             FROM registrations WHERE tenant_id = $1 AND device_id = $2 \
-                             AND collected_at > $3 AND collected_at <= $5 \
-                             AND signal_dbm IS NOT NULL AND signal_dbm <> 0 GROUP BY mac",
-                        )
-                        .bind(tenant.0)
-                        .bind(ap.0)
-                        .bind(micros(now - window - window))
-                        .bind(micros(now - window))
-                        .bind(micros(now))
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+                        let sums = trend_sums(&mut tx, tenant, ap.0, now, window).await?;
                         let devices = &snap.devices;
                         for l in links.iter().filter(|l| l.key.ap == ap) {
                             let mac = l.client_mac.to_string();
                             let delta = sums.iter().find(|s| s.0 == mac).and_then(|s| {
-                                let min = i64::from(trend.min_samples.max(1));
-                                (s.2 >= min && s.4 >= min).then(|| {
-                                    let recent = s.1.unwrap_or(0) as f64 / s.2 as f64;
-                                    let previous = s.3.unwrap_or(0) as f64 / s.4 as f64;
-                                    ((previous - recent) * 100.0).round() / 100.0
-                                })
+                                let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+                                match tod_core::signal::judge_trend(
+                                    (s.3.unwrap_or(0), count(s.4)),
+                                    (s.1.unwrap_or(0), count(s.2)),
+                                    &trend,
+                                    false,
+                                ) {
+                                    tod_core::signal::TrendVerdict::Evaluated { stats, .. } => Some(stats.delta_db),
+                                    tod_core::signal::TrendVerdict::InsufficientData => None,
+                                }
                             });
                             let sector = devices.iter().find(|d| d.id == ap).and_then(|d| d.sector);
                             snap.links.push(LinkView {

@@ -83,29 +83,11 @@ macro_rules! impl_trend_store {
                     .map_err(map_err)?;
                     let mut stream = Vec::new();
                     let mut judged = std::collections::HashSet::new();
-                    let mut sums: Vec<TrendRow> = Vec::new();
+                    let mut sums = Vec::new();
                     let mut sums_of = None;
                     for (ap, cpe, mac, site, name) in &links {
                         if sums_of != Some(*ap) {
-                            // Sums per client over (now − 2w, now − w] and (now − w, now].
-                            sums = sqlx::query_as(
-                                "SELECT mac, \
-                                 SUM(CASE WHEN collected_at > $4 THEN signal_dbm END), \
-                                 COUNT(CASE WHEN collected_at > $4 THEN 1 END), \
-                                 SUM(CASE WHEN collected_at <= $4 THEN signal_dbm END), \
-                                 COUNT(CASE WHEN collected_at <= $4 THEN 1 END) \
-                                 FROM registrations WHERE tenant_id = $1 AND device_id = $2 \
-                                 AND collected_at > $3 AND collected_at <= $5 \
-                                 AND signal_dbm IS NOT NULL AND signal_dbm <> 0 GROUP BY mac",
-                            )
-                            .bind(tenant.0)
-                            .bind(ap)
-                            .bind(micros(now - window - window))
-                            .bind(micros(now - window))
-                            .bind(micros(now))
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
+                            sums = trend_sums(&mut tx, tenant, *ap, now, window).await?;
                             sums_of = Some(*ap);
                         }
                         pass.links += 1;
@@ -195,6 +177,35 @@ macro_rules! impl_trend_store {
                 }
                 Ok(pass)
             }
+        }
+
+        /// Per client of an AP: its signal's sums over (now − 2w, now − w] and (now − w, now]
+        /// (`w` = `window`); 0 dBm is the "unknown" sentinel and does not count.
+        pub(crate) async fn trend_sums(
+            tx: &mut Tx,
+            tenant: TenantId,
+            ap: Uuid,
+            now: DateTime<Utc>,
+            window: chrono::Duration,
+        ) -> Result<Vec<TrendRow>, StoreError> {
+            sqlx::query_as(
+                "SELECT mac, \
+                 SUM(CASE WHEN collected_at > $4 THEN signal_dbm END), \
+                 COUNT(CASE WHEN collected_at > $4 THEN 1 END), \
+                 SUM(CASE WHEN collected_at <= $4 THEN signal_dbm END), \
+                 COUNT(CASE WHEN collected_at <= $4 THEN 1 END) \
+                 FROM registrations WHERE tenant_id = $1 AND device_id = $2 \
+                 AND collected_at > $3 AND collected_at <= $5 \
+                 AND signal_dbm IS NOT NULL AND signal_dbm <> 0 GROUP BY mac",
+            )
+            .bind(tenant.0)
+            .bind(ap)
+            .bind(micros(now - window - window))
+            .bind(micros(now - window))
+            .bind(micros(now))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(map_err)
         }
 
         pub(crate) async fn resolve_trend_event(
