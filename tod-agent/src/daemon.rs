@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tod_core::DeviceId;
 
+use crate::clock::Clock;
 use crate::config::{AgentConfig, UplinkKind};
 use crate::forward::{ForwardConfig, ForwardStats};
 use crate::pipeline::Pipeline;
@@ -452,6 +453,7 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
             max_secs: cfg.poll.backoff_max_secs,
             ..BreakerConfig::default()
         },
+        clock: Clock::System,
     };
     let limits = SpoolLimits {
         max_bytes: cfg.spool.max_bytes,
@@ -492,6 +494,7 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
         retry_max: Duration::from_secs(60),
         rejected_dir: cfg.spool.dir.join("rejected"),
         linger: Duration::from_secs(2),
+        clock: Clock::System,
     };
     let configured = targets.clone();
     let mut pipeline = Pipeline::start(targets, poller, cfg.spool.dir.join("queue"), limits, uplink, forward)

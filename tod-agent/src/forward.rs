@@ -1,7 +1,11 @@
 //! The forwarder: reads the spool in order, groups records into batches, delivers them through
 //! the uplink, and acknowledges the spool only after the uplink says the server committed them.
 //!
-//! Retries back off from 1 s to 60 s (or the server's `Retry-After`). A batch the server rejects
+//! Retries back off from 1 s to 60 s (or the server's `Retry-After`) and send the same batch
+//! again — the same reports under the same idempotency key, even across a restart (the spool
+//! keeps the extent of the batch in flight) — so a batch whose commit the server could not
+//! acknowledge is recognised, not stored twice. Each batch carries the spool's running count of
+//! dropped reports, so lost data is reported upstream. A batch the server rejects
 //! is written to `rejected/` beside the spool for an operator, acknowledged, and counted: one bad
 //! record never blocks everything behind it.
 
@@ -9,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use tod_core::AgentId;
 use tod_core::telemetry::{Batch, DeviceReport};
 use tokio::sync::{Notify, watch};
 
+use crate::clock::Clock;
 use crate::spool::Spool;
 use crate::uplink::{Uplink, UplinkError};
 
@@ -32,6 +36,8 @@ pub struct ForwardConfig {
     pub rejected_dir: PathBuf,
     /// After new reports arrive, wait this long for more before sending (fewer, fuller batches).
     pub linger: Duration,
+    /// What batch times and delivery times read.
+    pub clock: Clock,
 }
 
 /// Delivery counters.
@@ -60,42 +66,58 @@ pub async fn run(
     stats: Arc<Mutex<ForwardStats>>,
 ) {
     let mut delay = config.retry_min;
+    // A batch the uplink failed to deliver, sent again as it is: the same reports under the same
+    // key, so if the server committed it and only its answer was lost, it recognises it.
+    let mut retrying: Option<(Batch, u64, u64)> = None;
     loop {
-        let records = match spool.lock().expect("spool lock").read(config.max_batch) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the spool");
-                Vec::new()
-            }
-        };
-        if records.is_empty() {
-            if *stop.borrow() {
-                return;
-            }
-            tokio::select! {
-                _ = wake.notified() => {
-                    if !config.linger.is_zero() {
-                        tokio::select! {
-                            _ = tokio::time::sleep(config.linger) => {}
-                            _ = stop.changed() => {}
+        let (mut batch, first, last) = match retrying.take() {
+            Some(b) => b,
+            None => {
+                let mut records = match spool.lock().expect("spool lock").read(config.max_batch) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the spool");
+                        Vec::new()
+                    }
+                };
+                // The batch in flight when the agent stopped is rebuilt with the same extent.
+                if let Some(end) = spool.lock().expect("spool lock").in_flight() {
+                    records.retain(|r| r.seq <= end);
+                }
+                if records.is_empty() {
+                    if *stop.borrow() {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = wake.notified() => {
+                            if !config.linger.is_zero() {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(config.linger) => {}
+                                    _ = stop.changed() => {}
+                                }
+                            }
                         }
+                        _ = stop.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    continue;
+                }
+                let (first, last) = (records[0].seq, records[records.len() - 1].seq);
+                let mut reports = Vec::with_capacity(records.len());
+                for r in &records {
+                    match serde_json::from_slice::<DeviceReport>(&r.payload) {
+                        Ok(rep) => reports.push(rep),
+                        Err(e) => tracing::error!(seq = r.seq, error = %e, "unreadable spooled report skipped"),
                     }
                 }
-                _ = stop.changed() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                if let Err(e) = spool.lock().expect("spool lock").sending(last) {
+                    tracing::warn!(error = %e, "cannot record the batch in flight; after a restart it may be sent with another extent");
+                }
+                let key = format!("{}-{first}-{last}", config.agent);
+                (Batch::new(config.agent, key, config.clock.now(), reports), first, last)
             }
-            continue;
-        }
-        let (first, last) = (records[0].seq, records[records.len() - 1].seq);
-        let mut reports = Vec::with_capacity(records.len());
-        for r in &records {
-            match serde_json::from_slice::<DeviceReport>(&r.payload) {
-                Ok(rep) => reports.push(rep),
-                Err(e) => tracing::error!(seq = r.seq, error = %e, "unreadable spooled report skipped"),
-            }
-        }
-        let key = format!("{}-{first}-{last}", config.agent);
-        let batch = Batch::new(config.agent, key, Utc::now(), reports);
+        };
+        batch.spool_dropped = spool.lock().expect("spool lock").stats().dropped;
         match uplink.deliver(&batch).await {
             Ok(()) => {
                 delay = config.retry_min;
@@ -105,7 +127,7 @@ pub async fn run(
                 let mut s = stats.lock().expect("stats lock");
                 s.batches += 1;
                 s.reports += batch.reports.len() as u64;
-                s.last_delivery_ms = Some(Utc::now().timestamp_millis());
+                s.last_delivery_ms = Some(config.clock.now_ms());
             }
             Err(UplinkError::Rejected(reason)) => {
                 tracing::error!(%reason, first, last, "batch rejected by the server; kept in rejected/");
@@ -121,6 +143,7 @@ pub async fn run(
                 let wait = after.unwrap_or(delay).min(config.retry_max);
                 tracing::warn!(%reason, retry_in = ?wait, uplink = uplink.name(), "delivery failed");
                 delay = (delay * 2).min(config.retry_max);
+                retrying = Some((batch, first, last));
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => {

@@ -6,6 +6,7 @@
 //! | [`config`] | the TOML configuration and its validation |
 //! | [`routeros`] | the RouterOS API: sans-IO codec, sentence model, async client, TLS |
 //! | [`poll`] | normalisation into `tod_core::telemetry`, device sessions, breaker, scheduler |
+//! | [`clock`] | the wall clock the agent stamps with (the system's, or accelerated for tests) |
 //! | [`check`] | `tod-agent check`: try every device once |
 //! | [`daemon`] | `tod-agent run` and `status`: status file, `/metrics`, graceful stop |
 //! | [`spool`] | the crash-safe, bounded on-disk store-and-forward queue |
@@ -18,6 +19,7 @@
 //! from the `[tunnel]` section and points the uplinks at its local forwards.
 
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod forward;

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use tod_core::telemetry::DeviceReport;
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::clock::Clock;
 use crate::forward::{self, ForwardConfig, ForwardStats};
 use crate::poll::collector::Target;
 use crate::poll::scheduler::{Poller, PollerConfig, StatusTable};
@@ -46,7 +46,7 @@ impl Pipeline {
         let spool = Arc::new(Mutex::new(Spool::open(spool_dir, limits)?));
         let (tx, rx) = mpsc::channel::<DeviceReport>(4096);
         let wake = Arc::new(Notify::new());
-        let writer = tokio::spawn(write_loop(rx, spool_sink(spool.clone()), wake.clone()));
+        let writer = tokio::spawn(write_loop(rx, spool_sink(spool.clone()), wake.clone(), poller.clock));
         let (stop_forwarder, stop_rx) = watch::channel(false);
         let stats = Arc::new(Mutex::new(ForwardStats::default()));
         let forwarder = tokio::spawn(forward::run(
@@ -98,7 +98,7 @@ fn spool_sink(spool: Arc<Mutex<Spool>>) -> Sink {
     Arc::new(move |payloads, now| spool.lock().expect("spool lock").append_many(payloads, now))
 }
 
-async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, sink: Sink, wake: Arc<Notify>) {
+async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, sink: Sink, wake: Arc<Notify>, clock: Clock) {
     let mut buf = Vec::with_capacity(256);
     // Reports the spool refused, kept in order and retried before anything newer.
     let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
@@ -132,7 +132,7 @@ async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, sink: Sink, wake: Arc<
         }
         let payloads: Vec<Vec<u8>> = held.iter().cloned().collect();
         let sink = sink.clone();
-        let now = Utc::now().timestamp_millis();
+        let now = clock.now_ms();
         match tokio::task::spawn_blocking(move || sink(&payloads, now)).await {
             Ok((n, failure)) => {
                 held.drain(..n);
@@ -161,6 +161,7 @@ async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, sink: Sink, wake: Arc<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tod_core::DeviceId;
     use tod_core::telemetry::PollStatus;
@@ -182,7 +183,7 @@ mod tests {
             (payloads.len(), None)
         });
         let (tx, rx) = mpsc::channel(16);
-        let writer = tokio::spawn(write_loop(rx, sink, Arc::new(Notify::new())));
+        let writer = tokio::spawn(write_loop(rx, sink, Arc::new(Notify::new()), Clock::System));
         for seq in 1..=3 {
             tx.send(DeviceReport::new(
                 DeviceId::from_u128(1),

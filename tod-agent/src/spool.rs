@@ -88,6 +88,9 @@ pub struct Spool {
     acked: u64,
     dropped: u64,
     repaired: u64,
+    /// The last record of the batch being delivered, kept until it is acknowledged so a batch
+    /// resent after a restart has the same extent (and so the same idempotency key).
+    sending: Option<u64>,
     /// Where the last `read` stopped: (segment's first sequence, byte offset, sequence there),
     /// so delivering a long backlog reads each record once instead of rescanning segments.
     read_hint: std::cell::Cell<Option<(u64, u64, u64)>>,
@@ -169,7 +172,12 @@ impl Spool {
             })
             .collect();
         firsts.sort_unstable();
-        let (acked, dropped, repaired) = read_cursor(&dir)?;
+        let Cursor {
+            acked,
+            dropped,
+            repaired,
+            sending,
+        } = read_cursor(&dir)?;
         let mut s = Self {
             dir,
             limits,
@@ -179,6 +187,7 @@ impl Spool {
             acked,
             dropped,
             repaired,
+            sending,
             read_hint: std::cell::Cell::new(None),
         };
         let count = firsts.len();
@@ -405,6 +414,24 @@ impl Spool {
         Ok(out)
     }
 
+    /// The last record of the batch handed to the uplink and not yet acknowledged, if any (as
+    /// recorded by [`sending`](Self::sending), surviving restarts).
+    pub fn in_flight(&self) -> Option<u64> {
+        self.sending.filter(|&last| last >= self.acked)
+    }
+
+    /// Records that the records up to `last` are about to be sent as one batch. Until they are
+    /// acknowledged, [`in_flight`](Self::in_flight) names `last`, even after a crash, so the
+    /// batch is rebuilt with the same extent: the server, which de-duplicates whole batches by
+    /// key, then recognises one it committed before the acknowledgement was lost.
+    pub fn sending(&mut self, last: u64) -> io::Result<()> {
+        if self.sending == Some(last) {
+            return Ok(());
+        }
+        self.sending = Some(last);
+        self.write_cursor()
+    }
+
     /// Acknowledges every record below `upto` (the server has committed them). Segments that are
     /// wholly acknowledged are deleted.
     pub fn ack(&mut self, upto: u64) -> io::Result<()> {
@@ -413,6 +440,9 @@ impl Spool {
             return Ok(());
         }
         self.acked = upto;
+        if self.sending.is_some_and(|last| last < upto) {
+            self.sending = None;
+        }
         self.write_cursor()?;
         while self.segments.len() > 1
             && self
@@ -430,26 +460,43 @@ impl Spool {
     fn write_cursor(&self) -> io::Result<()> {
         let tmp = self.dir.join("cursor.tmp");
         let mut f = File::create(&tmp)?;
-        writeln!(f, "{} {} {}", self.acked, self.dropped, self.repaired)?;
+        match self.sending {
+            Some(last) => writeln!(f, "{} {} {} {last}", self.acked, self.dropped, self.repaired)?,
+            None => writeln!(f, "{} {} {}", self.acked, self.dropped, self.repaired)?,
+        }
         f.sync_all()?;
         fs::rename(&tmp, self.dir.join("cursor"))?;
         File::open(&self.dir)?.sync_all()
     }
 }
 
-fn read_cursor(dir: &Path) -> io::Result<(u64, u64, u64)> {
+/// The cursor file: `acked dropped repaired [sending]`.
+#[derive(Debug, Default)]
+struct Cursor {
+    acked: u64,
+    dropped: u64,
+    repaired: u64,
+    sending: Option<u64>,
+}
+
+fn read_cursor(dir: &Path) -> io::Result<Cursor> {
     match fs::read_to_string(dir.join("cursor")) {
         Ok(text) => {
             let n: Vec<u64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-            if n.len() != 3 {
+            if !(3..=4).contains(&n.len()) || n.len() != text.split_whitespace().count() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("spool cursor {:?} is not three numbers", text.trim()),
+                    format!("spool cursor {:?} is not three or four numbers", text.trim()),
                 ));
             }
-            Ok((n[0], n[1], n[2]))
+            Ok(Cursor {
+                acked: n[0],
+                dropped: n[1],
+                repaired: n[2],
+                sending: n.get(3).copied(),
+            })
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((0, 0, 0)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Cursor::default()),
         Err(e) => Err(e),
     }
 }
@@ -498,6 +545,31 @@ mod tests {
         s.ack(51).unwrap();
         assert_eq!(s.stats().pending, 0);
         assert!(s.stats().bytes < 1_100, "acknowledged segments are deleted");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_batch_in_flight_survives_a_restart_until_acknowledged() {
+        let d = dir("inflight");
+        let mut s = Spool::open(&d, small()).unwrap();
+        for i in 0..20u64 {
+            s.append(format!("r{i}").as_bytes(), 1_000).unwrap();
+        }
+        assert_eq!(s.in_flight(), None);
+        s.sending(7).unwrap();
+        drop(s);
+        let mut s = Spool::open(&d, small()).unwrap();
+        assert_eq!(s.in_flight(), Some(7), "remembered across a restart");
+        s.ack(5).unwrap();
+        assert_eq!(s.in_flight(), Some(7), "a partial acknowledgement keeps it");
+        s.ack(8).unwrap();
+        assert_eq!(s.in_flight(), None);
+        drop(s);
+        assert_eq!(fs::read_to_string(d.join("cursor")).unwrap().trim(), "8 0 0");
+        assert_eq!(Spool::open(&d, small()).unwrap().in_flight(), None);
+        fs::write(d.join("cursor"), "8 0 0 9 9").unwrap();
+        let err = Spool::open(&d, small()).unwrap_err();
+        assert!(err.to_string().contains("three or four numbers"), "{err}");
         let _ = fs::remove_dir_all(&d);
     }
 

@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
+use tod_agent::clock::Clock;
 use tod_agent::forward::ForwardConfig;
 use tod_agent::pipeline::Pipeline;
 use tod_agent::poll::breaker::BreakerConfig;
@@ -108,6 +109,7 @@ async fn reports_survive_an_uplink_outage_in_order_and_once() {
             retry_max: Duration::from_secs(1),
             rejected_dir: dir.join("rejected"),
             linger: Duration::from_millis(200),
+            clock: Clock::System,
         },
     )
     .unwrap();

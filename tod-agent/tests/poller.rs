@@ -53,6 +53,7 @@ async fn two_hundred_devices_with_flapping_and_an_auth_failure() {
             max_secs: 1.0,
             auth_hold_secs: 600.0,
         },
+        ..PollerConfig::default()
     };
     let (tx, mut rx) = mpsc::channel(100_000);
     let poller = Poller::start(targets, config, tx);

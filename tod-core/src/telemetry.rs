@@ -55,6 +55,15 @@ pub struct Batch {
     pub sent_at: DateTime<Utc>,
     /// The reports, in collection order.
     pub reports: Vec<DeviceReport>,
+    /// Reports the agent's spool has dropped to stay within its bounds (bytes, age), ever: a
+    /// running count, so the server sees data was lost when it grows (and none when it does not).
+    /// Absent means none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spool_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Everything collected from one device in one poll cycle.
@@ -355,6 +364,7 @@ impl Batch {
             idempotency_key: idempotency_key.into(),
             sent_at,
             reports,
+            spool_dropped: 0,
         }
     }
 

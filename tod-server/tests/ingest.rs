@@ -362,6 +362,36 @@ async fn ingest_refusals(url: &str) {
         403
     );
     assert_eq!(post_batch(&srv, "toda_forged", &batch).await.status, 401);
+
+    // Data the agent's spool had to drop is reported with each batch as a running count: the
+    // agent shows it, and each rise is one `agent.data_lost` event with what is new.
+    let head = srv.state.store.stream_head(tenant).await.unwrap();
+    for (key, count) in [("drops-1", 120), ("drops-2", 150), ("drops-3", 150), ("drops-4", 40)] {
+        let mut b = Batch::new(agent, key, chrono::Utc::now(), vec![report(&f.devices[1], 5, 0)]);
+        b.spool_dropped = count;
+        assert_eq!(post_batch(&srv, &f.token, &b).await.status, 200);
+    }
+    let lost: Vec<(u64, u64)> = srv
+        .state
+        .store
+        .stream_after(tenant, head, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "agent.data_lost")
+        .map(|e| serde_json::from_str::<Value>(&e.data).unwrap())
+        .map(|d| (d["lost"].as_u64().unwrap(), d["total"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        lost,
+        vec![(120, 120), (30, 150), (40, 40)],
+        "a repeat adds nothing; a lower count is a fresh spool whose drops are all new"
+    );
+    let agents = srv
+        .call("GET", &format!("/api/tenants/{}/agents", f.tenant), &f.root, None)
+        .await;
+    assert_eq!(agents.json[0]["spool_dropped"], 40, "{:?}", agents.json);
+
     let revoke = srv
         .call(
             "DELETE",

@@ -21,6 +21,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::breaker::{Breaker, BreakerConfig};
 use super::collector::{Session, Target};
+use crate::clock::Clock;
 use crate::routeros::client::{ClientConfig, Error, FailureClass, Phase};
 use crate::sim::world::{mix, unit};
 
@@ -37,6 +38,8 @@ pub struct PollerConfig {
     pub client: ClientConfig,
     /// Backoff.
     pub breaker: BreakerConfig,
+    /// What collection times (and the sequences made from them) read.
+    pub clock: Clock,
 }
 
 impl Default for PollerConfig {
@@ -47,6 +50,7 @@ impl Default for PollerConfig {
             connect_concurrency: 16,
             client: ClientConfig::default(),
             breaker: BreakerConfig::default(),
+            clock: Clock::System,
         }
     }
 }
@@ -237,7 +241,7 @@ async fn device_loop(target: Target, ctx: LoopCtx, mut stop: watch::Receiver<boo
         if !breaker.allows(now) {
             continue;
         }
-        let at = Utc::now();
+        let at = config.clock.now();
         let seq = next_sequence(&mut sequence, at);
         // Boxed so an idle device task (sleeping between polls) does not carry the space of a
         // whole connect-and-collect in its state.

@@ -1,5 +1,5 @@
 //! Server-Sent Events: `GET /api/sse/events` — the tenant's live changes (device status, reboots,
-//! versions, link states, device and site alerts) as they commit, numbered per tenant. A client
+//! versions, link states, device and site alerts, agents' lost data) as they commit, numbered per tenant. A client
 //! that reconnects with `Last-Event-ID` (or `?last_event_id=`) gets everything after that number
 //! that is still retained (24 hours); without one it starts from now. The stream is read from
 //! the database's outbox ([`crate::store::StreamStore`]), so any replica serves any client and
@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Every event name the stream carries.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "device.status",
     "device.reboot",
     "device.version",
@@ -30,6 +30,7 @@ pub const KINDS: [&str; 8] = [
     "alert.resolved",
     "site_alert.raised",
     "site_alert.resolved",
+    "agent.data_lost",
 ];
 
 /// How often an idle stream looks for new events.

@@ -157,6 +157,10 @@ pub struct Agent {
     pub created_at: DateTime<Utc>,
     /// Revoked: its token no longer works.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Reports its spool dropped to stay within its bounds (a full disk budget or reports older
+    /// than its age limit after a long outage), as it last counted them: data the server will
+    /// never get. Each rise is published as `agent.data_lost`.
+    pub spool_dropped: i64,
 }
 
 /// An agent enrolled as a WireGuard peer.
@@ -519,6 +523,7 @@ pub(crate) struct AgentRow {
     last_seen_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+    spool_dropped: i64,
 }
 
 impl From<AgentRow> for Agent {
@@ -531,6 +536,7 @@ impl From<AgentRow> for Agent {
             last_seen_at: r.last_seen_at,
             created_at: r.created_at,
             revoked_at: r.revoked_at,
+            spool_dropped: r.spool_dropped,
         }
     }
 }
@@ -1075,7 +1081,7 @@ macro_rules! impl_fleet_store {
                 let row: AgentRow = sqlx::query_as(
                     "INSERT INTO agents (id, tenant_id, site_id, name, token_hash, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) \
-                     RETURNING id, tenant_id, site_id, name, last_seen_at, created_at, revoked_at",
+                     RETURNING id, tenant_id, site_id, name, last_seen_at, created_at, revoked_at, spool_dropped",
                 )
                 .bind(Uuid::new_v4())
                 .bind(tenant.0)
@@ -1095,7 +1101,7 @@ macro_rules! impl_fleet_store {
             async fn list_agents(&self, tenant: TenantId) -> Result<Vec<Agent>, StoreError> {
                 let mut tx = self.tx(Some(tenant)).await?;
                 let rows: Vec<AgentRow> = sqlx::query_as(
-                    "SELECT id, tenant_id, site_id, name, last_seen_at, created_at, revoked_at FROM agents \
+                    "SELECT id, tenant_id, site_id, name, last_seen_at, created_at, revoked_at, spool_dropped FROM agents \
                      WHERE tenant_id = $1 ORDER BY name",
                 )
                 .bind(tenant.0)
@@ -1119,7 +1125,7 @@ macro_rules! impl_fleet_store {
 
             async fn agent_by_token(&self, token_hash: &str) -> Result<Option<Agent>, StoreError> {
                 let row: Option<AgentRow> = sqlx::query_as(
-                    "SELECT id, tenant_id, site_id, name, last_seen_at, created_at, revoked_at FROM agents \
+                    "SELECT id, tenant_id, site_id, name, last_seen_at, created_at, revoked_at, spool_dropped FROM agents \
                      WHERE token_hash = $1 AND revoked_at IS NULL",
                 )
                 .bind(token_hash)
@@ -1131,7 +1137,7 @@ macro_rules! impl_fleet_store {
 
             async fn live_agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError> {
                 let row: Option<AgentRow> = sqlx::query_as(
-                    "SELECT id, tenant_id, site_id, name, last_seen_at, created_at, revoked_at FROM agents \
+                    "SELECT id, tenant_id, site_id, name, last_seen_at, created_at, revoked_at, spool_dropped FROM agents \
                      WHERE id = $1 AND revoked_at IS NULL",
                 )
                 .bind(id.0)
@@ -1435,6 +1441,9 @@ macro_rules! impl_fleet_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                if batch.spool_dropped > 0 {
+                    note_spool_drops(&mut tx, agent, batch.spool_dropped, now, &mut stream).await?;
+                }
                 push_stream(&mut tx, tenant, &stream, now).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(Ingested::Stored {
@@ -2137,6 +2146,45 @@ macro_rules! impl_discover_links {
                 true => Ok(()),
                 false => Err(StoreError::Invalid("site_id: not a site of this tenant".into())),
             }
+        }
+
+        /// Records an agent's running count of reports its spool dropped, publishing
+        /// `agent.data_lost` when it rose. A count below the stored one means the agent's spool
+        /// started afresh (reinstalled, its directory wiped): all of it is new.
+        async fn note_spool_drops(
+            tx: &mut Tx,
+            agent: &Agent,
+            reported: u64,
+            now: DateTime<Utc>,
+            stream: &mut Vec<StreamItem>,
+        ) -> Result<(), StoreError> {
+            let reported = i64::try_from(reported).unwrap_or(i64::MAX);
+            let (stored,): (i64,) = sqlx::query_as("SELECT spool_dropped FROM agents WHERE id = $1")
+                .bind(agent.id.0)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            if reported == stored {
+                return Ok(());
+            }
+            sqlx::query("UPDATE agents SET spool_dropped = $2 WHERE id = $1")
+                .bind(agent.id.0)
+                .bind(reported)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            let lost = if reported > stored { reported - stored } else { reported };
+            tracing::warn!(agent = %agent.id, site = %agent.site_id, lost, total = reported, "an agent's spool dropped reports");
+            stream.push(StreamItem {
+                kind: "agent.data_lost",
+                data: serde_json::json!({
+                    "agent_id": agent.id, "agent": agent.name, "site_id": agent.site_id,
+                    "lost": lost, "total": reported,
+                    "message": format!("agent {} dropped {lost} reports its spool could not keep (spool bounds)", agent.name),
+                }),
+                at: now,
+            });
+            Ok(())
         }
 
         async fn discover_links(

@@ -15,7 +15,7 @@ use super::StoreError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamItem {
     /// `device.status`, `device.reboot`, `device.version`, `link.state`, `alert.fired`,
-    /// `alert.resolved`, `site_alert.raised` or `site_alert.resolved`.
+    /// `alert.resolved`, `site_alert.raised`, `site_alert.resolved` or `agent.data_lost`.
     pub kind: &'static str,
     /// The event's JSON body.
     pub data: serde_json::Value,
