@@ -205,7 +205,7 @@ impl Server {
                 .rsplit_once(':')
                 .expect("validated host:port");
             let consumer = crate::consume::MqttConsumer::start(
-                crate::consume::MqttIngest::at(host, port.parse().expect("validated port")),
+                crate::consume::MqttIngest::at(host, port.parse().expect("validated port"), &settings.mqtt_client_id()),
                 state.store.clone(),
             );
             state.mqtt = Some(Arc::new(consumer));

@@ -32,6 +32,9 @@ pub struct NatsIngest {
     pub dead_letter_prefix: String,
     /// The durable consumer's name (shared by replicas).
     pub durable: String,
+    /// How long a message taken by a replica may go unacknowledged before JetStream hands it to
+    /// another (a replica that stopped mid-batch); set when the durable consumer is created.
+    pub ack_wait: Duration,
 }
 
 impl NatsIngest {
@@ -43,6 +46,7 @@ impl NatsIngest {
             subject_prefix: "tod.telemetry".into(),
             dead_letter_prefix: "tod.deadletter".into(),
             durable: "tod-server-ingest".into(),
+            ack_wait: Duration::from_secs(60),
         }
     }
 }
@@ -81,7 +85,7 @@ impl NatsConsumer {
                 consumer::pull::Config {
                     durable_name: Some(config.durable.clone()),
                     ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(60),
+                    ack_wait: config.ack_wait,
                     max_deliver: 20,
                     ..Default::default()
                 },
@@ -193,17 +197,22 @@ pub struct MqttIngest {
     pub dead_letter_prefix: String,
     /// Replicas in the same group share the subscription (`$share/<group>/...`).
     pub group: String,
+    /// This replica's MQTT client id: its persistent session, so what the broker holds for it
+    /// while it is down (and what it took without acknowledging) comes back when it restarts.
+    /// Unique per replica and stable across its restarts.
+    pub client_id: String,
 }
 
 impl MqttIngest {
-    /// The defaults the agent uses, at `host:port`.
-    pub fn at(host: &str, port: u16) -> Self {
+    /// The defaults the agent uses, at `host:port`, for the replica `client_id`.
+    pub fn at(host: &str, port: u16, client_id: &str) -> Self {
         Self {
             host: host.to_owned(),
             port,
             topic_prefix: "tod/telemetry".into(),
             dead_letter_prefix: "tod/deadletter".into(),
             group: "tod-server".into(),
+            client_id: client_id.to_owned(),
         }
     }
 }
@@ -217,11 +226,10 @@ pub struct MqttConsumer {
 }
 
 impl MqttConsumer {
-    /// Connects (persistent session per replica) and starts consuming into `store`.
+    /// Connects (the replica's persistent session) and starts consuming into `store`.
     pub fn start(config: MqttIngest, store: std::sync::Arc<dyn Store>) -> Self {
         use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-        let id = format!("tod-server-{}", uuid::Uuid::new_v4().simple());
-        let mut opts = MqttOptions::new(id, config.host.clone(), config.port);
+        let mut opts = MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_clean_session(false);
         opts.set_manual_acks(true);

@@ -74,6 +74,10 @@ pub struct Settings {
     /// An MQTT broker to consume agent batches from (`host:port`), by shared subscription.
     #[arg(long, env = "TOD_MQTT_URL")]
     pub mqtt_url: Option<String>,
+    /// This replica's MQTT client id (its persistent session at the broker): unique per replica,
+    /// the same across its restarts. Default: `tod-server-<host name>-<listen port>`.
+    #[arg(long, env = "TOD_MQTT_CLIENT_ID")]
+    pub mqtt_client_id: Option<String>,
     /// The agents' poll interval in seconds: links age and silent agents are noticed by it.
     #[arg(long, env = "TOD_AGENT_POLL_INTERVAL", default_value_t = 60)]
     pub agent_poll_interval_secs: u32,
@@ -118,7 +122,21 @@ impl Settings {
             trend_detection_interval_secs: 3600,
             nats_url: None,
             mqtt_url: None,
+            mqtt_client_id: None,
         }
+    }
+
+    /// The MQTT client id: as set, or from the host name and listen port, so a restarted
+    /// replica resumes its own session and two replicas on one host do not share one.
+    pub fn mqtt_client_id(&self) -> String {
+        self.mqtt_client_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("tod-server-{host}-{}", self.listen.port())
+        })
     }
 
     /// Checks what can be checked without the database: the backend, the JWT key outside `dev`,

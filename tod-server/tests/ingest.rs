@@ -431,6 +431,29 @@ async fn ingest_refusals(url: &str) {
         .json["intact"],
         true
     );
+    // Deleting a device deletes its registration rows (they carry no foreign key on PostgreSQL).
+    assert!(srv.state.store.count_registrations(tenant, device).await.unwrap() > 0);
+    let gone = srv
+        .call(
+            "DELETE",
+            &format!("/api/tenants/{}/devices/{}", f.tenant, f.devices[0]),
+            &f.root,
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, 204, "{:?}", gone.json);
+    assert_eq!(srv.state.store.count_registrations(tenant, device).await.unwrap(), 0);
+    // And deleting the tenant deletes every one of its rows.
+    let other_device = f.devices[1].parse().unwrap();
+    assert!(srv.state.store.count_registrations(tenant, other_device).await.unwrap() > 0);
+    let gone = srv
+        .call("DELETE", &format!("/api/tenants/{}", f.tenant), &f.root, None)
+        .await;
+    assert!(gone.status < 300, "{gone:?}");
+    assert_eq!(
+        srv.state.store.count_registrations(tenant, other_device).await.unwrap(),
+        0
+    );
     let _ = f.site;
 }
 
@@ -705,19 +728,23 @@ async fn nats_jetstream_ingest_exactly_once_with_dead_letters() {
         subject_prefix: format!("todtest{tag}.telemetry"),
         dead_letter_prefix: format!("todtest{tag}.dead"),
         durable: "ingest".into(),
+        ack_wait: Duration::from_secs(2),
     };
     let mut dead = client
         .subscribe(format!("{}.>", config.dead_letter_prefix))
         .await
         .unwrap();
-    let replicas = [
-        tod_server::consume::NatsConsumer::start(config.clone(), srv.state.store.clone())
-            .await
-            .unwrap(),
-        tod_server::consume::NatsConsumer::start(config.clone(), srv.state.store.clone())
-            .await
-            .unwrap(),
-    ];
+    let start_replicas = || async {
+        [
+            tod_server::consume::NatsConsumer::start(config.clone(), srv.state.store.clone())
+                .await
+                .unwrap(),
+            tod_server::consume::NatsConsumer::start(config.clone(), srv.state.store.clone())
+                .await
+                .unwrap(),
+        ]
+    };
+    let mut replicas = start_replicas().await;
     assert!(replicas.iter().all(|r| r.connected()));
     let uplink = NatsUplink::connect(
         &NatsConfig {
@@ -732,9 +759,19 @@ async fn nats_jetstream_ingest_exactly_once_with_dead_letters() {
     .unwrap();
     let js = async_nats::jetstream::new(client.clone());
 
-    // Ten batches of 3 rows, one delivered twice; poison in the middle.
+    // Twelve batches of 3 rows, one delivered twice; poison in the middle; both replicas stop
+    // after the fourth (whatever they had taken and not acknowledged comes back) and are
+    // started again after the eighth.
     let mut expected = 0;
-    for i in 0..10u64 {
+    for i in 0..12u64 {
+        if i == 4 {
+            for r in &replicas {
+                r.stop();
+            }
+        }
+        if i == 8 {
+            replicas = start_replicas().await;
+        }
         let b = Batch::new(
             agent,
             format!("nats-{i}"),
@@ -804,6 +841,7 @@ async fn mqtt_ingest_exactly_once_with_dead_letters() {
         topic_prefix: format!("todtest/{tag}/telemetry"),
         dead_letter_prefix: format!("todtest/{tag}/dead"),
         group: format!("g{tag}"),
+        client_id: String::new(),
     };
     // A watcher of the dead-letter topic, and a raw publisher for the poison.
     let mut opts = MqttOptions::new(format!("watch-{tag}"), host, port);
@@ -821,16 +859,24 @@ async fn mqtt_ingest_exactly_once_with_dead_letters() {
             }
         }
     });
-    let replicas = [
-        tod_server::consume::MqttConsumer::start(config.clone(), srv.state.store.clone()),
-        tod_server::consume::MqttConsumer::start(config.clone(), srv.state.store.clone()),
-    ];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !replicas.iter().all(|r| r.connected()) {
-        assert!(Instant::now() < deadline, "consumers did not connect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions settle
+    // Each replica has its own stable session: one restarted gets back what the broker kept for it.
+    let start_replicas = || async {
+        let replicas = ["a", "b"].map(|r| {
+            let config = tod_server::consume::MqttIngest {
+                client_id: format!("{r}{tag}"),
+                ..config.clone()
+            };
+            tod_server::consume::MqttConsumer::start(config, srv.state.store.clone())
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !replicas.iter().all(|r| r.connected()) {
+            assert!(Instant::now() < deadline, "consumers did not connect");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions settle
+        replicas
+    };
+    let mut replicas = start_replicas().await;
     let uplink = MqttUplink::start(
         &MqttConfig {
             host: host.into(),
@@ -840,8 +886,17 @@ async fn mqtt_ingest_exactly_once_with_dead_letters() {
         },
         agent,
     );
+    // As with NATS: both replicas stop after the fourth batch and start again after the eighth.
     let mut expected = 0;
-    for i in 0..10u64 {
+    for i in 0..12u64 {
+        if i == 4 {
+            for r in &replicas {
+                r.stop();
+            }
+        }
+        if i == 8 {
+            replicas = start_replicas().await;
+        }
         let b = Batch::new(
             agent,
             format!("mqtt-{i}"),

@@ -664,6 +664,33 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 }
 
 /// The status column value of a poll outcome.
+/// What a batch changes on one device row: the newest report's status and time, and the newest
+/// version, board and uptime any of its reports carried.
+#[derive(Debug, Default)]
+pub(crate) struct ReportedState {
+    pub(crate) at: Option<DateTime<Utc>>,
+    pub(crate) status: &'static str,
+    pub(crate) version: Option<String>,
+    pub(crate) board: Option<String>,
+    pub(crate) uptime_secs: Option<i64>,
+}
+
+impl ReportedState {
+    /// Takes one more report of the device into account.
+    pub(crate) fn fold(&mut self, r: &tod_core::telemetry::DeviceReport) {
+        if self.at.is_some_and(|at| at > r.collected_at) {
+            return;
+        }
+        self.at = Some(r.collected_at);
+        self.status = status_str(&r.status);
+        if let Some(s) = &r.system {
+            self.version = Some(s.routeros_version.clone());
+            self.board = s.board_name.clone().or(self.board.take());
+            self.uptime_secs = s.uptime_secs.map(i64_of).or(self.uptime_secs);
+        }
+    }
+}
+
 pub(crate) fn status_str(s: &PollStatus) -> &'static str {
     tod_core::events::status_name(s)
 }
@@ -1032,6 +1059,13 @@ macro_rules! impl_fleet_store {
             ) -> Result<(), StoreError> {
                 let now = micros(now);
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
+                // Registration rows carry no foreign key (see migration 0023 on PostgreSQL).
+                sqlx::query("DELETE FROM registrations WHERE tenant_id = $1 AND device_id = $2")
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
                 let done = sqlx::query("DELETE FROM devices WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant.0)
                     .bind(id.0)
@@ -1320,6 +1354,7 @@ macro_rules! impl_fleet_store {
                     )));
                 }
                 let mut changes = Vec::new();
+                let mut latest: std::collections::BTreeMap<Uuid, $crate::store::fleet::ReportedState> = std::collections::BTreeMap::new();
                 for r in &batch.reports {
                     if let Some(log) = logs.get_mut(&r.device_id.0) {
                         let name = ours.get(&r.device_id.0).map_or("", String::as_str);
@@ -1327,26 +1362,7 @@ macro_rules! impl_fleet_store {
                             changes.push((r.device_id, c.message(name), c, r.collected_at));
                         }
                     }
-                    let status = status_str(&r.status);
-                    // Reports arrive in collection order per device; an older one never rolls
-                    // the device's state back.
-                    sqlx::query(
-                        "UPDATE devices SET status = $3, last_seen_at = $4, updated_at = $5, \
-                         routeros_version = COALESCE($6, routeros_version), board_name = COALESCE($7, board_name), \
-                         uptime_secs = COALESCE($8, uptime_secs) \
-                         WHERE tenant_id = $1 AND id = $2 AND (last_seen_at IS NULL OR last_seen_at <= $4)",
-                    )
-                    .bind(tenant.0)
-                    .bind(r.device_id.0)
-                    .bind(status)
-                    .bind(micros(r.collected_at))
-                    .bind(now)
-                    .bind(r.system.as_ref().map(|s| s.routeros_version.as_str()))
-                    .bind(r.system.as_ref().and_then(|s| s.board_name.as_deref()))
-                    .bind(r.system.as_ref().and_then(|s| s.uptime_secs).map(i64_of))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                    latest.entry(r.device_id.0).or_insert_with($crate::store::fleet::ReportedState::default).fold(r);
                     if let Some(ifaces) = &r.interfaces {
                         sqlx::query("DELETE FROM device_interfaces WHERE tenant_id = $1 AND device_id = $2")
                             .bind(tenant.0)
@@ -1372,6 +1388,7 @@ macro_rules! impl_fleet_store {
                         }
                     }
                 }
+                update_devices(&mut tx, tenant, &latest, now).await?;
                 for chunk in batch.reports.chunks(REGISTRATION_ROWS_PER_INSERT) {
                     let mut q = sqlx::QueryBuilder::<Db>::new(
                         "INSERT INTO device_metrics (tenant_id, device_id, collected_at, status, cpu_load, free_memory, \
@@ -2148,6 +2165,44 @@ macro_rules! impl_discover_links {
             }
         }
 
+        /// Writes each reporting device's newest state in one statement. Reports arrive in
+        /// collection order per device; an older one never rolls the device's state back.
+        async fn update_devices(
+            tx: &mut Tx,
+            tenant: TenantId,
+            latest: &std::collections::BTreeMap<Uuid, $crate::store::fleet::ReportedState>,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let rows: Vec<(&Uuid, &$crate::store::fleet::ReportedState)> = latest.iter().collect();
+            for chunk in rows.chunks(500) {
+                let mut q = sqlx::QueryBuilder::<Db>::new(
+                    "WITH v (id, status, at, version, board, uptime_secs) AS (",
+                );
+                q.push_values(chunk, |mut b, (id, u)| {
+                    b.push_bind(**id)
+                        .push_bind(u.status)
+                        .push_bind(u.at.map(micros))
+                        .push_bind(u.version.as_deref())
+                        .push_bind(u.board.as_deref())
+                        .push_bind(u.uptime_secs);
+                });
+                q.push(
+                    ") UPDATE devices SET status = v.status, last_seen_at = v.at, updated_at = ",
+                )
+                .push_bind(now)
+                .push(
+                    ", routeros_version = COALESCE(v.version, devices.routeros_version), \
+                     board_name = COALESCE(v.board, devices.board_name), \
+                     uptime_secs = COALESCE(v.uptime_secs, devices.uptime_secs) \
+                     FROM v WHERE devices.id = v.id AND devices.tenant_id = ",
+                )
+                .push_bind(tenant.0)
+                .push(" AND (devices.last_seen_at IS NULL OR devices.last_seen_at <= v.at)");
+                q.build().execute(&mut **tx).await.map_err(map_err)?;
+            }
+            Ok(())
+        }
+
         /// Records an agent's running count of reports its spool dropped, publishing
         /// `agent.data_lost` when it rose. A count below the stored one means the agent's spool
         /// started afresh (reinstalled, its directory wiped): all of it is new.
@@ -2273,20 +2328,17 @@ macro_rules! impl_discover_links {
                 changes.extend(outcome.changes);
             }
 
-            for ap in &aps {
-                let ap = DeviceId(*ap);
-                if let Some(at) = tracker.ap_last_report(ap) {
-                    sqlx::query(
-                        "INSERT INTO link_aps (tenant_id, ap_device_id, last_report_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (ap_device_id) DO UPDATE SET last_report_at = excluded.last_report_at",
-                    )
-                    .bind(tenant.0)
-                    .bind(ap.0)
-                    .bind(at)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_err)?;
-                }
+            let reported: Vec<(Uuid, DateTime<Utc>)> = aps
+                .iter()
+                .filter_map(|ap| tracker.ap_last_report(DeviceId(*ap)).map(|at| (*ap, at)))
+                .collect();
+            for chunk in reported.chunks(500) {
+                let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO link_aps (tenant_id, ap_device_id, last_report_at) ");
+                q.push_values(chunk, |mut b, (ap, at)| {
+                    b.push_bind(tenant.0).push_bind(*ap).push_bind(*at);
+                });
+                q.push(" ON CONFLICT (ap_device_id) DO UPDATE SET last_report_at = excluded.last_report_at");
+                q.build().execute(&mut **tx).await.map_err(map_err)?;
             }
             let links: Vec<&tod_core::links::Link> = aps
                 .iter()
@@ -2304,28 +2356,27 @@ macro_rules! impl_discover_links {
             stream: &mut Vec<StreamItem>,
         ) -> Result<(), StoreError> {
             upsert_links(tx, tenant, links).await?;
-            for c in changes {
-                stream.push(StreamItem {
-                    kind: "link.state",
-                    data: serde_json::json!({
-                        "ap_device_id": c.key.ap, "cpe_device_id": c.key.cpe,
-                        "from": c.from.map(|s| s.as_str()), "to": c.to.as_str(),
-                    }),
-                    at: c.at,
+            stream.extend(changes.iter().map(|c| StreamItem {
+                kind: "link.state",
+                data: serde_json::json!({
+                    "ap_device_id": c.key.ap, "cpe_device_id": c.key.cpe,
+                    "from": c.from.map(|s| s.as_str()), "to": c.to.as_str(),
+                }),
+                at: c.at,
+            }));
+            for chunk in changes.chunks(500) {
+                let mut q = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO link_events (tenant_id, ap_device_id, cpe_device_id, from_state, to_state, at) ",
+                );
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(tenant.0)
+                        .push_bind(c.key.ap.0)
+                        .push_bind(c.key.cpe.0)
+                        .push_bind(c.from.map(|s| s.as_str()))
+                        .push_bind(c.to.as_str())
+                        .push_bind(micros(c.at));
                 });
-                sqlx::query(
-                    "INSERT INTO link_events (tenant_id, ap_device_id, cpe_device_id, from_state, to_state, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(tenant.0)
-                .bind(c.key.ap.0)
-                .bind(c.key.cpe.0)
-                .bind(c.from.map(|s| s.as_str()))
-                .bind(c.to.as_str())
-                .bind(micros(c.at))
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
+                q.build().execute(&mut **tx).await.map_err(map_err)?;
             }
             Ok(())
         }
