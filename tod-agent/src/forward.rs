@@ -70,52 +70,23 @@ pub async fn run(
     // key, so if the server committed it and only its answer was lost, it recognises it.
     let mut retrying: Option<(Batch, u64, u64)> = None;
     loop {
-        let (mut batch, first, last) = match retrying.take() {
-            Some(b) => b,
-            None => {
-                let mut records = match spool.lock().expect("spool lock").read(config.max_batch) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the spool");
-                        Vec::new()
-                    }
-                };
-                // The batch in flight when the agent stopped is rebuilt with the same extent.
-                if let Some(end) = spool.lock().expect("spool lock").in_flight() {
-                    records.retain(|r| r.seq <= end);
-                }
-                if records.is_empty() {
-                    if *stop.borrow() {
-                        return;
-                    }
-                    tokio::select! {
-                        _ = wake.notified() => {
-                            if !config.linger.is_zero() {
-                                tokio::select! {
-                                    _ = tokio::time::sleep(config.linger) => {}
-                                    _ = stop.changed() => {}
-                                }
-                            }
-                        }
-                        _ = stop.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    continue;
-                }
-                let (first, last) = (records[0].seq, records[records.len() - 1].seq);
-                let mut reports = Vec::with_capacity(records.len());
-                for r in &records {
-                    match serde_json::from_slice::<DeviceReport>(&r.payload) {
-                        Ok(rep) => reports.push(rep),
-                        Err(e) => tracing::error!(seq = r.seq, error = %e, "unreadable spooled report skipped"),
-                    }
-                }
-                if let Err(e) = spool.lock().expect("spool lock").sending(last) {
-                    tracing::warn!(error = %e, "cannot record the batch in flight; after a restart it may be sent with another extent");
-                }
-                let key = format!("{}-{first}-{last}", config.agent);
-                (Batch::new(config.agent, key, config.clock.now(), reports), first, last)
+        let Some((mut batch, first, last)) = retrying.take().or_else(|| next_batch(&spool, &config)) else {
+            if *stop.borrow() {
+                return;
             }
+            tokio::select! {
+                _ = wake.notified() => {
+                    if !config.linger.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(config.linger) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                }
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
         };
         batch.spool_dropped = spool.lock().expect("spool lock").stats().dropped;
         match uplink.deliver(&batch).await {
@@ -155,4 +126,34 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The next batch from the spool, with its first and last record, if there is anything to send.
+/// The batch in flight when the agent stopped is rebuilt with the same extent (so the same key);
+/// a new batch's extent is recorded before it is sent.
+fn next_batch(spool: &Mutex<Spool>, config: &ForwardConfig) -> Option<(Batch, u64, u64)> {
+    let mut spool = spool.lock().expect("spool lock");
+    let mut records = match spool.read(config.max_batch) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the spool");
+            return None;
+        }
+    };
+    if let Some(end) = spool.in_flight() {
+        records.retain(|r| r.seq <= end);
+    }
+    let (first, last) = (records.first()?.seq, records.last()?.seq);
+    let mut reports = Vec::with_capacity(records.len());
+    for r in &records {
+        match serde_json::from_slice::<DeviceReport>(&r.payload) {
+            Ok(rep) => reports.push(rep),
+            Err(e) => tracing::error!(seq = r.seq, error = %e, "unreadable spooled report skipped"),
+        }
+    }
+    if let Err(e) = spool.sending(last) {
+        tracing::warn!(error = %e, "cannot record the batch in flight; after a restart it may be sent with another extent");
+    }
+    let key = format!("{}-{first}-{last}", config.agent);
+    Some((Batch::new(config.agent, key, config.clock.now(), reports), first, last))
 }

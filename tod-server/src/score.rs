@@ -32,6 +32,10 @@ pub enum Scenario {
     /// The first tower's backhaul fails (its agent is cut off) for 60 % of the run: the network
     /// is fine, TOD cannot see it. Expected: one "agent offline" incident, not one per device.
     BackhaulOutage,
+    /// A firmware upgrade pushed to the first tower: every device there reboots at once and is
+    /// gone for 90 simulated seconds. Expected: every reboot in the event log, the devices and
+    /// links back within a poll or two, and one incident rather than an alert per device.
+    MassReboot,
 }
 
 /// What the scorer runs.
@@ -157,6 +161,10 @@ pub struct FaultReport {
     pub alerts_raised: usize,
     /// What those alerts were (rule or event kind, with counts).
     pub alert_kinds: Vec<(String, usize)>,
+    /// Devices it hit.
+    pub devices_hit: usize,
+    /// For a reboot: how many of them the event log shows rebooting after it.
+    pub reboots_logged: Option<usize>,
 }
 
 /// The scorer's findings for one run.
@@ -246,6 +254,15 @@ impl Score {
                     f.kind,
                     f.device,
                     f.links_down_secs.map_or("never".into(), |s| format!("{s:.0} s"))
+                );
+            }
+            if let Some(n) = f.reboots_logged {
+                out += &format!(
+                    "| {} of {}: reboots in the event log | {n} of {} | all ({}) |\n",
+                    f.kind,
+                    f.device,
+                    f.devices_hit,
+                    met(n == f.devices_hit)
                 );
             }
             let kinds: Vec<String> = f.alert_kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
@@ -350,6 +367,9 @@ struct Injected {
     restarted: bool,
 }
 
+/// How long a rebooting device is gone (simulated seconds).
+const BOOT_SECS: f64 = 90.0;
+
 /// What a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
@@ -357,6 +377,8 @@ enum Target {
     Device(usize),
     /// A tower's agent, cut off from the server.
     Tower(usize),
+    /// Every device at a tower, rebooted and gone while it boots.
+    TowerReboot(usize),
 }
 
 /// The signal of a link at simulated time `t`, `None` when it is down in truth.
@@ -476,11 +498,21 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             restarted: false,
         });
     }
+    if opts.scenario == Scenario::MassReboot {
+        injected.push(Injected {
+            kind: "mass_reboot",
+            target: Target::TowerReboot(0),
+            planned: start + 2.0 * poll_sim_secs,
+            length: BOOT_SECS,
+            window: None,
+            restarted: false,
+        });
+    }
     let towers = demo.access.towers.max(1);
     let members = |target: Target| -> Vec<usize> {
         match target {
             Target::Device(d) => vec![d],
-            Target::Tower(t) => world
+            Target::Tower(t) | Target::TowerReboot(t) => world
                 .devices
                 .iter()
                 .filter(|d| d.site % towers == t)
@@ -530,6 +562,18 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                     },
                 ),
                 Target::Tower(tower) => demo.stop_agent(tower).await?,
+                Target::TowerReboot(_) => {
+                    for d in members(f.target) {
+                        demo.sim.set_faults(
+                            d,
+                            Faults {
+                                offline_until: Some(until),
+                                ..Faults::default()
+                            },
+                        );
+                        demo.sim.reboot(d);
+                    }
+                }
             }
             f.window = Some((from, until));
         }
@@ -543,9 +587,11 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
         }
         let windows: Vec<(usize, f64, f64)> = injected
             .iter()
-            .filter_map(|f| match (f.target, f.window) {
-                (Target::Device(d), Some((a, b))) => Some((d, a, b)),
-                _ => None,
+            .flat_map(|f| match (f.target, f.window) {
+                (Target::Device(_) | Target::TowerReboot(_), Some((a, b))) => {
+                    members(f.target).into_iter().map(|d| (d, a, b)).collect()
+                }
+                _ => Vec::new(),
             })
             .collect();
         let down = |i: usize, t: f64| {
@@ -605,7 +651,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             // Shown: a device it hit is not online (offline, or unreachable behind its agent).
             if t >= from && t < until {
                 caused.extend(hit.iter().copied());
-                if let Target::Tower(tower) = f.target
+                if let Target::Tower(tower) | Target::TowerReboot(tower) = f.target
                     && let Some(site) = tower_site(tower)
                 {
                     caused_sites.insert(site);
@@ -681,6 +727,21 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             });
         }
     }
+    // Devices the event log shows rebooting since the observation began.
+    let reboots = demo
+        .call(
+            "GET",
+            format!("/api/events?tenant_id={tenant}&kind=reboot&limit=500"),
+            None,
+        )
+        .await?;
+    let rebooted: HashSet<usize> = reboots["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| since(e, "at").is_some())
+        .filter_map(|e| by_id.get(e["device_id"].as_str()?).copied())
+        .collect();
     let has_cause = |a: &Alert| {
         a.device.is_some_and(|d| caused.contains(&d))
             || (a.device.is_none() && a.site.as_ref().is_some_and(|s| caused_sites.contains(s)))
@@ -696,7 +757,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 .chain(links.iter().filter(|l| hit.contains(&l.ap)).map(|l| l.cpe))
                 .collect();
             let site = match f.target {
-                Target::Tower(t) => tower_site(t),
+                Target::Tower(t) | Target::TowerReboot(t) => tower_site(t),
                 Target::Device(_) => None,
             };
             let (from, until) = f.window.unwrap_or((f.planned, f.planned));
@@ -717,14 +778,14 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 kind: f.kind.into(),
                 device: match f.target {
                     Target::Device(d) => name_of(d),
-                    Target::Tower(t) => format!("Tower {:02}", t + 1),
+                    Target::Tower(t) | Target::TowerReboot(t) => format!("Tower {:02}", t + 1),
                 },
                 from_sim_secs: from - start,
                 until_sim_secs: until - start,
                 detected: detected[k].is_some(),
                 detection_secs: detected[k],
                 detection_target_secs: match f.target {
-                    Target::Device(_) => 2.0 * poll_sim_secs,
+                    Target::Device(_) | Target::TowerReboot(_) => 2.0 * poll_sim_secs,
                     Target::Tower(_) => 5.0 * poll_sim_secs,
                 },
                 recovered: recovered[k].is_some(),
@@ -732,6 +793,9 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 links_down_secs: links_down[k],
                 alerts_raised: mine.len(),
                 alert_kinds: kinds,
+                devices_hit: hit.len(),
+                reboots_logged: matches!(f.target, Target::TowerReboot(_))
+                    .then(|| hit.iter().filter(|d| rebooted.contains(d)).count()),
             }
         })
         .collect();

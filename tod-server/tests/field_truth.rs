@@ -6,15 +6,17 @@
 
 mod common;
 
-use tod_server::score::{Scenario, ScoreOptions};
+use tod_server::score::{Scenario, Score, ScoreOptions};
 
-async fn an_ap_power_loss_is_scored_against_the_truth(db_url: &str) {
+/// Runs a scenario on 40 devices at 12× for `minutes` simulated minutes (on PostgreSQL when
+/// `db_url` is one, else on the demo's own SQLite file) and prints its table.
+async fn scored(scenario: Scenario, minutes: u32, db_url: Option<&str>) -> (Score, String) {
     let opts = ScoreOptions {
-        scenario: Scenario::ApPowerLoss,
+        scenario,
         devices: 40,
         speed: 12.0,
-        minutes: 15,
-        postgres: db_url.starts_with("postgres").then(|| db_url.to_owned()),
+        minutes,
+        postgres: db_url.filter(|u| u.starts_with("postgres")).map(str::to_owned),
         ..ScoreOptions::default()
     };
     let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
@@ -22,6 +24,11 @@ async fn an_ap_power_loss_is_scored_against_the_truth(db_url: &str) {
         .expect("the scenario runs");
     let table = score.table();
     eprintln!("{table}");
+    (score, table)
+}
+
+async fn an_ap_power_loss_is_scored_against_the_truth(db_url: &str) {
+    let (score, table) = scored(Scenario::ApPowerLoss, 15, Some(db_url)).await;
 
     assert!(score.true_links > 5, "{score:?}");
     // One sample per poll (a minute of simulated time), give or take scheduling.
@@ -59,17 +66,7 @@ on_both_backends!(an_ap_power_loss_is_scored_against_the_truth, multi_thread);
 /// system under test are the same on both backends, and the run takes a minute and a half).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backhaul_outage_is_one_incident_and_its_return_is_shown() {
-    let opts = ScoreOptions {
-        scenario: Scenario::BackhaulOutage,
-        devices: 40,
-        speed: 12.0,
-        minutes: 18,
-        ..ScoreOptions::default()
-    };
-    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
-        .await
-        .expect("the scenario runs");
-    eprintln!("{}", score.table());
+    let (score, _) = scored(Scenario::BackhaulOutage, 18, None).await;
     let f = &score.faults[0];
     assert_eq!((f.kind.as_str(), f.device.as_str()), ("backhaul_outage", "Tower 01"));
     assert!(f.detected, "the tower's devices must be shown unreachable: {f:?}");
@@ -89,4 +86,25 @@ async fn a_backhaul_outage_is_one_incident_and_its_return_is_shown() {
         score.confusion.total(),
         u64::from(score.samples) * score.true_links as u64
     );
+}
+
+/// A firmware upgrade reboots every device of a tower at once (SQLite only, like the outage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mass_reboot_is_logged_device_by_device_and_recovers() {
+    let (score, table) = scored(Scenario::MassReboot, 12, None).await;
+    let f = &score.faults[0];
+    assert_eq!((f.kind.as_str(), f.device.as_str()), ("mass_reboot", "Tower 01"));
+    assert!(f.devices_hit > 1, "{f:?}");
+    assert!(
+        (f.until_sim_secs - f.from_sim_secs - 90.0).abs() < 1.0,
+        "gone for the boot time: {f:?}"
+    );
+    assert!(f.detected, "the rebooting devices must be shown not online: {f:?}");
+    assert_eq!(
+        f.reboots_logged,
+        Some(f.devices_hit),
+        "every device's reboot is in the event log: {f:?}"
+    );
+    assert!(f.recovered, "the tower must be shown back: {f:?}");
+    assert!(table.contains("reboots in the event log"), "{table}");
 }

@@ -2384,3 +2384,39 @@ macro_rules! impl_discover_links {
 }
 
 pub(crate) use impl_discover_links;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tod_core::telemetry::{DeviceReport, PollStatus, SystemInfo, WirelessPackage};
+
+    fn report(minute: i64, status: PollStatus, version: Option<&str>, uptime: Option<u64>) -> DeviceReport {
+        let at = DateTime::<Utc>::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap();
+        let mut r = DeviceReport::new(DeviceId::from_u128(1), minute as u64, at, status);
+        r.system = version.map(|v| SystemInfo {
+            routeros_version: v.into(),
+            board_name: None,
+            architecture: None,
+            serial_number: None,
+            firmware_version: None,
+            uptime_secs: uptime,
+            wireless_package: WirelessPackage::Wifi,
+        });
+        r
+    }
+
+    #[test]
+    fn a_batch_writes_its_newest_report_and_the_newest_identity_any_report_carried() {
+        let mut s = ReportedState::default();
+        s.fold(&report(1, PollStatus::Online, Some("7.15"), Some(100)));
+        s.fold(&report(3, PollStatus::Online, Some("7.16"), Some(220)));
+        s.fold(&report(2, PollStatus::Online, Some("7.14"), Some(160))); // late: changes nothing
+        let offline = PollStatus::Offline {
+            reason: "timeout".into(),
+        };
+        s.fold(&report(4, offline, None, None));
+        assert_eq!(s.at, DateTime::<Utc>::from_timestamp(1_800_000_240, 0));
+        assert_eq!(s.status, "offline");
+        assert_eq!((s.version.as_deref(), s.uptime_secs), (Some("7.16"), Some(220)));
+    }
+}
