@@ -21,11 +21,7 @@ const ADMIN: &str = "bench@tod.test";
 const PASSWORD: &str = "bench password of decent length";
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--server-child") {
-        return tod_benches::serve_child(&args[i + 1], ADMIN, PASSWORD);
-    }
-    if args.iter().any(|a| a == "--list") {
+    if tod_benches::child_or_list(ADMIN, PASSWORD) {
         return;
     }
     if Command::new("wrk").arg("--version").output().is_err() {

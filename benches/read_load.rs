@@ -176,11 +176,7 @@ macro_rules! fill {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--server-child") {
-        return tod_benches::serve_child(&args[i + 1], ADMIN, PASSWORD);
-    }
-    if args.iter().any(|a| a == "--list") {
+    if tod_benches::child_or_list(ADMIN, PASSWORD) {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -224,6 +224,18 @@ impl ServerChild {
     }
 }
 
+/// What a bench binary that runs the server in a child process does first: when it is that child
+/// (`--server-child URL`), serve until stdin closes; when cargo only lists benches (`--list`),
+/// nothing. True when the caller should return at once.
+pub fn child_or_list(admin: &str, password: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--server-child") {
+        serve_child(&args[i + 1], admin, password);
+        return true;
+    }
+    args.iter().any(|a| a == "--list")
+}
+
 /// The child's side: `tod-server serve` on a loopback port for `db_url` with a bootstrap super
 /// admin, its address printed on stdout, until stdin closes.
 pub fn serve_child(db_url: &str, admin: &str, password: &str) {

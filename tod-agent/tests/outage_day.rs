@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,17 +52,9 @@ async fn ingest(State(st): State<Arc<Ingest>>, headers: HeaderMap, body: Bytes) 
         st.refused.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "1")], "backhaul down").into_response();
     }
-    let mut json = Vec::new();
-    if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
-        if flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut json).is_err() {
-            return (StatusCode::BAD_REQUEST, "bad gzip").into_response();
-        }
-    } else {
-        json = body.to_vec();
-    }
-    let batch = match Batch::from_json(&json) {
+    let batch = match common::ingest_batch(&headers, &body) {
         Ok(b) => b,
-        Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
+        Err(refusal) => return refusal.into_response(),
     };
     let key = (batch.agent_id, batch.idempotency_key.clone());
     {
@@ -165,9 +156,7 @@ async fn a_day_long_outage_loses_nothing_the_spool_may_keep_and_counts_what_it_m
     let app = Router::new()
         .route("/api/ingest", post(ingest))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = common::serve(app).await;
 
     let dir = std::env::temp_dir().join(format!("tod-outage-day-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,15 +42,7 @@ async fn ingest(State(st): State<Arc<Ingest>>, headers: HeaderMap, body: Bytes) 
         )
             .into_response();
     }
-    let mut json = Vec::new();
-    if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
-        if flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut json).is_err() {
-            return (StatusCode::BAD_REQUEST, "bad gzip").into_response();
-        }
-    } else {
-        json = body.to_vec();
-    }
-    match Batch::from_json(&json) {
+    match common::ingest_batch(&headers, &body) {
         Ok(b) => {
             assert_eq!(
                 headers.get("idempotency-key").unwrap().to_str().unwrap(),
@@ -60,7 +51,7 @@ async fn ingest(State(st): State<Arc<Ingest>>, headers: HeaderMap, body: Bytes) 
             st.batches.lock().unwrap().push(b);
             StatusCode::OK.into_response()
         }
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -77,9 +68,7 @@ async fn reports_survive_an_uplink_outage_in_order_and_once() {
     let app = Router::new()
         .route("/api/ingest", post(ingest))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server_addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server_addr = common::serve(app).await;
 
     let targets = common::targets(&sim, 40);
     let dir = std::env::temp_dir().join(format!("tod-pipeline-{}", std::process::id()));

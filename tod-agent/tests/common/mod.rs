@@ -95,3 +95,29 @@ pub fn targets(sim: &tod_agent::sim::Simulator, n: usize) -> Vec<tod_agent::poll
         })
         .collect()
 }
+
+/// The batch an ingest request carries (gzip when its header says so), or the answer refusing
+/// it: what a stub of tod-server's `POST /api/ingest` needs.
+pub fn ingest_batch(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<tod_core::telemetry::Batch, (axum::http::StatusCode, String)> {
+    use axum::http::StatusCode;
+    let mut json = Vec::new();
+    if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+        if flate2::read::GzDecoder::new(body).read_to_end(&mut json).is_err() {
+            return Err((StatusCode::BAD_REQUEST, "bad gzip".into()));
+        }
+    } else {
+        json = body.to_vec();
+    }
+    tod_core::telemetry::Batch::from_json(&json).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+}
+
+/// Serves `app` on a free loopback port; its address.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
