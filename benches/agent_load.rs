@@ -9,7 +9,6 @@
 //! Run: `cargo bench -p tod-benches --bench agent_load` (`TOD_BENCH_AGENT_SIZES=1000,5000,10000`,
 //! `TOD_BENCH_AGENT_CYCLES=2`, `TOD_BENCH_AGENT_INTERVAL=60`).
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,11 +17,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
-use tod_benches::{SimChild, proc_usage, run_sim_child};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use tod_benches::{AgentChild, SimChild, env_num, proc_usage, run_agent_child, run_sim_child};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -30,7 +25,7 @@ fn main() {
         return run_sim_child(args[i + 1].parse().expect("count"), args[i + 2].parse().expect("seed"));
     }
     if let Some(i) = args.iter().position(|a| a == "--agent-child") {
-        return agent_child(&args[i + 1]);
+        return run_agent_child(&args[i + 1]);
     }
     if args.iter().any(|a| a == "--list") {
         return;
@@ -54,21 +49,6 @@ fn main() {
     println!("\n{}", serde_json::to_string_pretty(&results).expect("json"));
 }
 
-fn agent_child(config: &str) {
-    let cfg = tod_agent::config::AgentConfig::load(std::path::Path::new(config)).expect("config");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let stop = async {
-            let mut line = String::new();
-            let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
-        };
-        tod_agent::daemon::run(cfg, stop).await.expect("agent runs");
-    });
-}
-
 #[derive(Default)]
 struct Counters {
     bytes: AtomicU64,
@@ -76,7 +56,6 @@ struct Counters {
 }
 
 async fn run(n: usize, cycles: u64, interval: u64) -> serde_json::Value {
-    let exe = std::env::current_exe().expect("own path");
     // Simulators, at most 5 000 devices each.
     let mut sims = Vec::new();
     let mut ports: Vec<u16> = Vec::new();
@@ -123,13 +102,8 @@ async fn run(n: usize, cycles: u64, interval: u64) -> serde_json::Value {
     }
     let config = dir.join("agent.toml");
     std::fs::write(&config, toml).expect("config");
-    let mut agent = Command::new(&exe)
-        .args(["--agent-child", config.to_str().expect("utf-8 path")])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("agent child");
-    let pid = agent.id().to_string();
+    let agent = AgentChild::spawn(&config);
+    let pid = agent.pid();
 
     // First cycle: connections and probes. Then measure steady-state cycles.
     tokio::time::sleep(Duration::from_secs(interval)).await;
@@ -143,8 +117,7 @@ async fn run(n: usize, cycles: u64, interval: u64) -> serde_json::Value {
     let status: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("spool/status.json")).unwrap_or_default()).unwrap_or_default();
 
-    drop(agent.stdin.take());
-    let _ = agent.wait();
+    agent.stop();
     for s in sims {
         s.stop();
     }

@@ -13,7 +13,8 @@
 //!
 //! Run: `cargo bench -p tod-benches --bench read_load`. Knobs: `TOD_BENCH_READ_RATE` (requests/s,
 //! default 500), `TOD_BENCH_READ_SECONDS` (per read, default 10), `TOD_BENCH_READ_SITES` (default
-//! 1000), `TOD_BENCH_READ_HISTORY_LINKS` (default 200); PostgreSQL from `TOD_TEST_POSTGRES_URL`.
+//! 1000), `TOD_BENCH_READ_HISTORY_LINKS` (default 200), `TOD_BENCH_READS` (which reads, default
+//! `health,sites,links,history`); PostgreSQL from `TOD_TEST_POSTGRES_URL`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -248,20 +249,22 @@ async fn run(backend: &str, db_url: &str) -> Value {
     let links = fleet.links;
     let history = Arc::new(fleet.history);
     let mut runs = Vec::new();
-    let reads: Vec<(&str, PathOf)> = vec![
-        ("GET /health", Box::new(|_| "/health".to_owned())),
+    let reads: Vec<(&str, &str, PathOf)> = vec![
+        ("health", "GET /health", Box::new(|_| "/health".to_owned())),
         (
+            "sites",
             "GET sites (1 000 with rollups)",
             Box::new(move |_| format!("/api/tenants/{t}/sites")),
         ),
         (
+            "links",
             "GET links (page of 100)",
             Box::new(move |i| {
                 let offset = (i * 7919) % (links as u64).saturating_sub(100).max(1);
                 format!("/api/tenants/{t}/links?limit=100&offset={offset}")
             }),
         ),
-        ("GET signal history (30 d)", {
+        ("history", "GET signal history (30 d)", {
             let history = history.clone();
             Box::new(move |i| {
                 let (ap, m) = &history[(i as usize * 31) % history.len()];
@@ -269,7 +272,11 @@ async fn run(backend: &str, db_url: &str) -> Value {
             })
         }),
     ];
-    for (name, path) in reads {
+    let wanted = std::env::var("TOD_BENCH_READS").unwrap_or_else(|_| "health,sites,links,history".into());
+    for (key, name, path) in reads {
+        if !wanted.split(',').any(|w| w.trim() == key) {
+            continue;
+        }
         let r = open_loop(&client, &url, &jwt, rate, secs, path.as_ref()).await;
         eprintln!("{backend} {name}: {r}");
         let mut r = r;

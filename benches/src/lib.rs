@@ -113,6 +113,12 @@ pub struct SimChild {
     pub menus: Vec<String>,
     /// Whether the device only accepts the legacy login.
     pub legacy: Vec<bool>,
+    /// Name per device (unique within this simulator's world).
+    pub names: Vec<String>,
+    /// Site number per device (within this simulator's world).
+    pub sites: Vec<usize>,
+    /// Role per device: `ap`, `cpe` or `router`.
+    pub roles: Vec<String>,
 }
 
 impl SimChild {
@@ -131,20 +137,38 @@ impl SimChild {
             .expect("device line");
         let v: serde_json::Value = serde_json::from_str(&line).expect("device json");
         let list = |k: &str| v[k].as_array().unwrap_or_else(|| panic!("{k}")).clone();
+        let strings = |k: &str| -> Vec<String> {
+            list(k)
+                .iter()
+                .map(|m| m.as_str().unwrap_or_else(|| panic!("{k}")).to_owned())
+                .collect()
+        };
         Self {
             child,
             ports: list("ports").iter().map(|p| p.as_u64().expect("port") as u16).collect(),
-            menus: list("menus")
-                .iter()
-                .map(|m| m.as_str().expect("menu").to_owned())
-                .collect(),
+            menus: strings("menus"),
             legacy: list("legacy").iter().map(|b| b.as_bool().expect("legacy")).collect(),
+            names: strings("names"),
+            sites: list("sites")
+                .iter()
+                .map(|s| s.as_u64().expect("site") as usize)
+                .collect(),
+            roles: strings("roles"),
         }
     }
 
     /// The child's pid, for `/proc` readings.
     pub fn pid(&self) -> String {
         self.child.id().to_string()
+    }
+
+    /// Switches device `i` off for `secs` simulated seconds (connections refused, sessions
+    /// dropped), as a CPE losing power would.
+    pub fn switch_off(&mut self, i: usize, secs: u64) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("simulator stdin");
+        writeln!(stdin, "off {i} {secs}").expect("simulator command");
+        stdin.flush().expect("simulator command");
     }
 
     /// Stops it (closing its stdin) and waits.
@@ -154,8 +178,9 @@ impl SimChild {
     }
 }
 
-/// The child side of [`SimChild`]: serve `devices` simulated devices, print their ports, menus
-/// and login kinds as one JSON line, and run until stdin closes.
+/// The child side of [`SimChild`]: serve `devices` simulated devices, print their ports, menus,
+/// login kinds, names, sites and roles as one JSON line, then obey commands on stdin (`off I SECS`)
+/// until it closes.
 pub fn run_sim_child(devices: usize, seed: u64) {
     use tod_agent::sim::{SimConfig, Simulator};
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -174,12 +199,87 @@ pub fn run_sim_child(devices: usize, seed: u64) {
         let ports: Vec<u16> = (0..devices).map(|i| sim.ports(i).plain.port()).collect();
         let menus: Vec<&str> = w.devices.iter().map(|d| d.package.menu().unwrap_or("")).collect();
         let legacy: Vec<bool> = w.devices.iter().map(|d| !d.version.plain_login()).collect();
+        let names: Vec<&str> = w.devices.iter().map(|d| d.name.as_str()).collect();
+        let sites: Vec<usize> = w.devices.iter().map(|d| d.site).collect();
+        let roles: Vec<&tod_agent::sim::world::Role> = w.devices.iter().map(|d| &d.role).collect();
         println!(
             "{}",
-            serde_json::json!({ "ports": ports, "menus": menus, "legacy": legacy })
+            serde_json::json!({
+                "ports": ports, "menus": menus, "legacy": legacy,
+                "names": names, "sites": sites, "roles": roles,
+            })
         );
-        let mut line = String::new();
-        let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
+        let (tx, mut commands) = tokio::sync::mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        while let Some(line) = commands.recv().await {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["off", i, secs] = words[..]
+                && let (Ok(i), Ok(secs)) = (i.parse::<usize>(), secs.parse::<f64>())
+                && i < devices
+            {
+                let mut faults = sim.state(i).faults();
+                faults.offline_until = Some(sim.clock().now() + secs);
+                sim.set_faults(i, faults);
+            } else {
+                eprintln!("simulator child: unknown command {line:?}");
+            }
+        }
+    });
+}
+
+/// A `tod-agent run` daemon in a child process (this bench binary re-executed with
+/// `--agent-child CONFIG`, which calls [`run_agent_child`]), so its CPU and memory are its own.
+#[derive(Debug)]
+pub struct AgentChild {
+    child: Child,
+}
+
+impl AgentChild {
+    /// Starts the daemon with the configuration file at `config`.
+    pub fn spawn(config: &std::path::Path) -> Self {
+        let exe = std::env::current_exe().expect("own path");
+        let child = Command::new(exe)
+            .args(["--agent-child", config.to_str().expect("utf-8 path")])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agent child");
+        Self { child }
+    }
+
+    /// The child's pid, for `/proc` readings.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Stops it gracefully (closing its stdin) and waits.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The child side of [`AgentChild`]: `tod_agent::daemon::run`, exactly as `tod-agent run` runs
+/// it (on a single-threaded runtime), until stdin closes.
+pub fn run_agent_child(config: &str) {
+    let cfg = tod_agent::config::AgentConfig::load(std::path::Path::new(config)).expect("config");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let stop = async {
+            let mut line = String::new();
+            let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
+        };
+        tod_agent::daemon::run(cfg, stop).await.expect("agent runs");
     });
 }
 

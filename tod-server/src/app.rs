@@ -51,6 +51,8 @@ pub struct AppState {
     /// Turns true when the server starts shutting down: long-lived responses (event streams) end
     /// then, so the graceful shutdown does not wait on them.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Short-lived answers of expensive tenant-wide reads, forgotten on every write.
+    pub reads: Arc<crate::readcache::ReadCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -119,6 +121,7 @@ impl AppState {
             plugins: tod_plugin_host::PluginHost::new(tod_plugin_host::Limits::default())
                 .map_err(|e| format!("plugin host: {e}"))?,
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            reads: Arc::new(crate::readcache::ReadCache::new(Duration::from_secs(1))),
         })
     }
 }

@@ -31,6 +31,7 @@ pub mod ingest;
 pub mod limits;
 pub mod notify;
 pub mod plugins;
+pub mod readcache;
 pub mod relay;
 pub mod score;
 pub mod settings;

@@ -244,6 +244,11 @@ async fn sites_are_updated_deleted_and_devices_assigned(url: &str) {
         .await;
     assert_eq!(dup.status, 409, "{:?}", dup.json);
 
+    // The list is read (and kept for a moment by the server's read cache) before the write.
+    let before = srv
+        .call("GET", &format!("/api/tenants/{}/sites", w.tenant), &w.root, None)
+        .await;
+    assert_ne!(before.json["unassigned_count"], 0, "a device has no site yet");
     // Bulk-assign is reachable (the original's route was shadowed) and skips strangers.
     let bravo = site(&w.sites[1]);
     let stranger = "00000000-0000-0000-0000-00000000dead";
@@ -267,7 +272,11 @@ async fn sites_are_updated_deleted_and_devices_assigned(url: &str) {
         .iter()
         .map(|s| s["device_count"].as_i64().unwrap())
         .collect();
-    assert_eq!(counts, [2, 3], "Alpha Ridge 2, Bravo Tower 3");
+    assert_eq!(
+        counts,
+        [2, 3],
+        "Alpha Ridge 2, Bravo Tower 3: the write is read back at once"
+    );
 
     // One device: assign, unassign (only from the site it is at), 404s.
     let one = format!("{alpha}/devices/{}", w.devices[4]);

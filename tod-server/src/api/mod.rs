@@ -377,8 +377,17 @@ async fn guard(
         Ok(())
     }
     .await;
+    let writes = !matches!(access, Access::Public { .. })
+        && !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
     match outcome {
-        Ok(()) => next.run(req).await,
+        Ok(()) => {
+            let response = next.run(req).await;
+            if writes && response.status().is_success() {
+                // What the caller changed is what it reads next.
+                st.reads.forget_all();
+            }
+            response
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -83,15 +83,26 @@ pub(super) async fn list(
     Extension(scope): Extension<TenantScope>,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = tenant(scope)?;
-    let counts = st.store.device_counts(t).await?;
-    let sites = st.store.list_sites(t).await?;
-    let alerts = st.store.active_site_alerts(t).await?;
-    let tally = tally(&counts, &alerts);
-    let unassigned_count = tally.get(&None).map_or(0, |t| t.0);
-    Ok(Json(SiteList {
-        sites: sites.into_iter().map(|s| with_health(s, &tally)).collect(),
-        unassigned_count,
-    }))
+    // Counting every device of a big tenant is the expensive part: one computation per second
+    // serves everyone polling the dashboard (see `readcache`).
+    let body = st
+        .reads
+        .get_or_compute(t, "sites", async {
+            let counts = st.store.device_counts(t).await?;
+            let sites = st.store.list_sites(t).await?;
+            let alerts = st.store.active_site_alerts(t).await?;
+            let tally = tally(&counts, &alerts);
+            let unassigned_count = tally.get(&None).map_or(0, |t| t.0);
+            let list = SiteList {
+                sites: sites.into_iter().map(|s| with_health(s, &tally)).collect(),
+                unassigned_count,
+            };
+            serde_json::to_vec(&list)
+                .map(axum::body::Bytes::from)
+                .map_err(|e| ApiError::internal(format!("sites list: {e}")))
+        })
+        .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body))
 }
 
 fn check_coordinates(latitude: Option<f64>, longitude: Option<f64>) -> Result<(), ApiError> {

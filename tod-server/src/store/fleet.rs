@@ -1364,8 +1364,11 @@ macro_rules! impl_fleet_store {
                     }
                     latest.entry(r.device_id.0).or_insert_with($crate::store::fleet::ReportedState::default).fold(r);
                     if let Some(ifaces) = &r.interfaces {
-                        sqlx::query("DELETE FROM device_interfaces WHERE tenant_id = $1 AND device_id = $2")
-                            .bind(tenant.0)
+                        // By the primary key's leading column alone: with `tenant_id` in the filter
+                        // the planners chose the (tenant, MAC) index and walked every interface
+                        // of the tenant for each report (the batch's devices are already the
+                        // agent's tenant's, checked above).
+                        sqlx::query("DELETE FROM device_interfaces WHERE device_id = $1")
                             .bind(r.device_id.0)
                             .execute(&mut *tx)
                             .await

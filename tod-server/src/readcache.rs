@@ -1,0 +1,154 @@
+//! Short-lived answers to expensive tenant-wide reads (the sites list with its health rollup
+//! counts every device of the tenant), so a dashboard polled by many operators at once costs one
+//! computation per second, not one per request.
+//!
+//! An answer is served for at most the cache's lifetime (default 1 s). Any successful write through
+//! this replica's API (including an agent's HTTP ingest) forgets every answer at once, so a client
+//! that changes something reads its change back; what other replicas, the brokers' consumers and
+//! the background passes change shows within the lifetime. A computation that was running while
+//! a write landed is not kept.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use tod_core::TenantId;
+
+/// Rendered answers by (tenant, read).
+#[derive(Debug)]
+pub struct ReadCache {
+    ttl: Duration,
+    inner: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    /// Bumped by every write, so a computation that overlapped one is not kept.
+    generation: u64,
+    answers: HashMap<(TenantId, &'static str), (Instant, Bytes)>,
+}
+
+impl ReadCache {
+    /// A cache whose answers live `ttl` (zero: nothing is kept).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            inner: Mutex::new(Entries::default()),
+        }
+    }
+
+    /// The answer to `read` for `tenant`: kept, or computed by `compute` and kept.
+    pub async fn get_or_compute<E, F>(&self, tenant: TenantId, read: &'static str, compute: F) -> Result<Bytes, E>
+    where
+        F: std::future::Future<Output = Result<Bytes, E>>,
+    {
+        let generation = {
+            let inner = self.inner.lock().expect("read cache lock");
+            if let Some((at, answer)) = inner.answers.get(&(tenant, read))
+                && at.elapsed() < self.ttl
+            {
+                return Ok(answer.clone());
+            }
+            inner.generation
+        };
+        let started = Instant::now();
+        let answer = compute.await?;
+        let mut inner = self.inner.lock().expect("read cache lock");
+        if inner.generation == generation && !self.ttl.is_zero() {
+            inner.answers.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            inner.answers.insert((tenant, read), (started, answer.clone()));
+        }
+        Ok(answer)
+    }
+
+    /// Forgets every answer (a write landed).
+    pub fn forget_all(&self) {
+        let mut inner = self.inner.lock().expect("read cache lock");
+        inner.generation += 1;
+        inner.answers.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> TenantId {
+        TenantId::from_u128(7)
+    }
+
+    async fn answer(n: &std::sync::atomic::AtomicU32) -> Result<Bytes, ()> {
+        let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Bytes::from(k.to_string()))
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_kept_for_its_lifetime_and_forgotten_on_a_write() {
+        let cache = ReadCache::new(Duration::from_secs(60));
+        let n = std::sync::atomic::AtomicU32::new(0);
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("0"))
+        );
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("0"))
+        );
+        assert_eq!(
+            cache.get_or_compute(TenantId::from_u128(8), "sites", answer(&n)).await,
+            Ok(Bytes::from("1")),
+            "another tenant has its own answer"
+        );
+        cache.forget_all();
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("2"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_answer_is_computed_again() {
+        let cache = ReadCache::new(Duration::from_millis(20));
+        let n = std::sync::atomic::AtomicU32::new(0);
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("0"))
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("1"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_computed_across_a_write_is_not_kept() {
+        let cache = ReadCache::new(Duration::from_secs(60));
+        let n = std::sync::atomic::AtomicU32::new(0);
+        let overlapping = async {
+            cache.forget_all(); // a write lands while the answer is being computed
+            answer(&n).await
+        };
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", overlapping).await,
+            Ok(Bytes::from("0"))
+        );
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("1")),
+            "the overlapping answer was served once and not kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_zero_lifetime_keeps_nothing() {
+        let cache = ReadCache::new(Duration::ZERO);
+        let n = std::sync::atomic::AtomicU32::new(0);
+        cache.get_or_compute(tenant(), "sites", answer(&n)).await.unwrap();
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("1"))
+        );
+    }
+}
