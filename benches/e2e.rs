@@ -33,7 +33,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tod_benches::{AgentChild, SimChild, env_num, on_each_backend, proc_usage, run_agent_child, run_sim_child};
+use tod_benches::{
+    AgentChild, SimChild, env_num, on_each_backend, proc_usage, run_agent_child, run_sim_child, stdin_closed,
+};
 
 const ADMIN: &str = "bench@e2e.tod";
 const PASSWORD: &str = "e2e-bench-admin-password";
@@ -127,14 +129,7 @@ fn serve(db_url: &str, nats: &str, interval: u32) {
         settings.nats_url = (nats != "-").then(|| nats.to_owned());
         let server = tod_server::app::Server::start(&settings).await.expect("server starts");
         println!("http://{}", server.local_addr());
-        let stop = async {
-            let _ = tokio::task::spawn_blocking(|| {
-                let mut sink = String::new();
-                let _ = std::io::stdin().read_line(&mut sink);
-            })
-            .await;
-        };
-        server.serve(stop).await.expect("serve");
+        server.serve(stdin_closed()).await.expect("serve");
     });
 }
 

@@ -275,11 +275,7 @@ pub fn run_agent_child(config: &str) {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let stop = async {
-            let mut line = String::new();
-            let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
-        };
-        tod_agent::daemon::run(cfg, stop).await.expect("agent runs");
+        tod_agent::daemon::run(cfg, stdin_closed()).await.expect("agent runs");
     });
 }
 
@@ -354,13 +350,7 @@ pub fn serve_child(db_url: &str, admin: &str, password: &str) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         println!("http://{}", listener.local_addr().expect("addr"));
         let app = tod_server::app::app(state);
-        let stop = async {
-            let _ = tokio::task::spawn_blocking(|| {
-                let mut sink = String::new();
-                let _ = std::io::stdin().read_line(&mut sink);
-            })
-            .await;
-        };
+        let stop = stdin_closed();
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -369,6 +359,15 @@ pub fn serve_child(db_url: &str, admin: &str, password: &str) {
         .await
         .expect("serve");
     });
+}
+
+/// Resolves when stdin closes (or a line arrives): how a bench's child process is told to stop.
+pub async fn stdin_closed() {
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        let _ = std::io::stdin().read_line(&mut sink);
+    })
+    .await;
 }
 
 /// A number from the environment, or `default`.
