@@ -268,8 +268,9 @@ impl Server {
 }
 
 /// Background work: every half poll interval (at most 30 s), whichever replica holds the
-/// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable;
-/// hourly, the holder of the `retention` lease deletes registrations older than 30 days, metrics
+/// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable, and
+/// the holder of the `statistics` lease refreshes the planner's statistics of tables that changed
+/// much ([`crate::store::Store::refresh_statistics`]); hourly, the holder of the `retention` lease deletes registrations older than 30 days, metrics
 /// and link events older than 90 days, and expired sessions.
 pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
@@ -296,6 +297,15 @@ pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::tas
                 },
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "fleet-aging lease"),
+            }
+            match store.try_lease("statistics", me, now, ttl).await {
+                Ok(true) => match store.refresh_statistics().await {
+                    Ok(tables) if !tables.is_empty() => tracing::debug!(?tables, "planner statistics gathered"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "gathering planner statistics failed"),
+                },
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "statistics lease"),
             }
             if last_retention.is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(3600)) {
                 last_retention = Some(std::time::Instant::now());

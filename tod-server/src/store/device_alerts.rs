@@ -615,15 +615,20 @@ macro_rules! impl_device_alerts {
             let live: HashSet<RuleId> = rules.iter().map(|r| r.id).collect();
             let by_id: HashMap<RuleId, (Metric, f64)> = rules.iter().map(|r| (r.id, (r.metric, r.threshold))).collect();
             let touched: BTreeSet<DeviceId> = batch.reports.iter().map(|r| r.device_id).collect();
-            let states: Vec<(Uuid, String)> = sqlx::query_as(
-                "SELECT s.device_id, s.tracks FROM alert_state s JOIN devices d ON d.id = s.device_id \
-                 WHERE s.tenant_id = $1 AND d.site_id = $2",
-            )
-            .bind(tenant.0)
-            .bind(site.0)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(map_err)?;
+            // The reporting devices' stored state (the batch's devices are the site's, checked).
+            let ids: Vec<&DeviceId> = touched.iter().collect();
+            let mut states: Vec<(Uuid, String)> = Vec::new();
+            for chunk in ids.chunks(500) {
+                let sql = format!(
+                    "SELECT device_id, tracks FROM alert_state WHERE tenant_id = $1 AND device_id IN ({})",
+                    $crate::store::fleet::placeholders(2, chunk.len())
+                );
+                let mut q = sqlx::query_as::<_, (Uuid, String)>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+                for d in chunk {
+                    q = q.bind(d.0);
+                }
+                states.extend(q.fetch_all(&mut **tx).await.map_err(map_err)?);
+            }
             let mut engine = DeviceRuleEngine::new(rules, FlapPolicy::default());
             let mut stored: HashMap<DeviceId, String> = HashMap::new();
             for (device, json) in states {

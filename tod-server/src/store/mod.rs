@@ -403,6 +403,12 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Brings the planner's statistics up to date for the tables that changed much since they
+    /// were last gathered, returning their names. PostgreSQL's autovacuum does this when it is
+    /// on; with it off or behind, a fleet onboarded at once is planned as if its tables were
+    /// empty (every batch then walked all the tenant's interfaces). SQLite plans from its schema
+    /// and does nothing here.
+    async fn refresh_statistics(&self) -> Result<Vec<String>, StoreError>;
 
     /// Creates a tenant; a duplicate name is a conflict.
     async fn create_tenant(

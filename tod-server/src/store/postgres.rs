@@ -94,6 +94,31 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
+    /// `ANALYZE` of this schema's tables whose rows changed by more than autovacuum's default
+    /// analyze threshold (50 rows plus a tenth of the table) since their statistics were last
+    /// gathered, by anyone.
+    async fn analyze_changed(&self) -> Result<Vec<String>, StoreError> {
+        let stale: Vec<(String,)> = sqlx::query_as(
+            "SELECT relname::text FROM pg_stat_user_tables \
+             WHERE schemaname = current_schema() AND n_mod_since_analyze > 50 + 0.1 * GREATEST(n_live_tup, 0) \
+             ORDER BY relname",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut done = Vec::with_capacity(stale.len());
+        for (table,) in stale {
+            // The name comes from the catalogue; quoted all the same.
+            let sql = format!("ANALYZE \"{}\"", table.replace('"', "\"\""));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            done.push(table);
+        }
+        Ok(done)
+    }
+
     /// Tenant work under RLS; platform work (`None`) as the server's own role.
     async fn tx(&self, tenant: Option<TenantId>) -> Result<Tx, StoreError> {
         match tenant {

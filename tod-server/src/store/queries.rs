@@ -225,6 +225,10 @@ macro_rules! impl_store {
                 self.ping_db().await
             }
 
+            async fn refresh_statistics(&self) -> Result<Vec<String>, StoreError> {
+                self.analyze_changed().await
+            }
+
             async fn create_tenant(
                 &self,
                 name: &str,
