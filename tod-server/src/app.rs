@@ -270,8 +270,9 @@ impl Server {
 /// Background work: every half poll interval (at most 30 s), whichever replica holds the
 /// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable, and
 /// the holder of the `statistics` lease refreshes the planner's statistics of tables that changed
-/// much ([`crate::store::Store::refresh_statistics`]); hourly, the holder of the `retention` lease deletes registrations older than 30 days, metrics
-/// and link events older than 90 days, and expired sessions.
+/// much ([`crate::store::Store::refresh_statistics`]); hourly, the holder of the `retention`
+/// lease deletes registrations older than 30 days, metrics and link events older than 90 days,
+/// and expired sessions.
 pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
     let me = uuid::Uuid::new_v4();

@@ -633,9 +633,6 @@ macro_rules! impl_device_alerts {
             let mut stored: HashMap<DeviceId, String> = HashMap::new();
             for (device, json) in states {
                 let device = DeviceId(device);
-                if !touched.contains(&device) {
-                    continue;
-                }
                 let tracks: Vec<TrackState> = serde_json::from_str(&json).unwrap_or_else(|e| {
                     tracing::warn!(%device, error = %e, "unreadable alert state; counting afresh");
                     Vec::new()
