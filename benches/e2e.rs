@@ -336,6 +336,17 @@ async fn run(plan: &Plan, backend: &'static str, db_url: &str, n: usize) -> Resu
     for s in sims {
         s.stop();
     }
+    // An agent that stopped early says why on stderr: show it before the directory goes.
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.to_string_lossy().ends_with(".toml.log")
+            && let Ok(text) = std::fs::read_to_string(&path)
+            && !text.trim().is_empty()
+        {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            eprintln!("{name}: {}", text.lines().take(3).collect::<Vec<_>>().join(" | "));
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let mut result = outcome?;
     result["wall_secs"] = json!(started.elapsed().as_secs());

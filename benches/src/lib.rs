@@ -242,13 +242,15 @@ pub struct AgentChild {
 }
 
 impl AgentChild {
-    /// Starts the daemon with the configuration file at `config`.
+    /// Starts the daemon with the configuration file at `config`; what it writes to stderr (an
+    /// error that stops it) goes to `config` with `.log` appended.
     pub fn spawn(config: &std::path::Path) -> Self {
         let exe = std::env::current_exe().expect("own path");
+        let log = std::fs::File::create(config.with_extension("toml.log")).expect("agent log file");
         let child = Command::new(exe)
             .args(["--agent-child", config.to_str().expect("utf-8 path")])
             .stdin(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("agent child");
         Self { child }

@@ -263,6 +263,10 @@ pub struct SpoolSection {
     /// Upper bound on age.
     #[serde(default = "default_spool_hours")]
     pub max_age_hours: u64,
+    /// Reports collected within this many milliseconds are written with one flush to disk
+    /// (at most this much is lost if the agent dies or the power goes); 0 flushes each report.
+    #[serde(default = "default_commit_window_ms")]
+    pub commit_window_ms: u64,
 }
 
 fn default_spool_dir() -> PathBuf {
@@ -274,6 +278,9 @@ fn default_spool_bytes() -> u64 {
 fn default_spool_hours() -> u64 {
     72
 }
+fn default_commit_window_ms() -> u64 {
+    1_000
+}
 
 impl Default for SpoolSection {
     fn default() -> Self {
@@ -281,6 +288,7 @@ impl Default for SpoolSection {
             dir: default_spool_dir(),
             max_bytes: default_spool_bytes(),
             max_age_hours: default_spool_hours(),
+            commit_window_ms: default_commit_window_ms(),
         }
     }
 }
@@ -514,6 +522,9 @@ impl AgentConfig {
         if self.spool.max_age_hours == 0 {
             return Err(err("spool.max_age_hours", "must be at least 1"));
         }
+        if self.spool.commit_window_ms > 60_000 {
+            return Err(err("spool.commit_window_ms", "must be at most 60000 (one minute)"));
+        }
         let mut names = HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
             if c.name.trim().is_empty() {
@@ -607,6 +618,7 @@ credentials = "towers"
     fn a_good_file_parses_with_defaults() {
         let c = AgentConfig::parse(GOOD).unwrap();
         assert_eq!(c.poll.interval_secs, 60);
+        assert_eq!(c.spool.commit_window_ms, 1_000);
         assert_eq!(c.server.uplink, UplinkKind::Http);
         assert_eq!(c.devices[0].api_port(), 8729);
         assert_eq!(c.devices[1].api_port(), 8728);
@@ -695,6 +707,10 @@ credentials = "towers"
         ))
         .unwrap();
         assert_eq!((fast.poll.backoff_base_secs, fast.poll.backoff_max_secs), (0.5, 15.0));
+        let window = format!("{GOOD}\n[spool]\ncommit_window_ms = 60001\n");
+        assert_eq!(AgentConfig::parse(&window).unwrap_err().field, "spool.commit_window_ms");
+        let each = AgentConfig::parse(&format!("{GOOD}\n[spool]\ncommit_window_ms = 0\n")).unwrap();
+        assert_eq!(each.spool.commit_window_ms, 0);
         let pinned = GOOD.replace("transport = \"plain\"", "transport = \"tls_pinned\"");
         assert_eq!(AgentConfig::parse(&pinned).unwrap_err().field, "devices[1].fingerprint");
         let unknown = GOOD.replace("[server]\n", "[server]\nuplnk = \"nats\"\n");

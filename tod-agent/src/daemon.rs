@@ -458,6 +458,7 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
     let limits = SpoolLimits {
         max_bytes: cfg.spool.max_bytes,
         max_age_ms: cfg.spool.max_age_hours as i64 * 3_600_000,
+        commit_window: Duration::from_millis(cfg.spool.commit_window_ms),
         ..SpoolLimits::default()
     };
     let (uplink, max_batch): (Arc<dyn Uplink>, usize) = match cfg.server.uplink {
@@ -471,9 +472,8 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
                 url: cfg.server.nats.clone(),
                 ..NatsConfig::default()
             };
-            let up = NatsUplink::connect(&nats, cfg.agent.id)
-                .await
-                .map_err(|e| format!("server.nats: {e}"))?;
+            // Connects at its first delivery: an unreachable broker delays delivery, never polling.
+            let up = NatsUplink::new(&nats, cfg.agent.id);
             // Keep messages well under the broker's default 1 MiB payload limit.
             (Arc::new(up), 100)
         }
@@ -493,7 +493,7 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
         retry_min: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
         rejected_dir: cfg.spool.dir.join("rejected"),
-        linger: Duration::from_secs(2),
+        linger: Duration::from_secs(1),
         clock: Clock::System,
     };
     let configured = targets.clone();

@@ -1,8 +1,9 @@
 //! The agent's pipeline: poller → spool → forwarder → uplink.
 //!
-//! Reports are appended to the spool as they come (group-committed), and the forwarder sends
-//! them on in order. Stopping stops the poller first, then lets the forwarder drain what it can
-//! for a grace period; anything undelivered stays in the spool for the next start.
+//! Reports are gathered for the spool's commit window (one second by default) and appended as
+//! one group with one flush to disk, and the forwarder sends them on in order. Stopping stops the
+//! poller first, then lets the forwarder drain what it can for a grace period; anything
+//! undelivered stays in the spool for the next start.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -46,7 +47,13 @@ impl Pipeline {
         let spool = Arc::new(Mutex::new(Spool::open(spool_dir, limits)?));
         let (tx, rx) = mpsc::channel::<DeviceReport>(4096);
         let wake = Arc::new(Notify::new());
-        let writer = tokio::spawn(write_loop(rx, spool_sink(spool.clone()), wake.clone(), poller.clock));
+        let writer = tokio::spawn(write_loop(
+            rx,
+            spool_sink(spool.clone()),
+            wake.clone(),
+            poller.clock,
+            limits.commit_window,
+        ));
         let (stop_forwarder, stop_rx) = watch::channel(false);
         let stats = Arc::new(Mutex::new(ForwardStats::default()));
         let forwarder = tokio::spawn(forward::run(
@@ -98,7 +105,16 @@ fn spool_sink(spool: Arc<Mutex<Spool>>) -> Sink {
     Arc::new(move |payloads, now| spool.lock().expect("spool lock").append_many(payloads, now))
 }
 
-async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, sink: Sink, wake: Arc<Notify>, clock: Clock) {
+/// Most reports gathered into one group commit.
+const GROUP_LIMIT: usize = 4096;
+
+async fn write_loop(
+    mut rx: mpsc::Receiver<DeviceReport>,
+    sink: Sink,
+    wake: Arc<Notify>,
+    clock: Clock,
+    window: Duration,
+) {
     let mut buf = Vec::with_capacity(256);
     // Reports the spool refused, kept in order and retried before anything newer.
     let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
@@ -121,6 +137,20 @@ async fn write_loop(mut rx: mpsc::Receiver<DeviceReport>, sink: Sink, wake: Arc<
                 break;
             }
             open = false;
+        } else if open && !window.is_zero() && received != usize::MAX {
+            // Group commit: what else arrives within the window goes with it, under one flush.
+            let until = tokio::time::Instant::now() + window;
+            while buf.len() < GROUP_LIMIT {
+                let room = GROUP_LIMIT - buf.len();
+                match tokio::time::timeout_at(until, rx.recv_many(&mut buf, room)).await {
+                    Ok(0) => {
+                        open = false;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
         }
         held.extend(
             buf.drain(..)
@@ -167,6 +197,39 @@ mod tests {
     use tod_core::telemetry::PollStatus;
 
     #[tokio::test]
+    async fn reports_within_the_commit_window_are_written_as_one_group() {
+        let groups: Arc<Mutex<Vec<Vec<u64>>>> = Arc::default();
+        let g = groups.clone();
+        let sink: Sink = Arc::new(move |payloads, _| {
+            let seqs = payloads
+                .iter()
+                .map(|p| serde_json::from_slice::<DeviceReport>(p).unwrap().sequence)
+                .collect();
+            g.lock().unwrap().push(seqs);
+            (payloads.len(), None)
+        });
+        let (tx, rx) = mpsc::channel(16);
+        let window = Duration::from_millis(400);
+        let writer = tokio::spawn(write_loop(rx, sink, Arc::new(Notify::new()), Clock::System, window));
+        let report = |seq| DeviceReport::new(DeviceId::from_u128(1), seq, Utc::now(), PollStatus::Online);
+        for seq in 1..=4 {
+            tx.send(report(seq)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            groups.lock().unwrap().is_empty(),
+            "nothing is written before the window closes"
+        );
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(*groups.lock().unwrap(), vec![vec![1, 2, 3, 4]], "one group, one flush");
+        // The poller stopping ends the window at once: what it gathered is written, not dropped.
+        tx.send(report(5)).await.unwrap();
+        drop(tx);
+        writer.await.unwrap();
+        assert_eq!(*groups.lock().unwrap(), vec![vec![1, 2, 3, 4], vec![5]]);
+    }
+
+    #[tokio::test]
     async fn reports_the_spool_refuses_are_held_and_written_later_in_order() {
         let stored: Arc<Mutex<Vec<u64>>> = Arc::default();
         let calls = Arc::new(AtomicUsize::new(0));
@@ -183,7 +246,13 @@ mod tests {
             (payloads.len(), None)
         });
         let (tx, rx) = mpsc::channel(16);
-        let writer = tokio::spawn(write_loop(rx, sink, Arc::new(Notify::new()), Clock::System));
+        let writer = tokio::spawn(write_loop(
+            rx,
+            sink,
+            Arc::new(Notify::new()),
+            Clock::System,
+            Duration::ZERO,
+        ));
         for seq in 1..=3 {
             tx.send(DeviceReport::new(
                 DeviceId::from_u128(1),

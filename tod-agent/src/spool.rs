@@ -37,6 +37,11 @@ pub struct SpoolLimits {
     pub segment_bytes: u64,
     /// `fsync` after every append (durable against power cuts) or leave it to the OS.
     pub sync_every_append: bool,
+    /// The agent's writer gathers what the poller collects for this long and appends it as one
+    /// group with one `fsync`, so a busy tower costs about one flush per window instead of one
+    /// per report. What was collected in the last window is lost if the agent dies or the power
+    /// goes (as a poll running at that moment would be); zero appends each report as it comes.
+    pub commit_window: std::time::Duration,
 }
 
 impl Default for SpoolLimits {
@@ -47,6 +52,7 @@ impl Default for SpoolLimits {
             max_age_ms: 72 * 3_600_000,
             segment_bytes: 16 << 20,
             sync_every_append: true,
+            commit_window: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -443,7 +449,16 @@ impl Spool {
         if self.sending.is_some_and(|last| last < upto) {
             self.sending = None;
         }
-        self.write_cursor()?;
+        // A segment is removed only once the cursor past it is durable (renamed and the directory
+        // flushed); otherwise the rename may reach the disk later, at the next flush of the
+        // directory. Losing it to a power cut re-sends the acknowledged batch under its own
+        // key (the cursor still names it in flight), which the server recognises.
+        let drops_segment = self.segments.len() > 1
+            && self
+                .segments
+                .front()
+                .is_some_and(|s| s.first_seq + s.records <= self.acked);
+        self.store_cursor(drops_segment)?;
         while self.segments.len() > 1
             && self
                 .segments
@@ -458,6 +473,12 @@ impl Spool {
 
     /// Persists the cursor atomically (write, fsync, rename, fsync the directory).
     fn write_cursor(&self) -> io::Result<()> {
+        self.store_cursor(true)
+    }
+
+    /// Writes the cursor to a new file, flushes it and renames it over the old one; with
+    /// `durable`, also flushes the directory so the rename itself survives a power cut.
+    fn store_cursor(&self, durable: bool) -> io::Result<()> {
         let tmp = self.dir.join("cursor.tmp");
         let mut f = File::create(&tmp)?;
         match self.sending {
@@ -466,7 +487,10 @@ impl Spool {
         }
         f.sync_all()?;
         fs::rename(&tmp, self.dir.join("cursor"))?;
-        File::open(&self.dir)?.sync_all()
+        if durable {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }
 
@@ -517,6 +541,7 @@ mod tests {
             max_age_ms: 3_600_000,
             segment_bytes: 1_000,
             sync_every_append: false,
+            commit_window: std::time::Duration::ZERO,
         }
     }
 

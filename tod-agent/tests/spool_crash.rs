@@ -15,6 +15,7 @@ fn limits() -> SpoolLimits {
         max_age_ms: i64::MAX / 4,
         segment_bytes: 64 << 10,
         sync_every_append: true,
+        commit_window: std::time::Duration::ZERO,
     }
 }
 

@@ -82,6 +82,62 @@ async fn nats_jetstream_acks_and_deduplicates_by_message_id() {
 }
 
 #[tokio::test]
+async fn a_nats_uplink_made_while_the_broker_is_unreachable_delivers_once_it_answers() {
+    let Some(url) = common::service("TOD_TEST_NATS_URL", "nats://127.0.0.1:4222") else {
+        return;
+    };
+    let broker = url.split("://").nth(1).unwrap().to_owned();
+    // A port where nothing listens yet; later a loopback proxy to the real broker takes it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tag = format!(
+        "late_{}_{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    );
+    let config = NatsConfig {
+        url: format!("nats://127.0.0.1:{port}"),
+        stream: format!("TOD_TEST_{tag}"),
+        subject_prefix: format!("todtest.{tag}"),
+        max_bytes: 16 << 20,
+        max_age: Duration::from_secs(600),
+        ..NatsConfig::default()
+    };
+    // Made without a broker: the daemon starts polling and spooling regardless.
+    let uplink = NatsUplink::new(&config, AgentId::from_u128(9));
+    match uplink.deliver(&batch("late-1", 1)).await {
+        Err(tod_agent::uplink::UplinkError::Retry { reason, .. }) => {
+            assert!(reason.contains("NATS"), "{reason}")
+        }
+        other => panic!("an unreachable broker is a retry, got {other:?}"),
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let proxy = tokio::spawn(async move {
+        loop {
+            let (mut inbound, _) = listener.accept().await.unwrap();
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(broker).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    uplink.deliver(&batch("late-1", 1)).await.unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let mut stream = js.get_stream(&config.stream).await.unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        1,
+        "delivered once it could be"
+    );
+    js.delete_stream(&config.stream).await.unwrap();
+    proxy.abort();
+}
+
+#[tokio::test]
 async fn mqtt_qos1_publishes_are_acknowledged_and_received() {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     use tod_agent::uplink::mqtt::{MqttConfig, MqttUplink};

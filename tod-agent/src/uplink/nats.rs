@@ -45,7 +45,9 @@ impl Default for NatsConfig {
 
 /// A JetStream uplink.
 pub struct NatsUplink {
-    js: jetstream::Context,
+    config: NatsConfig,
+    /// Set by the first delivery that reaches the broker; the client reconnects by itself after.
+    js: tokio::sync::OnceCell<jetstream::Context>,
     subject: String,
 }
 
@@ -58,28 +60,49 @@ impl std::fmt::Debug for NatsUplink {
 }
 
 impl NatsUplink {
-    /// Connects and makes sure the stream exists with its limits.
-    pub async fn connect(config: &NatsConfig, agent: tod_core::AgentId) -> Result<Self, String> {
-        let client = async_nats::connect(&config.url)
-            .await
-            .map_err(|e| format!("NATS {}: {e}", config.url))?;
-        let js = jetstream::new(client);
-        js.get_or_create_stream(stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![format!("{}.>", config.subject_prefix)],
-            max_bytes: config.max_bytes,
-            max_age: config.max_age,
-            duplicate_window: config.duplicate_window.min(config.max_age),
-            discard: stream::DiscardPolicy::Old,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| format!("JetStream stream {}: {e}", config.stream))?;
-        Ok(Self {
-            js,
+    /// An uplink that connects when it first delivers (and again at each delivery until the
+    /// broker answers), so an agent whose broker or tunnel is not reachable yet at start still
+    /// polls and spools, and delivers once it is.
+    pub fn new(config: &NatsConfig, agent: tod_core::AgentId) -> Self {
+        Self {
+            config: config.clone(),
+            js: tokio::sync::OnceCell::new(),
             subject: format!("{}.{agent}", config.subject_prefix),
-        })
+        }
+    }
+
+    /// Connects now and makes sure the stream exists with its limits.
+    pub async fn connect(config: &NatsConfig, agent: tod_core::AgentId) -> Result<Self, String> {
+        let up = Self::new(config, agent);
+        up.context().await?;
+        Ok(up)
+    }
+
+    /// The JetStream context, connecting and creating the stream first if that has not
+    /// succeeded yet.
+    async fn context(&self) -> Result<&jetstream::Context, String> {
+        self.js
+            .get_or_try_init(|| async {
+                let config = &self.config;
+                let client = async_nats::connect(&config.url)
+                    .await
+                    .map_err(|e| format!("NATS {}: {e}", config.url))?;
+                let js = jetstream::new(client);
+                js.get_or_create_stream(stream::Config {
+                    name: config.stream.clone(),
+                    subjects: vec![format!("{}.>", config.subject_prefix)],
+                    max_bytes: config.max_bytes,
+                    max_age: config.max_age,
+                    duplicate_window: config.duplicate_window.min(config.max_age),
+                    discard: stream::DiscardPolicy::Old,
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("JetStream stream {}: {e}", config.stream))?;
+                Ok(js)
+            })
+            .await
     }
 }
 
@@ -95,7 +118,9 @@ impl Uplink for NatsUplink {
         headers.insert("Content-Encoding", "gzip");
         let retry = |reason: String| UplinkError::Retry { reason, after: None };
         let ack = self
-            .js
+            .context()
+            .await
+            .map_err(retry)?
             .publish_with_headers(self.subject.clone(), headers, body.into())
             .await
             .map_err(|e| retry(format!("publish: {e}")))?;
