@@ -661,3 +661,101 @@ async fn an_access_point_switched_off_leaves_its_clients_hearing_nothing() {
         "and hears it again when it is back"
     );
 }
+
+/// A registration row's signal, dBm, whatever the package calls it (`-61@HT20-7` or `-61`).
+fn signal_of(row: &Sentence) -> i32 {
+    let raw = row
+        .get("signal-strength")
+        .or_else(|| row.get("signal"))
+        .expect("a signal field");
+    raw.split('@').next().unwrap().parse().expect("a number")
+}
+
+#[tokio::test]
+async fn a_fade_over_an_access_point_weakens_its_links_both_ways_until_it_ends() {
+    use tod_agent::sim::world::{Behaviour, client_signal};
+    let s = sim(400, false).await;
+    // Stopped, so the world's per-minute noise stays put while the fade comes and goes.
+    s.clock().set_speed(0.0);
+    let now = s.clock().now();
+    let seed = s.world().seed;
+    // A steady client well above the floor, so 12 dB less is still a number, not a clamp.
+    let cpe = find(&s, |d| {
+        d.role == Role::Cpe
+            && d.ap.is_some_and(|(ap, r)| {
+                let ap_dev = &s.world().devices[ap];
+                let slot = ap_dev.radios[r].clients.iter().position(|c| c.cpe == Some(d.index));
+                slot.is_some_and(|k| {
+                    let c = &ap_dev.radios[r].clients[k];
+                    c.behaviour == Behaviour::Steady
+                        && client_signal(seed, ap_dev.site, ap, r, k, c, now).is_some_and(|sig| sig > -80)
+                })
+            })
+    });
+    let (ap, r) = s.world().devices[cpe].ap.unwrap();
+    let ap_dev = &s.world().devices[ap];
+    let k = ap_dev.radios[r]
+        .clients
+        .iter()
+        .position(|c| c.cpe == Some(cpe))
+        .unwrap();
+    let client = &ap_dev.radios[r].clients[k];
+    let cpe_mac = client.mac.to_string().to_uppercase();
+    let tables = async || {
+        let at_cpe = plain(&s, cpe).await.unwrap();
+        let menu = format!("{}/registration-table", s.world().devices[cpe].package.menu().unwrap());
+        let seen_by_cpe = at_cpe.print(&menu, &[], &[]).await.unwrap();
+        let at_ap = plain(&s, ap).await.unwrap();
+        let menu = format!("{}/registration-table", ap_dev.package.menu().unwrap());
+        let seen_by_ap = at_ap.print(&menu, &[], &[]).await.unwrap();
+        (seen_by_cpe, seen_by_ap)
+    };
+    let of_cpe = |rows: &[Sentence]| {
+        rows.iter()
+            .find(|r| r.get("mac-address").as_deref() == Some(cpe_mac.as_str()))
+            .map(signal_of)
+            .expect("the AP hears the CPE")
+    };
+    let (cpe_before, ap_before) = tables().await;
+    assert_eq!(cpe_before.len(), 1, "the CPE hears its AP");
+    let (cpe_dry, ap_dry) = (signal_of(&cpe_before[0]), of_cpe(&ap_before));
+    assert_eq!(
+        ap_dry,
+        i32::from(client_signal(seed, ap_dev.site, ap, r, k, client, now).unwrap()),
+        "without a fade the AP hears the world's own signal"
+    );
+
+    s.set_faults(
+        ap,
+        Faults {
+            fade_db: 12.0,
+            fade_until: Some(now + 600.0),
+            ..Faults::default()
+        },
+    );
+    let (cpe_wet, ap_wet) = tables().await;
+    assert_eq!(
+        signal_of(&cpe_wet[0]),
+        cpe_dry - 12,
+        "the CPE hears its AP 12 dB weaker"
+    );
+    assert_eq!(of_cpe(&ap_wet), ap_dry - 12, "and the AP hears the CPE 12 dB weaker");
+    assert_eq!(
+        ap_wet.len(),
+        ap_before.len(),
+        "a fade weakens links, it does not cut them"
+    );
+
+    // The fade ends at its time, with nothing else changed.
+    s.clock().advance(601.0);
+    let later = s.clock().now();
+    let (cpe_after, ap_after) = tables().await;
+    let truth = client_signal(seed, ap_dev.site, ap, r, k, client, later);
+    let truth = i32::from(truth.expect("a steady client stays associated"));
+    assert_eq!(
+        of_cpe(&ap_after),
+        truth,
+        "after the fade the AP hears the world's own signal"
+    );
+    assert_eq!(signal_of(&cpe_after[0]), truth - 1, "and so does the CPE");
+}

@@ -1,7 +1,7 @@
 //! What each menu prints: rows rendered as RouterOS renders them, per package and version.
 
 use super::state::{Faults, Runtime};
-use super::world::{Device, Package, Role, World, client_signal, mix, pick, unit};
+use super::world::{Client, Device, Package, Role, World, client_signal, mix, pick, unit};
 
 /// One row: property names and values in print order.
 pub type Row = Vec<(String, String)>;
@@ -59,9 +59,20 @@ pub struct Ctx<'a> {
     pub now: f64,
     /// For a CPE: its access point is switched off (`offline_until`), so it hears no AP.
     pub ap_offline: bool,
+    /// Extra path loss on the links of this access point (for a CPE: of its AP), dB.
+    pub fade_db: f64,
 }
 
 impl Ctx<'_> {
+    /// A client's signal at this moment: the world's, less the injected fade.
+    fn signal(&self, site: usize, ap: usize, radio: usize, slot: usize, c: &Client) -> Option<i16> {
+        let s = client_signal(self.world.seed, site, ap, radio, slot, c, self.now)?;
+        if self.fade_db == 0.0 {
+            return Some(s);
+        }
+        Some((f64::from(s) - self.fade_db).round().clamp(-110.0, -20.0) as i16)
+    }
+
     fn uptime(&self) -> u64 {
         (self.now - self.runtime.boot_time).max(0.0) as u64
     }
@@ -339,7 +350,7 @@ fn cpe_view(ctx: &Ctx<'_>) -> Option<(String, String, i16, u32)> {
     let radio = &ap_dev.radios[r];
     let slot = radio.clients.iter().position(|c| c.cpe == Some(ctx.device.index))?;
     let c = &radio.clients[slot];
-    let s = client_signal(ctx.world.seed, ap_dev.site, ap, r, slot, c, ctx.now)?;
+    let s = ctx.signal(ap_dev.site, ap, r, slot, c)?;
     let iface = radio_ifaces(ctx).first()?.1.clone();
     Some((
         iface,
@@ -360,7 +371,7 @@ fn registrations(ctx: &Ctx<'_>, package: Package) -> Vec<Row> {
         for (r, radio) in d.radios.iter().enumerate() {
             let iface = d.interfaces[radio.iface].name.clone();
             for (slot, c) in radio.clients.iter().enumerate() {
-                if let Some(s) = client_signal(ctx.world.seed, d.site, d.index, r, slot, c, ctx.now) {
+                if let Some(s) = ctx.signal(d.site, d.index, r, slot, c) {
                     entries.push((
                         iface.clone(),
                         c.mac.to_string().to_uppercase(),
@@ -455,7 +466,7 @@ pub fn monitor(ctx: &Ctx<'_>, menu: &str, numbers: &str) -> Result<Row, TrapRepl
         r.clients
             .iter()
             .enumerate()
-            .filter(|(slot, c)| client_signal(ctx.world.seed, d.site, d.index, pos, *slot, c, ctx.now).is_some())
+            .filter(|(slot, c)| ctx.signal(d.site, d.index, pos, *slot, c).is_some())
             .count() as u32
     };
     let noise_floor = -100 - pick(d.seed, 30, 0, 6) as i16;

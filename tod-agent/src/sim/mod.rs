@@ -90,6 +90,11 @@ impl Shared {
             .is_some_and(|until| self.clock.now() < until)
     }
 
+    /// The extra path loss on access point `ap`'s links now, dB.
+    pub(crate) fn fade(&self, ap: usize) -> f64 {
+        self.states[ap].faults().fade_at(self.clock.now())
+    }
+
     pub(crate) fn sends_empty(&self, device: &Device) -> bool {
         self.empty_override.unwrap_or(device.version.sends_empty())
     }

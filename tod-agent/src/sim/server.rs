@@ -225,6 +225,7 @@ impl Session {
             faults: &faults,
             now,
             ap_offline: device.ap.is_some_and(|(ap, _)| self.shared.offline(ap)),
+            fade_db: self.shared.fade(device.ap.map_or(self.index, |(ap, _)| ap)),
         };
         match verb {
             "print" | "getall" => {
@@ -354,6 +355,7 @@ impl Session {
                             faults: &faults,
                             now: shared.clock.now(),
                             ap_offline: device.ap.is_some_and(|(ap, _)| shared.offline(ap)),
+                            fade_db: shared.fade(device.ap.map_or(index, |(ap, _)| ap)),
                         };
                         let bytes = match menus::monitor(&ctx, &menu, &numbers) {
                             Ok(row) => reply_words("!re", &row, Some(&tag)),

@@ -37,6 +37,21 @@ pub struct Faults {
     pub offline_until: Option<f64>,
     /// At most this many concurrent sessions; more are closed at once.
     pub max_sessions: Option<u32>,
+    /// Extra path loss on an access point's links, dB (rain over the tower, an obstruction):
+    /// until `fade_until`, each of its clients hears it this much weaker, and it them.
+    pub fade_db: f64,
+    /// Simulated time (seconds) the fade lasts until; `None` means no fade.
+    pub fade_until: Option<f64>,
+}
+
+impl Faults {
+    /// The extra path loss in force at simulated time `now`, dB (0 when there is none).
+    pub fn fade_at(&self, now: f64) -> f64 {
+        match self.fade_until {
+            Some(until) if now < until && self.fade_db.is_finite() => self.fade_db.max(0.0),
+            _ => 0.0,
+        }
+    }
 }
 
 /// Counters of one device.
