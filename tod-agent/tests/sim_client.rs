@@ -8,7 +8,7 @@ use tod_agent::routeros::client::{
 use tod_agent::routeros::tls::{TlsMode, fingerprint};
 use tod_agent::routeros::{Sentence, query};
 use tod_agent::sim::state::Faults;
-use tod_agent::sim::world::{Package, Role};
+use tod_agent::sim::world::{Behaviour, Package, Role, client_signal};
 use tod_agent::sim::{SimConfig, Simulator};
 
 fn admin() -> Credentials {
@@ -621,23 +621,35 @@ async fn agent_check_tries_every_configured_device_once() {
     );
 }
 
+/// Where a CPE sits in the world: its AP, the AP's radio, and its slot on that radio.
+fn slot_of(s: &Simulator, cpe: usize) -> Option<(usize, usize, usize)> {
+    let (ap, r) = s.world().devices[cpe].ap?;
+    let k = s.world().devices[ap].radios[r]
+        .clients
+        .iter()
+        .position(|c| c.cpe == Some(cpe))?;
+    Some((ap, r, k))
+}
+
+/// A CPE with a steady client slot whose AP hears it now at a signal that passes `ok`.
+fn steady_cpe(s: &Simulator, ok: impl Fn(i16) -> bool) -> usize {
+    let now = s.clock().now();
+    find(s, |d| {
+        d.role == Role::Cpe
+            && slot_of(s, d.index).is_some_and(|(ap, r, k)| {
+                let ap_dev = &s.world().devices[ap];
+                let c = &ap_dev.radios[r].clients[k];
+                c.behaviour == Behaviour::Steady
+                    && client_signal(s.world().seed, ap_dev.site, ap, r, k, c, now).is_some_and(&ok)
+            })
+    })
+}
+
 #[tokio::test]
 async fn an_access_point_switched_off_leaves_its_clients_hearing_nothing() {
     let s = sim(400, false).await;
     // A CPE whose AP hears it now, on the package both use.
-    let now = s.clock().now();
-    let cpe = find(&s, |d| {
-        d.role == Role::Cpe
-            && d.ap.is_some_and(|(ap, r)| {
-                let ap_dev = &s.world().devices[ap];
-                let slot = ap_dev.radios[r].clients.iter().position(|c| c.cpe == Some(d.index));
-                slot.is_some_and(|k| {
-                    let c = &ap_dev.radios[r].clients[k];
-                    tod_agent::sim::world::client_signal(s.world().seed, ap_dev.site, ap, r, k, c, now).is_some()
-                        && c.behaviour == tod_agent::sim::world::Behaviour::Steady
-                })
-            })
-    });
+    let cpe = steady_cpe(&s, |_| true);
     let (ap, _) = s.world().devices[cpe].ap.unwrap();
     let menu = format!("{}/registration-table", s.world().devices[cpe].package.menu().unwrap());
     let c = plain(&s, cpe).await.unwrap();
@@ -673,32 +685,15 @@ fn signal_of(row: &Sentence) -> i32 {
 
 #[tokio::test]
 async fn a_fade_over_an_access_point_weakens_its_links_both_ways_until_it_ends() {
-    use tod_agent::sim::world::{Behaviour, client_signal};
     let s = sim(400, false).await;
     // Stopped, so the world's per-minute noise stays put while the fade comes and goes.
     s.clock().set_speed(0.0);
     let now = s.clock().now();
     let seed = s.world().seed;
     // A steady client well above the floor, so 12 dB less is still a number, not a clamp.
-    let cpe = find(&s, |d| {
-        d.role == Role::Cpe
-            && d.ap.is_some_and(|(ap, r)| {
-                let ap_dev = &s.world().devices[ap];
-                let slot = ap_dev.radios[r].clients.iter().position(|c| c.cpe == Some(d.index));
-                slot.is_some_and(|k| {
-                    let c = &ap_dev.radios[r].clients[k];
-                    c.behaviour == Behaviour::Steady
-                        && client_signal(seed, ap_dev.site, ap, r, k, c, now).is_some_and(|sig| sig > -80)
-                })
-            })
-    });
-    let (ap, r) = s.world().devices[cpe].ap.unwrap();
+    let cpe = steady_cpe(&s, |sig| sig > -80);
+    let (ap, r, k) = slot_of(&s, cpe).unwrap();
     let ap_dev = &s.world().devices[ap];
-    let k = ap_dev.radios[r]
-        .clients
-        .iter()
-        .position(|c| c.cpe == Some(cpe))
-        .unwrap();
     let client = &ap_dev.radios[r].clients[k];
     let cpe_mac = client.mac.to_string().to_uppercase();
     let tables = async || {
