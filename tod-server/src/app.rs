@@ -53,6 +53,9 @@ pub struct AppState {
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// Short-lived answers of expensive tenant-wide reads, forgotten on every write.
     pub reads: Arc<crate::readcache::ReadCache>,
+    /// The windows sector aggregates and signal history are taken over (site rules, plugins,
+    /// backtests).
+    pub windows: tod_core::alerts::SnapshotWindows,
 }
 
 impl std::fmt::Debug for AppState {
@@ -122,6 +125,7 @@ impl AppState {
                 .map_err(|e| format!("plugin host: {e}"))?,
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             reads: Arc::new(crate::readcache::ReadCache::new(Duration::from_secs(1))),
+            windows: settings.snapshot_windows(),
         })
     }
 }
@@ -331,11 +335,12 @@ pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::tas
 pub fn spawn_site_alerts(state: &AppState, interval_secs: u32) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
     let host = state.plugins.clone();
+    let windows = state.windows;
     let me = uuid::Uuid::new_v4();
     let every = Duration::from_secs(u64::from(interval_secs.max(1)));
     let ttl = chrono::Duration::from_std(every * 3).unwrap_or(chrono::Duration::minutes(15));
     tokio::spawn(async move {
-        let mut evaluator = crate::site_alerts::SiteAlerts::with_host(host);
+        let mut evaluator = crate::site_alerts::SiteAlerts::with_host(host).with_windows(windows);
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;

@@ -5,8 +5,14 @@
 //! the API, pulling its tower's devices from the server and delivering through its own tunnel.
 //!
 //! Everything is set up through the public REST API, as an operator would: the admin logs in with
-//! SRP, creates the tenant, sites, devices, an API key and the agents, and enrols each agent as a
-//! tunnel peer. Then it prints progress until Ctrl-C.
+//! SRP, creates the tenant, sites, a sector per access point, devices, a weak-signal rule per
+//! sector, an API key and the agents, and enrols each agent as a tunnel peer. Then it prints
+//! progress until Ctrl-C.
+//!
+//! The simulated world runs `--speed` times faster than real time, and so does the server's view
+//! of it: the agents poll every 60/speed seconds, site rules are judged every 300/speed seconds
+//! over sector windows shrunk by the same factor ([`SnapshotWindows::scaled`]), so a 40-minute
+//! rain fade is seen as the product would see it, only sooner.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tod_agent::sim::state::Faults;
+use tod_agent::sim::world::{Behaviour, Role, World};
 use tod_agent::sim::{SimConfig, Simulator};
+use tod_core::alerts::SnapshotWindows;
 
 use crate::client::call_json;
 use crate::settings::{Environment, Settings};
@@ -53,6 +62,10 @@ pub struct DemoOptions {
     /// Script a backhaul outage at one tower (default on; `--outage false` to keep all up).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub outage: bool,
+    /// Script 40 simulated minutes of heavy rain over the first tower (default on; `--rain
+    /// false` for clear skies but the world's own weather).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub rain: bool,
 }
 
 impl Default for DemoOptions {
@@ -67,6 +80,7 @@ impl Default for DemoOptions {
             nats: None,
             dir: None,
             outage: true,
+            rain: true,
         }
     }
 }
@@ -153,7 +167,7 @@ pub struct Demo {
     pub access: DemoAccess,
     /// The simulated towers (their clock, world and faults are the truth the field-truth scorer
     /// compares with).
-    pub sim: Simulator,
+    pub sim: Arc<Simulator>,
     /// The agents' poll interval, seconds of wall time.
     pub interval_secs: u64,
     token: String,
@@ -217,6 +231,13 @@ impl Demo {
         settings.admin_password = Some(password.clone());
         // The server notices silent agents after three of its intervals (it allows 5 s at least).
         settings.agent_poll_interval_secs = interval_secs.max(5) as u32;
+        // Site rules see the world at its own pace: judged every 5 simulated minutes, over sector
+        // windows of 10 simulated minutes against an hour before.
+        settings.alert_evaluation_interval_secs = ((300.0 / opts.speed).round() as u32).clamp(1, 300);
+        let windows = SnapshotWindows::scaled(opts.speed);
+        let whole_secs = |d: chrono::Duration| u32::try_from(d.num_seconds().max(1)).unwrap_or(u32::MAX);
+        settings.sector_window_secs = whole_secs(windows.recent).min(600);
+        settings.sector_lookback_secs = whole_secs(windows.lookback).clamp(settings.sector_window_secs, 3600);
         settings.nats_url = opts.nats.clone();
         let server = crate::app::Server::start(&settings).await?;
         let api = server.local_addr();
@@ -235,6 +256,7 @@ impl Demo {
         })
         .await
         .map_err(|e| format!("simulator: {e}"))?;
+        let sim = Arc::new(sim);
         let world = sim.world();
         let agents = opts.agents.unwrap_or(world.sites).clamp(1, world.sites.max(1));
 
@@ -279,9 +301,24 @@ impl Demo {
             .await?;
             sites.push(site["id"].as_str().ok_or("site: no id")?.to_owned());
         }
+        // A sector per access point, facing its own way around the tower.
+        let mut sectors: std::collections::HashMap<usize, String> = std::collections::HashMap::new();
+        let mut per_tower = vec![0usize; agents];
+        for ap in world.devices.iter().filter(|d| d.role == Role::Ap) {
+            let tower = ap.site % agents;
+            let azimuth = (per_tower[tower] * 120 + 60 * (per_tower[tower] / 3)) % 360;
+            per_tower[tower] += 1;
+            let sector = call(
+                "POST",
+                format!("/api/tenants/{tenant}/sites/{}/sectors", sites[tower]),
+                Some(json!({ "name": format!("{} sector", ap.name), "azimuth": azimuth })),
+            )
+            .await?;
+            sectors.insert(ap.index, sector["id"].as_str().ok_or("sector: no id")?.to_owned());
+        }
         for d in &world.devices {
             let site = &sites[d.site % agents];
-            call(
+            let device = call(
                 "POST",
                 format!("/api/tenants/{tenant}/devices"),
                 Some(json!({
@@ -292,6 +329,41 @@ impl Demo {
                     "site_id": site,
                     "username": "admin",
                     "password": "admin",
+                })),
+            )
+            .await?;
+            let id = device["id"].as_str().ok_or("device: no id")?;
+            // An access point and its customers' radios belong to its sector.
+            let ap = if d.role == Role::Ap {
+                Some(d.index)
+            } else {
+                d.ap.map(|(ap, _)| ap)
+            };
+            if let Some(sector) = ap.and_then(|ap| sectors.get(&ap)) {
+                call(
+                    "PUT",
+                    format!("/api/tenants/{tenant}/devices/{id}/sector"),
+                    Some(json!({ "sector_id": sector })),
+                )
+                .await?;
+            }
+        }
+        // A weak-signal rule per sector, 6 dB under the weakest clear-sky average its clients
+        // give (rain over a tower fades a whole sector at once; one client's bad day does not).
+        for ap in world.devices.iter().filter(|d| d.role == Role::Ap) {
+            let (Some(sector), Some(clear)) = (sectors.get(&ap.index), clear_sky_floor(world, ap.index)) else {
+                continue;
+            };
+            call(
+                "POST",
+                format!("/api/tenants/{tenant}/sites/{}/alert-rules", sites[ap.site % agents]),
+                Some(json!({
+                    "name": format!("Weak signal on {}", ap.name),
+                    "rule_type": "sector_signal_avg",
+                    "threshold_value": (clear - 6.0).round().clamp(-120.0, 0.0),
+                    "threshold_unit": "dBm",
+                    "sector_id": sector,
+                    "description": "The sector's average client signal over the last 10 minutes is 6 dB under clear sky: rain, or something in the path.",
                 })),
             )
             .await?;
@@ -375,9 +447,31 @@ impl Demo {
                 cfg,
                 after,
                 length,
-                quit_rx,
+                quit_rx.clone(),
                 note.clone(),
             )));
+        }
+        if opts.rain {
+            // Heavy rain over the first tower after four polls, for 40 simulated minutes.
+            let aps: Vec<usize> = world
+                .devices
+                .iter()
+                .filter(|d| d.role == Role::Ap && d.site % agents == 0)
+                .map(|d| d.index)
+                .collect();
+            if !aps.is_empty() {
+                tasks.push(tokio::spawn(scripted_rain(
+                    sim.clone(),
+                    "Tower 01".into(),
+                    aps,
+                    (
+                        Duration::from_secs(4 * interval_secs),
+                        Duration::from_secs_f64(RAIN_SIM_SECS / opts.speed),
+                    ),
+                    quit_rx.clone(),
+                    note.clone(),
+                )));
+            }
         }
         let (stop_server, server) = (stop_server, server);
         Ok(Self {
@@ -542,6 +636,68 @@ async fn scripted_outage(
     }
     say(format!("scripted: {name}'s backhaul is back; its agent backfills"));
     tod_agent::daemon::run(cfg, async move { quitting(&mut quit).await }).await
+}
+
+/// Heavy rain over a tower: after `after`, each of `aps`' links fades by [`RAIN_FADE_DB`] for
+/// [`RAIN_SIM_SECS`] of simulated time (`length` of real time), in both directions.
+async fn scripted_rain(
+    sim: Arc<Simulator>,
+    tower: String,
+    aps: Vec<usize>,
+    (after, length): (Duration, Duration),
+    mut quit: tokio::sync::watch::Receiver<bool>,
+    note: Arc<std::sync::Mutex<Option<String>>>,
+) -> Result<(), String> {
+    let say = |s: String| *note.lock().expect("note lock") = Some(s);
+    tokio::select! {
+        _ = tokio::time::sleep(after) => {}
+        _ = quitting(&mut quit) => return Ok(()),
+    }
+    let until = sim.clock().now() + RAIN_SIM_SECS;
+    for &ap in &aps {
+        sim.set_faults(
+            ap,
+            Faults {
+                fade_db: RAIN_FADE_DB,
+                fade_until: Some(until),
+                ..sim.state(ap).faults()
+            },
+        );
+    }
+    say(format!(
+        "scripted: heavy rain over {tower} for {} simulated minutes (-{RAIN_FADE_DB} dB on {} access points' links)",
+        RAIN_SIM_SECS / 60.0,
+        aps.len()
+    ));
+    tokio::select! {
+        _ = tokio::time::sleep(length) => {}
+        _ = quitting(&mut quit) => return Ok(()),
+    }
+    say(format!("scripted: the rain over {tower} has passed"));
+    Ok(())
+}
+
+/// How much weaker heavy rain makes each link, dB.
+pub const RAIN_FADE_DB: f64 = 14.0;
+/// How long the scripted rain lasts, simulated seconds.
+pub const RAIN_SIM_SECS: f64 = 2_400.0;
+
+/// The weakest average signal access point `ap`'s clients give under a clear sky, dBm: over all
+/// of them, and over those that are always there (roaming and flapping clients come and go, and
+/// take their signal out of the average with them), whichever is lower. `None` without clients.
+pub fn clear_sky_floor(world: &World, ap: usize) -> Option<f64> {
+    let clients: Vec<_> = world.devices.get(ap)?.radios.iter().flat_map(|r| &r.clients).collect();
+    let mean = |keep: &dyn Fn(Behaviour) -> bool| {
+        let kept: Vec<f64> = clients
+            .iter()
+            .filter(|c| keep(c.behaviour))
+            .map(|c| f64::from(c.base_signal))
+            .collect();
+        (!kept.is_empty()).then(|| kept.iter().sum::<f64>() / kept.len() as f64)
+    };
+    let all = mean(&|_| true)?;
+    let always = mean(&|b| matches!(b, Behaviour::Steady | Behaviour::Degrading));
+    Some(always.map_or(all, |a| a.min(all)))
 }
 
 /// Resolves once the demo is quitting (holding no borrow of the flag across an await).

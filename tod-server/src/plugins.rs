@@ -247,6 +247,7 @@ pub async fn backtest(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     step: Duration,
+    windows: tod_core::alerts::SnapshotWindows,
 ) -> Result<Backtest, StoreError> {
     let mut book = AlertBook::new(FlapPolicy::default());
     let mut out = Backtest {
@@ -261,7 +262,7 @@ pub async fn backtest(
         let (id, hysteresis, result, scope) = match what {
             Replayed::Plugin { rule, site, sector } => {
                 let mut snap = store
-                    .plugin_snapshot(tenant, *site, rule.metadata().inputs, at, false)
+                    .plugin_snapshot(tenant, *site, rule.metadata().inputs, at, false, windows)
                     .await?;
                 if let Some(sector) = sector {
                     narrow(&mut snap, *sector);
@@ -271,7 +272,7 @@ pub async fn backtest(
             }
             Replayed::Site(rule) => {
                 let mut snap = store
-                    .plugin_snapshot(tenant, Some(rule.site), Inputs::ALL, at, false)
+                    .plugin_snapshot(tenant, Some(rule.site), Inputs::ALL, at, false, windows)
                     .await?;
                 snap.history.clear();
                 let scope = rule.scope(&snap);

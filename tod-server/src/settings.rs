@@ -87,6 +87,13 @@ pub struct Settings {
     /// Seconds between passes of the fleet-wide signal trend detector.
     #[arg(long, env = "TOD_TREND_DETECTION_INTERVAL", default_value_t = 3600)]
     pub trend_detection_interval_secs: u32,
+    /// Seconds of recent registrations a sector's average signal and client count are taken
+    /// over (site rules, plugins, backtests).
+    #[arg(long, env = "TOD_SECTOR_WINDOW", default_value_t = 600)]
+    pub sector_window_secs: u32,
+    /// Seconds back a sector client drop compares with, and the signal history a plugin sees.
+    #[arg(long, env = "TOD_SECTOR_LOOKBACK", default_value_t = 3600)]
+    pub sector_lookback_secs: u32,
 }
 
 /// A setting that cannot be used.
@@ -120,9 +127,19 @@ impl Settings {
             agent_poll_interval_secs: 60,
             alert_evaluation_interval_secs: 300,
             trend_detection_interval_secs: 3600,
+            sector_window_secs: 600,
+            sector_lookback_secs: 3600,
             nats_url: None,
             mqtt_url: None,
             mqtt_client_id: None,
+        }
+    }
+
+    /// The windows site rules, plugins and backtests take sector aggregates and history over.
+    pub fn snapshot_windows(&self) -> tod_core::alerts::SnapshotWindows {
+        tod_core::alerts::SnapshotWindows {
+            recent: chrono::Duration::seconds(i64::from(self.sector_window_secs)),
+            lookback: chrono::Duration::seconds(i64::from(self.sector_lookback_secs)),
         }
     }
 
@@ -193,6 +210,17 @@ impl Settings {
             return Err(SettingsError(
                 "trend_detection_interval_secs (TOD_TREND_DETECTION_INTERVAL): 1 to 86400 seconds".into(),
             ));
+        }
+        if !(1..=86_400).contains(&self.sector_window_secs) {
+            return Err(SettingsError(
+                "sector_window_secs (TOD_SECTOR_WINDOW): 1 to 86400 seconds".into(),
+            ));
+        }
+        if !(self.sector_window_secs..=604_800).contains(&self.sector_lookback_secs) {
+            return Err(SettingsError(format!(
+                "sector_lookback_secs (TOD_SECTOR_LOOKBACK): {} (the sector window) to 604800 seconds",
+                self.sector_window_secs
+            )));
         }
         if let Some(m) = &self.mqtt_url {
             let hp = m.trim_start_matches("mqtt://");
@@ -309,5 +337,32 @@ mod tests {
         );
         let p = Probe::try_parse_from(["tod-server", "--trusted-proxies", "10.0.0.1,10.0.0.2"]).unwrap();
         assert_eq!(p.settings.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn sector_windows_default_to_the_products_and_the_lookback_covers_the_window() {
+        let key = "k".repeat(32);
+        let parse = |args: &[&str]| {
+            let mut all = vec!["tod-server", "--jwt-secret", &key];
+            all.extend_from_slice(args);
+            Probe::try_parse_from(all).unwrap().settings
+        };
+        assert_eq!(
+            parse(&[]).snapshot_windows(),
+            tod_core::alerts::SnapshotWindows::default()
+        );
+        let s = parse(&["--sector-window-secs", "60", "--sector-lookback-secs", "360"]);
+        assert_eq!(s.validate(), Ok(Backend::Sqlite));
+        assert_eq!(s.snapshot_windows().recent, chrono::Duration::seconds(60));
+        assert_eq!(s.snapshot_windows().lookback, chrono::Duration::seconds(360));
+        let short = parse(&["--sector-window-secs", "600", "--sector-lookback-secs", "300"]).validate();
+        assert!(short.unwrap_err().0.contains("TOD_SECTOR_LOOKBACK"));
+        assert!(
+            parse(&["--sector-window-secs", "0"])
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("TOD_SECTOR_WINDOW")
+        );
     }
 }

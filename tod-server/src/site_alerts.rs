@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use tod_core::alerts::{
-    AlertBook, AlertEvent, AlertState, FlapPolicy, MaintenanceWindow, OpenAlert, Rule, SiteRule, Subject,
-    suppressing_window_for_device, suppressing_window_for_site,
+    AlertBook, AlertEvent, AlertState, FlapPolicy, MaintenanceWindow, OpenAlert, Rule, SiteRule, SnapshotWindows,
+    Subject, suppressing_window_for_device, suppressing_window_for_site,
 };
 use tod_core::{TenantId, WindowId};
 
@@ -44,11 +44,13 @@ pub struct Pass {
     pub stopped: usize,
 }
 
-/// The evaluator's state: one alert book per tenant, and the loaded plugins.
+/// The evaluator's state: one alert book per tenant, the loaded plugins, and the windows
+/// sector aggregates are taken over.
 #[derive(Debug)]
 pub struct SiteAlerts {
     books: HashMap<TenantId, AlertBook>,
     plugins: PluginRunner,
+    windows: SnapshotWindows,
 }
 
 impl Default for SiteAlerts {
@@ -63,6 +65,7 @@ impl SiteAlerts {
         Self {
             books: HashMap::new(),
             plugins: PluginRunner::new(None),
+            windows: SnapshotWindows::default(),
         }
     }
 
@@ -72,7 +75,15 @@ impl SiteAlerts {
         Self {
             books: HashMap::new(),
             plugins: PluginRunner::new(Some(host)),
+            windows: SnapshotWindows::default(),
         }
+    }
+
+    /// The same evaluator taking sector aggregates and plugin history over `windows` (the
+    /// product's 10 minutes against an hour ago by default).
+    pub fn with_windows(mut self, windows: SnapshotWindows) -> Self {
+        self.windows = windows;
+        self
     }
 
     /// Forgets the counters (the lease went to another replica).
@@ -110,6 +121,7 @@ impl SiteAlerts {
             let judges = Judges {
                 rules: &rules,
                 plugins: &plugins,
+                aggregates: self.windows,
             };
             if let Err(e) = tenant_pass(store, tenant, judges, book, &mut self.plugins, now, &mut pass).await {
                 tracing::warn!(%tenant, error = %e, "site alert pass failed for a tenant");
@@ -125,6 +137,8 @@ impl SiteAlerts {
 struct Judges<'a> {
     rules: &'a [SiteRule],
     plugins: &'a [RunnablePlugin],
+    /// The windows sector aggregates and history are taken over.
+    aggregates: SnapshotWindows,
 }
 
 async fn tenant_pass(
@@ -198,12 +212,23 @@ async fn tenant_pass(
     }
     let windows = store.suppressing_windows(tenant, now, now).await?;
     for p in judges.plugins {
-        plugin_pass(store, tenant, p, book, runner, &open_sites, &windows, now, pass).await;
+        plugin_pass(
+            store,
+            tenant,
+            p,
+            book,
+            runner,
+            &open_sites,
+            (&windows, judges.aggregates),
+            now,
+            pass,
+        )
+        .await;
     }
     if rules.is_empty() {
         return Ok(());
     }
-    let snapshot = store.site_alert_snapshot(tenant, rules, now).await?;
+    let snapshot = store.site_alert_snapshot(tenant, rules, now, judges.aggregates).await?;
     for rule in rules {
         pass.rules += 1;
         let mut findings = match rule.evaluate(&snapshot) {
@@ -342,7 +367,7 @@ async fn plugin_pass(
     book: &mut AlertBook,
     runner: &mut PluginRunner,
     open_sites: &HashMap<(tod_core::RuleId, Subject), SiteId>,
-    windows: &[MaintenanceWindow],
+    (windows, aggregates): (&[MaintenanceWindow], SnapshotWindows),
     now: DateTime<Utc>,
     pass: &mut Pass,
 ) {
@@ -384,7 +409,7 @@ async fn plugin_pass(
         }
     };
     let snapshot = match store
-        .plugin_snapshot(tenant, p.site, rule.metadata().inputs, now, true)
+        .plugin_snapshot(tenant, p.site, rule.metadata().inputs, now, true, aggregates)
         .await
     {
         Ok(mut s) => {

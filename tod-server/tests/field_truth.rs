@@ -108,3 +108,41 @@ async fn a_mass_reboot_is_logged_device_by_device_and_recovers() {
     assert!(f.recovered, "the tower must be shown back: {f:?}");
     assert!(table.contains("reboots in the event log"), "{table}");
 }
+
+/// Rain over three towers (SQLite only, like the outage): the scenario's weak-signal sector rules
+/// see it in the world's time and clear after it, and no link is taken for down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rain_fade_is_reported_by_the_wet_sectors_and_clears() {
+    let opts = ScoreOptions {
+        scenario: Scenario::RainFade,
+        devices: 40,
+        speed: 30.0,
+        minutes: 45,
+        ..ScoreOptions::default()
+    };
+    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
+        .await
+        .expect("the scenario runs");
+    let table = score.table();
+    eprintln!("{table}");
+    assert!(!score.faults.is_empty() && score.faults.len() <= 3, "{score:?}");
+    for f in &score.faults {
+        assert_eq!(f.kind, "rain_fade");
+        assert!(f.detected, "the rain over {} must be reported: {f:?}", f.device);
+        assert!(
+            f.alert_kinds.iter().any(|(k, _)| k == "sector_signal_avg"),
+            "by its sectors' weak-signal rule: {f:?}"
+        );
+        assert!(f.links_down_secs.is_none(), "{f:?}");
+        assert!(
+            f.recovered,
+            "the rain alerts at {} must clear after it: {f:?}",
+            f.device
+        );
+    }
+    assert!(
+        score.link_state_accuracy > 0.9,
+        "a fade cuts no link, so the links stay as the world has them: {score:?}"
+    );
+    assert!(table.contains("rain_fade of Tower 01"), "{table}");
+}

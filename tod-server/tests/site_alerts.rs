@@ -423,10 +423,10 @@ fn ap_with_clients(device: &str, seq: u64, at: DateTime<Utc>, clients: &[MacAddr
     r
 }
 
-async fn sector_rules_judge_recent_registrations(url: &str) {
-    let srv = server(url).await;
-    let w = world(&srv).await;
-    let north = sector(&srv, &w, 0, "North").await;
+/// Puts the world's first device in a new sector "North" with a weak-signal rule (under -72 dBm)
+/// and a client-drop rule (over 50 %), both firing and clearing at once; returns the sector.
+async fn north_with_sector_rules(srv: &TestServer, w: &World) -> String {
+    let north = sector(srv, w, 0, "North").await;
     let r = srv
         .call(
             "PUT",
@@ -436,7 +436,7 @@ async fn sector_rules_judge_recent_registrations(url: &str) {
         )
         .await;
     assert_eq!(r.status, 204);
-    let path = rules_path(&w, 0);
+    let path = rules_path(w, 0);
     for body in [
         json!({ "name": "Weak clients", "rule_type": "sector_signal_avg", "threshold_value": -72,
                 "threshold_unit": "dBm", "sector_id": north, "fire_after": 1, "clear_after": 1 }),
@@ -445,6 +445,13 @@ async fn sector_rules_judge_recent_registrations(url: &str) {
     ] {
         assert_eq!(srv.call("POST", &path, &w.root, Some(body)).await.status, 201);
     }
+    north
+}
+
+async fn sector_rules_judge_recent_registrations(url: &str) {
+    let srv = server(url).await;
+    let w = world(&srv).await;
+    let north = north_with_sector_rules(&srv, &w).await;
     let now = Utc::now();
     let all: Vec<MacAddr> = (1..=4).map(client).collect();
     // An hour ago the sector had four clients at -65 dBm; now one is left, at -80 dBm.
@@ -506,6 +513,34 @@ async fn sector_rules_judge_recent_registrations(url: &str) {
     assert_eq!(badge(&srv, &w).await, 0);
 }
 on_both_backends!(sector_rules_judge_recent_registrations);
+
+/// The windows are the evaluator's: shrunk ten times (a world ten times faster), the same rules
+/// see a minute of registrations against the minute that ended six minutes ago.
+async fn sector_windows_are_the_evaluators(url: &str) {
+    let srv = server(url).await;
+    let w = world(&srv).await;
+    north_with_sector_rules(&srv, &w).await;
+    let now = Utc::now();
+    let all: Vec<MacAddr> = (1..=4).map(client).collect();
+    let before = ap_with_clients(&w.devices[0], 1, now - Duration::seconds(390), &all, -65);
+    deliver(&srv, &w, "before", vec![before]).await;
+    let recent = ap_with_clients(&w.devices[0], 2, now - Duration::seconds(20), &all[..1], -80);
+    deliver(&srv, &w, "now", vec![recent]).await;
+    // The product's windows: ten minutes average -68 dBm over five readings, and an hour ago
+    // there was nothing to lose.
+    let p = pass(&srv, &mut SiteAlerts::new(), now).await;
+    assert_eq!((p.rules, p.raised, p.failed), (2, 0, 0), "{p:?}");
+    let fast = tod_core::alerts::SnapshotWindows::scaled(10.0);
+    let p = pass(&srv, &mut SiteAlerts::new().with_windows(fast), now).await;
+    assert_eq!((p.rules, p.raised, p.failed), (2, 2, 0), "{p:?}");
+    let list = events(&srv, &w, 0).await;
+    let kinds: Vec<&str> = list.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(
+        kinds.contains(&"sector_signal_avg") && kinds.contains(&"sector_client_drop"),
+        "{list:?}"
+    );
+}
+on_both_backends!(sector_windows_are_the_evaluators);
 
 async fn signal_degradation_names_the_link(url: &str) {
     let srv = server(url).await;

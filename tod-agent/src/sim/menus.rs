@@ -1,7 +1,7 @@
 //! What each menu prints: rows rendered as RouterOS renders them, per package and version.
 
 use super::state::{Faults, Runtime};
-use super::world::{Client, Device, Package, Role, World, client_signal, mix, pick, unit};
+use super::world::{Client, Device, Package, Role, World, client_signal, faded, mix, pick, unit};
 
 /// One row: property names and values in print order.
 pub type Row = Vec<(String, String)>;
@@ -67,10 +67,7 @@ impl Ctx<'_> {
     /// A client's signal at this moment: the world's, less the injected fade.
     fn signal(&self, site: usize, ap: usize, radio: usize, slot: usize, c: &Client) -> Option<i16> {
         let s = client_signal(self.world.seed, site, ap, radio, slot, c, self.now)?;
-        if self.fade_db == 0.0 {
-            return Some(s);
-        }
-        Some((f64::from(s) - self.fade_db).round().clamp(-110.0, -20.0) as i16)
+        Some(faded(s, self.fade_db))
     }
 
     fn uptime(&self) -> u64 {

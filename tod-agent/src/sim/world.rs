@@ -513,6 +513,15 @@ pub fn client_signal(
     Some(s.round().clamp(-110.0, -20.0) as i16)
 }
 
+/// A signal `fade_db` weaker (an injected fade: rain over a tower, an obstruction), clamped as
+/// the world's own signal is.
+pub fn faded(signal: i16, fade_db: f64) -> i16 {
+    if fade_db == 0.0 || !fade_db.is_finite() {
+        return signal;
+    }
+    (f64::from(signal) - fade_db).round().clamp(-110.0, -20.0) as i16
+}
+
 /// Rain attenuation over a site at time `t`, dB (0 when dry).
 pub fn rain_fade(world_seed: u64, site: usize, t: f64) -> f64 {
     let block = (t / 21_600.0).floor() as i64 as u64;

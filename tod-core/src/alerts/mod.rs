@@ -176,22 +176,81 @@ pub struct LinkView {
     pub trend_delta_db: Option<f64>,
 }
 
-/// Per-sector aggregates over recent registrations.
+/// The time windows a snapshot's aggregates are taken over, ending at its evaluation time.
+///
+/// The defaults are the product's: sector aggregates over the last 10 minutes, compared for a
+/// client drop with the 10 minutes that ended an hour ago, and an hour of signal history. A
+/// deployment may widen or narrow them; a simulated world that runs faster than real time (the
+/// demo, the field-truth scorer) shrinks them by its speed with [`SnapshotWindows::scaled`], so
+/// a rule sees as much of that world as it would of a real one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotWindows {
+    /// The recent window: sector averages and client counts.
+    pub recent: chrono::Duration,
+    /// How far back the client-drop comparison looks, and how much signal history a snapshot
+    /// carries.
+    pub lookback: chrono::Duration,
+}
+
+impl Default for SnapshotWindows {
+    fn default() -> Self {
+        Self {
+            recent: chrono::Duration::minutes(10),
+            lookback: chrono::Duration::minutes(60),
+        }
+    }
+}
+
+impl SnapshotWindows {
+    /// The default windows shrunk by `speed` (a world running that many times faster than real
+    /// time), to whole milliseconds and at least one. A `speed` that is not a positive finite
+    /// number leaves them as they are.
+    pub fn scaled(speed: f64) -> Self {
+        let d = Self::default();
+        if !speed.is_finite() || speed <= 0.0 {
+            return d;
+        }
+        let shrink = |w: chrono::Duration| {
+            let ms = (w.num_milliseconds() as f64 / speed)
+                .round()
+                .clamp(1.0, i64::MAX as f64 / 2.0);
+            chrono::Duration::milliseconds(ms as i64)
+        };
+        Self {
+            recent: shrink(d.recent),
+            lookback: shrink(d.lookback),
+        }
+    }
+
+    /// The recent window as of `at`: (exclusive start, inclusive end).
+    pub fn recent_at(&self, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        (at - self.recent, at)
+    }
+
+    /// The window a client drop compares with: as long as the recent one, ending `lookback`
+    /// before `at` (by default 70 to 60 minutes ago).
+    pub fn before_at(&self, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let end = at - self.lookback;
+        (end - self.recent, end)
+    }
+}
+
+/// Per-sector aggregates over recent registrations (windows: [`SnapshotWindows`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SectorView {
     /// The sector.
     pub id: SectorId,
     /// Its site.
     pub site: SiteId,
-    /// Mean client signal over the last 10 minutes, dBm.
+    /// Mean client signal over the recent window (by default the last 10 minutes), dBm.
     pub avg_signal_dbm: Option<f64>,
-    /// Distinct clients seen in the last 10 minutes.
+    /// Distinct clients seen in the recent window.
     pub clients_now: u32,
-    /// Distinct clients seen between 70 and 60 minutes ago.
+    /// Distinct clients seen in the window a lookback earlier (by default 70 to 60 minutes ago).
     pub clients_before: u32,
-    /// Mean tx CCQ over the last 10 minutes, percent, when the wireless package reports CCQ.
+    /// Mean tx CCQ over the recent window, percent, when the wireless package reports CCQ.
     pub avg_ccq: Option<f64>,
-    /// Total client throughput in the last 10 minutes, bits/s, when known.
+    /// Total client throughput in the recent window, bits/s, when known.
     pub throughput_bps: Option<f64>,
 }
 

@@ -378,6 +378,23 @@ mod tests {
         Utc.timestamp_opt(1_700_000_000 + min * 60, 0).unwrap()
     }
 
+    #[test]
+    fn snapshot_windows_default_to_ten_minutes_against_an_hour_ago_and_shrink_with_speed() {
+        use crate::alerts::SnapshotWindows;
+        let w = SnapshotWindows::default();
+        assert_eq!(w.recent_at(t(100)), (t(90), t(100)));
+        assert_eq!(w.before_at(t(100)), (t(30), t(40)));
+        // A world ten times faster: one simulated minute is six seconds.
+        let fast = SnapshotWindows::scaled(10.0);
+        assert_eq!(fast.recent, chrono::Duration::seconds(60));
+        assert_eq!(fast.before_at(t(100)), (t(100) - chrono::Duration::seconds(420), t(94)));
+        // Never an empty window, and nonsense speeds change nothing.
+        assert_eq!(SnapshotWindows::scaled(1e12).recent, chrono::Duration::milliseconds(1));
+        for speed in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(SnapshotWindows::scaled(speed), w, "{speed}");
+        }
+    }
+
     fn rule(kind: SiteRuleKind, threshold: f64, sector: Option<SectorId>) -> SiteRule {
         SiteRule {
             id: RuleId::from_u128(10),

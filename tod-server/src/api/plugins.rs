@@ -373,7 +373,7 @@ pub(super) async fn backtest(
         site,
         sector,
     };
-    let report: Backtest = crate::plugins::backtest(st.store.as_ref(), t, &what, from, to, step).await?;
+    let report: Backtest = crate::plugins::backtest(st.store.as_ref(), t, &what, from, to, step, st.windows).await?;
     Ok(Json(report))
 }
 
@@ -399,6 +399,7 @@ pub(super) async fn backtest_site_rule(
     }
     // A disabled rule is replayed as if it were enabled: that is the question asked.
     rule.enabled = true;
-    let report = crate::plugins::backtest(st.store.as_ref(), t, &Replayed::Site(rule), from, to, step).await?;
+    let report =
+        crate::plugins::backtest(st.store.as_ref(), t, &Replayed::Site(rule), from, to, step, st.windows).await?;
     Ok(Json(report))
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tod_core::alerts::Hysteresis;
+use tod_core::alerts::{Hysteresis, SnapshotWindows};
 use tod_core::{SectorId, SiteId, TenantId};
 use uuid::Uuid;
 
@@ -294,7 +294,8 @@ pub trait PluginStore: Send + Sync {
     async fn runnable_plugins(&self) -> Result<Vec<RunnablePlugin>, StoreError>;
     /// What a plugin reading `inputs` sees of the tenant (or of one site) at `at`. `live`: the
     /// devices' current status and the links' current state; otherwise both as of `at`, from
-    /// the stored samples (a backtest).
+    /// the stored samples (a backtest). Samples and sector aggregates come from `windows`' recent
+    /// window, signal history from its lookback.
     async fn plugin_snapshot(
         &self,
         tenant: TenantId,
@@ -302,13 +303,10 @@ pub trait PluginStore: Send + Sync {
         inputs: tod_plugin_host::Inputs,
         at: DateTime<Utc>,
         live: bool,
+        windows: SnapshotWindows,
     ) -> Result<tod_core::alerts::Snapshot, StoreError>;
 }
 
-/// The sample window a snapshot reads: the last ten minutes (as the sector aggregates).
-pub(crate) const RECENT_MINUTES: i64 = 10;
-/// The signal history a snapshot carries: the last hour, at most this many points.
-pub(crate) const HISTORY_MINUTES: i64 = 60;
 /// The most history points in one snapshot.
 pub(crate) const HISTORY_LIMIT: i64 = 20_000;
 
@@ -572,9 +570,10 @@ macro_rules! impl_plugin_store {
                 inputs: tod_plugin_host::Inputs,
                 at: DateTime<Utc>,
                 live: bool,
+                windows: tod_core::alerts::SnapshotWindows,
             ) -> Result<tod_core::alerts::Snapshot, StoreError> {
                 let mut tx = self.tx(Some(tenant)).await?;
-                plugin_snapshot(&mut tx, tenant, site, inputs, at, live).await
+                plugin_snapshot(&mut tx, tenant, site, inputs, at, live, windows).await
             }
         }
 
@@ -630,6 +629,7 @@ macro_rules! impl_plugin_store {
             inputs: tod_plugin_host::Inputs,
             at: DateTime<Utc>,
             live: bool,
+            windows: tod_core::alerts::SnapshotWindows,
         ) -> Result<tod_core::alerts::Snapshot, StoreError> {
             use std::collections::HashMap;
             use tod_core::alerts::{DeviceView, HistoryPoint, LinkView, Metrics, SectorView, Snapshot};
@@ -637,7 +637,7 @@ macro_rules! impl_plugin_store {
             use tod_core::{DeviceId, DeviceStatus};
 
             let mut snap = Snapshot::empty(tenant, at);
-            let recent = micros(at - chrono::Duration::minutes(RECENT_MINUTES));
+            let recent = micros(windows.recent_at(at).0);
             let now = micros(at);
             // The devices in scope: every snapshot part is limited to them.
             let devices: Vec<(Uuid, String, Option<Uuid>, Option<Uuid>, String)> = sqlx::query_as(
@@ -807,8 +807,8 @@ macro_rules! impl_plugin_store {
                     .map_err(map_err)?;
                 let before_rows: Vec<(Uuid, Option<f64>, Option<f64>, i64)> = sqlx::query_as(aggregate)
                     .bind(tenant.0)
-                    .bind(micros(at - chrono::Duration::minutes(70)))
-                    .bind(micros(at - chrono::Duration::minutes(60)))
+                    .bind(micros(windows.before_at(at).0))
+                    .bind(micros(windows.before_at(at).1))
                     .fetch_all(&mut **tx)
                     .await
                     .map_err(map_err)?;
@@ -834,7 +834,7 @@ macro_rules! impl_plugin_store {
                      ORDER BY collected_at DESC LIMIT $4",
                 )
                 .bind(tenant.0)
-                .bind(micros(at - chrono::Duration::minutes(HISTORY_MINUTES)))
+                .bind(micros(at - windows.lookback))
                 .bind(now)
                 .bind(HISTORY_LIMIT)
                 .fetch_all(&mut **tx)

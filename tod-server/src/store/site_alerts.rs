@@ -266,13 +266,14 @@ pub trait SiteAlertStore: Send + Sync {
     /// Tenants with active rule events (so a tenant whose last rule went still gets reconciled).
     async fn tenants_with_open_rule_events(&self) -> Result<Vec<TenantId>, StoreError>;
     /// What `rules` need to be judged at `now`: the devices of their sites, their sectors'
-    /// aggregates over recent registrations, and — for `signal_degradation` rules — their
-    /// sites' links with the trend of the last week against the week before.
+    /// aggregates over `windows`, and — for `signal_degradation` rules — their sites' links
+    /// with the trend of the last week against the week before.
     async fn site_alert_snapshot(
         &self,
         tenant: TenantId,
         rules: &[SiteRule],
         now: DateTime<Utc>,
+        windows: tod_core::alerts::SnapshotWindows,
     ) -> Result<Snapshot, StoreError>;
     /// The tenant's active events raised by rules.
     async fn open_rule_events(&self, tenant: TenantId) -> Result<Vec<OpenRuleEvent>, StoreError>;
@@ -477,6 +478,7 @@ macro_rules! impl_site_alert_store {
                 tenant: TenantId,
                 rules: &[SiteRule],
                 now: DateTime<Utc>,
+                windows: tod_core::alerts::SnapshotWindows,
             ) -> Result<Snapshot, StoreError> {
                 use tod_core::alerts::{DeviceView, LinkView, SectorView};
                 let mut snap = Snapshot::empty(tenant, now);
@@ -510,11 +512,9 @@ macro_rules! impl_site_alert_store {
                     .collect();
                 sectors.sort();
                 sectors.dedup();
-                let recent = micros(now - chrono::Duration::minutes(10));
-                let (before_from, before_to) = (
-                    micros(now - chrono::Duration::minutes(70)),
-                    micros(now - chrono::Duration::minutes(60)),
-                );
+                let recent = micros(windows.recent_at(now).0);
+                let (before_from, before_to) = windows.before_at(now);
+                let (before_from, before_to) = (micros(before_from), micros(before_to));
                 for (site, sector) in sectors {
                     let (avg_signal, avg_ccq, clients_now): (Option<f64>, Option<f64>, i64) = sqlx::query_as(
                         "SELECT CAST(AVG(CASE WHEN r.signal_dbm <> 0 THEN r.signal_dbm END) AS DOUBLE PRECISION), \

@@ -29,9 +29,9 @@ use super::maintenance::{
     impl_maintenance_store, impl_maintenance_tx,
 };
 use super::plugins::{
-    ASSIGNMENT_COLUMNS, AssignmentRow, HISTORY_LIMIT, HISTORY_MINUTES, NewPlugin, PLUGIN_COLUMNS, Plugin,
-    PluginAssignment, PluginConfig, PluginPatch, PluginRow, PluginStore, RECENT_MINUTES, RunnablePlugin, attach,
-    config_json, impl_plugin_store, parse_config,
+    ASSIGNMENT_COLUMNS, AssignmentRow, HISTORY_LIMIT, NewPlugin, PLUGIN_COLUMNS, Plugin, PluginAssignment,
+    PluginConfig, PluginPatch, PluginRow, PluginStore, RunnablePlugin, attach, config_json, impl_plugin_store,
+    parse_config,
 };
 use super::queries::{ApiKeyRow, AuditRow, Revocable, SessionRow, SiteRow, TenantRow, UserRow, impl_store, micros};
 use super::radio::{
