@@ -29,6 +29,9 @@ pub enum Scenario {
     Quiet,
     /// The busiest access point loses power for 30 simulated minutes (or 60 % of the run).
     ApPowerLoss,
+    /// A customer's radio dies (a steady one, on the busiest access point) and never comes back.
+    /// Expected: the CPE shown offline and its link down, one alert.
+    DyingCpe,
     /// The first tower's backhaul fails (its agent is cut off) for 60 % of the run: the network
     /// is fine, TOD cannot see it. Expected: one "agent offline" incident, not one per device.
     BackhaulOutage,
@@ -160,13 +163,16 @@ pub struct FaultReport {
     /// links up again, or (rain) no weak-signal alert left active at the tower.
     pub recovery_secs: Option<f64>,
     /// Simulated seconds from the fault to the first sample that showed all its links down (a
-    /// device fault; a backhaul outage leaves the links as they were).
+    /// device fault: an AP's links, or a CPE's own; a backhaul outage leaves them as they were).
     pub links_down_secs: Option<f64>,
-    /// Alerts raised (device and site) about the device or its clients (a tower: its devices and
-    /// its site) while it was down or within three polls after: one incident should be one alert.
+    /// Incidents raised (device and site alerts) about the device or its clients (a tower: its
+    /// devices and its site) while it was down or within three polls after. Device alerts the
+    /// API put in one incident count once; each site alert is its own.
     pub alerts_raised: usize,
-    /// What those alerts were (rule or event kind, with counts).
+    /// What those incidents were (rule or event kind, with counts).
     pub alert_kinds: Vec<(String, usize)>,
+    /// The device alerts in them, one per device and rule.
+    pub device_alerts: usize,
     /// The most alerts it should raise: one for an upstream failure, one per sector for rain.
     pub alert_budget: usize,
     /// Devices it hit.
@@ -256,7 +262,7 @@ impl Score {
                 within,
                 met(f.detection_secs.is_some_and(|s| s <= within + 1.0))
             );
-            if f.kind == "ap_power_loss" {
+            if matches!(f.kind.as_str(), "ap_power_loss" | "dying_cpe") {
                 out += &format!(
                     "| {} of {}: all its links shown down, after | {} | |\n",
                     f.kind,
@@ -275,11 +281,12 @@ impl Score {
             }
             let kinds: Vec<String> = f.alert_kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
             out += &format!(
-                "| {} of {}: alerts raised for it | {} ({}) | {} ({}) |\n",
+                "| {} of {}: incidents raised for it | {} ({}; {} device alerts in them) | {} ({}) |\n",
                 f.kind,
                 f.device,
                 f.alerts_raised,
                 kinds.join(", "),
+                f.device_alerts,
                 if f.alert_budget == 1 {
                     "1".to_owned()
                 } else {
@@ -355,6 +362,8 @@ struct Alert {
     site: Option<String>,
     kind: String,
     at: DateTime<Utc>,
+    /// The incident of a device alert.
+    incident: Option<String>,
 }
 
 /// How a link's client behaves in the simulated world.
@@ -508,6 +517,25 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             target: Target::Device(busiest),
             planned,
             length: 1_800.0_f64.min((end - planned) * 0.6),
+            window: None,
+            restarted: false,
+        });
+    }
+    if opts.scenario == Scenario::DyingCpe {
+        let busiest = |l: &&TrueLink| links.iter().filter(|o| o.ap == l.ap).count();
+        let cpe = links
+            .iter()
+            .filter(|l| behaviour(world, l) == "steady")
+            .max_by_key(|l| (busiest(l), std::cmp::Reverse(l.cpe)))
+            .ok_or("the world has no steady customer radio")?
+            .cpe;
+        let planned = start + 2.0 * poll_sim_secs;
+        injected.push(Injected {
+            kind: "dying_cpe",
+            target: Target::Device(cpe),
+            planned,
+            // Gone for good: past the end of the run.
+            length: end - planned + 86_400.0,
             window: None,
             restarted: false,
         });
@@ -776,9 +804,10 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 }
             }
             if let Target::Device(device) = f.target {
+                // Its links: as the access point, or as the customer's radio.
                 let its: Vec<Option<&bool>> = links
                     .iter()
-                    .filter(|l| l.ap == device)
+                    .filter(|l| l.ap == device || l.cpe == device)
                     .map(|l| reported.get(&(l.ap, l.cpe)))
                     .collect();
                 if t >= from && t < until && links_down[k].is_none() && its.iter().all(|r| r != &Some(&true)) {
@@ -828,6 +857,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 device: a["device_id"].as_str().and_then(|id| by_id.get(id)).copied(),
                 site: None,
                 kind: a["metric"].as_str().unwrap_or("device").to_owned(),
+                incident: a["incident_id"].as_str().map(str::to_owned),
             });
         }
     }
@@ -839,6 +869,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 device: about.and_then(|id| by_id.get(id)).copied(),
                 site: e["site_id"].as_str().map(str::to_owned),
                 kind: e["kind"].as_str().unwrap_or("site").to_owned(),
+                incident: None,
             });
         }
     }
@@ -879,13 +910,20 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             // Raised while it lasted, or within three polls after (alerts that come with the
             // return).
             let during = (wall(from), wall(until + 3.0 * poll_sim_secs));
-            let mine: Vec<&String> = alerts
+            let mine: Vec<&Alert> = alerts
                 .iter()
                 .filter(|a| a.at >= during.0 && a.at <= during.1)
                 .filter(|a| {
                     a.device.is_some_and(|d| affected.contains(&d))
                         || (site.is_some() && a.device.is_none() && a.site == site)
                 })
+                .collect();
+            let device_alerts = mine.iter().filter(|a| a.incident.is_some()).count();
+            // One per incident: the first alert of each.
+            let mut seen: HashSet<&str> = HashSet::new();
+            let mine: Vec<&String> = mine
+                .into_iter()
+                .filter(|a| a.incident.as_deref().is_none_or(|i| seen.insert(i)))
                 .map(|a| &a.kind)
                 .collect();
             let kinds = count_kinds(mine.iter().copied());
@@ -914,6 +952,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 links_down_secs: links_down[k],
                 alerts_raised: mine.len(),
                 alert_kinds: kinds,
+                device_alerts,
                 alert_budget: match f.target {
                     Target::Rain(_) => hit
                         .iter()

@@ -295,3 +295,43 @@ on_both_backends!(reports_raise_and_resolve_alerts_across_servers);
 fn uuid_zero() -> &'static str {
     "00000000-0000-0000-0000-000000000000"
 }
+
+/// Alerts of one rule at one site that fire together are one incident (a tower-wide cause is one
+/// notice, not one per device), even when the devices cross one after another; one that fires
+/// long after at the same site opens its own.
+async fn devices_that_fail_together_share_an_incident(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let t0 = Utc::now() - Duration::minutes(60);
+    let min = |m: i64| t0 + Duration::minutes(m);
+    // "Device Offline" needs two failed polls: device 0 fires at minute 2, device 1 at 11 (nine
+    // polls after, its cause still open), device 2 at 46 (44 polls after).
+    for m in 1..=46 {
+        let reports = (0..3)
+            .map(|i| {
+                let down_from = [1, 10, 45][i];
+                status_report(&w, i, min(m), m < down_from)
+            })
+            .collect();
+        deliver(&srv, &w, &format!("p{m}"), reports).await;
+    }
+    let list = alerts(&srv, &w, "status=firing").await;
+    assert_eq!(list["total"], 3, "{list}");
+    let incident = |host: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["hostname"] == host)
+            .and_then(|a| a["incident_id"].as_str())
+            .unwrap_or_else(|| panic!("{host} has an incident: {list}"))
+            .to_owned()
+    };
+    assert_eq!(incident("dev-0"), incident("dev-1"), "one cause: one incident");
+    assert_ne!(
+        incident("dev-2"),
+        incident("dev-0"),
+        "down 44 polls later: an incident of its own"
+    );
+}
+on_both_backends!(devices_that_fail_together_share_an_incident);

@@ -1,8 +1,9 @@
 //! The field-truth scorer end to end: the demo's system (server, simulator, agents, tunnels)
-//! through the AP power-loss scenario at 12× speed, scored against the simulator's truth. The
-//! assertions are about the scorer's bookkeeping and about what any honest fleet system must
-//! show — the dead access point reported, its links shown down — not about the targets, which
-//! the README's figures table reports.
+//! through the standard scenarios at an accelerated clock, scored against the simulator's truth.
+//! The assertions are about the scorer's bookkeeping and about what any honest fleet system must
+//! show — a dead access point or radio reported and its links shown down, a tower's outage as one
+//! incident, rain seen by the wet sectors — not about the targets, which the README's figures
+//! table reports.
 
 mod common;
 
@@ -145,4 +146,30 @@ async fn a_rain_fade_is_reported_by_the_wet_sectors_and_clears() {
         "a fade cuts no link, so the links stay as the world has them: {score:?}"
     );
     assert!(table.contains("rain_fade of Tower 01"), "{table}");
+}
+
+/// A customer's radio dies for good (SQLite only): shown offline, its link shown down, and one
+/// incident raised for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dying_cpe_is_shown_offline_with_its_link_down() {
+    let opts = ScoreOptions {
+        scenario: Scenario::DyingCpe,
+        devices: 40,
+        speed: 30.0,
+        minutes: 15,
+        ..ScoreOptions::default()
+    };
+    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
+        .await
+        .expect("the scenario runs");
+    eprintln!("{}", score.table());
+    let f = &score.faults[0];
+    assert_eq!(f.kind, "dying_cpe");
+    assert!(f.detected, "the dead radio must be shown offline: {f:?}");
+    assert!(f.links_down_secs.is_some(), "its link must be shown down: {f:?}");
+    assert!(
+        f.alert_kinds.iter().any(|(k, _)| k == "device_offline"),
+        "an offline alert for it: {f:?}"
+    );
+    assert!(!f.recovered, "it never comes back: {f:?}");
 }

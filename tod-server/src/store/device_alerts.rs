@@ -155,11 +155,24 @@ pub struct DeviceAlert {
     pub resolved_at: Option<DateTime<Utc>>,
     /// `cleared`, `rule_disabled`, `rule_changed`, `rule_deleted`, `subject_gone` or `manual`.
     pub resolve_reason: Option<String>,
+    /// The incident it belongs to: an alert of one rule at one site that fires within
+    /// [`INCIDENT_POLLS`] of its device's poll intervals after an open alert of another device
+    /// joins that one's incident (a mass reboot, rain over a tower). An alert alone is its own
+    /// incident. Every alert is still notified on its own.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub incident_id: Option<Uuid>,
 }
+
+/// How many poll intervals after an open alert of another device a new alert of the same rule at
+/// the same site still joins its incident: long enough for the devices a cause hits to cross the
+/// threshold one after another (rain deepening, noise around the threshold), short enough that
+/// one device's long-standing alert does not swallow a new cause.
+pub const INCIDENT_POLLS: i32 = 30;
 
 pub(crate) const DEVICE_ALERT_SELECT: &str = "SELECT e.id, e.tenant_id, e.rule_id, e.device_id, d.name AS hostname, \
      e.status, e.severity, e.metric, e.value, e.threshold, e.message, e.acknowledged_at, e.acknowledged_by, \
-     e.silenced_until, e.fired_at, e.resolved_at, e.resolve_reason FROM alert_events e JOIN devices d ON d.id = e.device_id";
+     e.silenced_until, e.fired_at, e.resolved_at, e.resolve_reason, e.incident_id \
+     FROM alert_events e JOIN devices d ON d.id = e.device_id";
 
 /// Filters of the alert history.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -631,12 +644,18 @@ macro_rules! impl_device_alerts {
             }
             let mut engine = DeviceRuleEngine::new(rules, FlapPolicy::default());
             let mut stored: HashMap<DeviceId, String> = HashMap::new();
+            // Each device's last observation before this batch (of a rule it was breaching or
+            // recovering from): the gap to it is the device's poll interval as the data has it.
+            let mut observed: HashMap<DeviceId, DateTime<Utc>> = HashMap::new();
             for (device, json) in states {
                 let device = DeviceId(device);
                 let tracks: Vec<TrackState> = serde_json::from_str(&json).unwrap_or_else(|e| {
                     tracing::warn!(%device, error = %e, "unreadable alert state; counting afresh");
                     Vec::new()
                 });
+                if let Some(last) = tracks.iter().flat_map(|t| [t.last_hit, t.last_clean]).flatten().max() {
+                    observed.insert(device, last);
+                }
                 // Tracks of rules deleted or disabled since: the API resolved their alerts.
                 let tracks = tracks.into_iter().filter(|t| live.contains(&t.rule)).collect();
                 engine.book_mut().import_subject(Subject::Device(device), tracks);
@@ -688,21 +707,52 @@ macro_rules! impl_device_alerts {
                             tod_core::alerts::AlertState::Flapping => "flapping",
                             _ => "firing",
                         };
+                        // The incident: the latest of this rule at this site with an alert of
+                        // another device still open that fired within INCIDENT_POLLS of this
+                        // device's poll intervals before; else a new one. (A device firing again
+                        // after its own alert resolved is news, and is announced.)
+                        let id = Uuid::new_v4();
+                        let gap = observed
+                            .get(&device)
+                            .map(|prev| alert.fired_at - *prev)
+                            .filter(|g| *g > chrono::Duration::zero());
+                        let joined: Option<Uuid> = match gap {
+                            Some(gap) => sqlx::query_scalar(
+                                "SELECT e.incident_id FROM alert_events e JOIN devices d ON d.id = e.device_id \
+                                 WHERE e.tenant_id = $1 AND e.rule_id = $2 AND d.tenant_id = $1 AND d.site_id = $3 \
+                                 AND e.fired_at >= $4 AND e.fired_at <= $5 AND e.incident_id IS NOT NULL \
+                                 AND e.resolved_at IS NULL AND e.device_id <> $6 \
+                                 ORDER BY e.fired_at DESC LIMIT 1",
+                            )
+                            .bind(tenant.0)
+                            .bind(alert.rule.0)
+                            .bind(site.0)
+                            .bind(micros(alert.fired_at - gap * $crate::store::device_alerts::INCIDENT_POLLS))
+                            .bind(micros(alert.fired_at + gap * 2))
+                            .bind(device.0)
+                            .fetch_optional(&mut **tx)
+                            .await
+                            .map_err(map_err)?,
+                            None => None,
+                        };
+                        let incident = joined.unwrap_or(id);
                         stream.push(StreamItem {
                             kind: "alert.fired",
                             data: serde_json::json!({
                                 "device_id": device, "hostname": names.get(&device.0), "rule_id": alert.rule,
                                 "status": status, "severity": alert.severity.as_str(), "metric": metric,
                                 "value": alert.value, "threshold": threshold, "message": alert.message,
+                                "incident_id": incident, "joined": joined.is_some(),
                             }),
                             at: alert.fired_at,
                         });
                         sqlx::query(
                             "INSERT INTO alert_events (id, tenant_id, rule_id, device_id, status, severity, metric, \
-                             value, threshold, message, fired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                             value, threshold, message, fired_at, incident_id) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                              ON CONFLICT (device_id, rule_id) WHERE resolved_at IS NULL DO NOTHING",
                         )
-                        .bind(Uuid::new_v4())
+                        .bind(id)
                         .bind(tenant.0)
                         .bind(alert.rule.0)
                         .bind(device.0)
@@ -713,6 +763,7 @@ macro_rules! impl_device_alerts {
                         .bind(threshold)
                         .bind(&alert.message)
                         .bind(micros(alert.fired_at))
+                        .bind(incident)
                         .execute(&mut **tx)
                         .await
                         .map_err(map_err)?;
