@@ -674,6 +674,43 @@ async fn an_access_point_switched_off_leaves_its_clients_hearing_nothing() {
     );
 }
 
+#[tokio::test]
+async fn a_customer_radio_switched_off_leaves_its_access_points_table() {
+    let s = sim(400, false).await;
+    s.clock().set_speed(0.0);
+    let cpe = steady_cpe(&s, |_| true);
+    let (ap, _, k) = slot_of(&s, cpe).unwrap();
+    let mac = s.world().devices[ap].radios[s.world().devices[cpe].ap.unwrap().1].clients[k]
+        .mac
+        .to_string()
+        .to_uppercase();
+    let menu = format!("{}/registration-table", s.world().devices[ap].package.menu().unwrap());
+    let c = plain(&s, ap).await.unwrap();
+    let listed = async || {
+        let rows = c.print(&menu, &[], &[]).await.unwrap();
+        let has = rows
+            .iter()
+            .any(|r| r.get("mac-address").as_deref() == Some(mac.as_str()));
+        (rows.len(), has)
+    };
+    let (before, heard) = listed().await;
+    assert!(heard, "the AP hears its CPE");
+    s.set_faults(
+        cpe,
+        Faults {
+            offline_until: Some(s.clock().now() + 60.0),
+            ..Faults::default()
+        },
+    );
+    assert_eq!(
+        listed().await,
+        (before - 1, false),
+        "a radio switched off is not associated"
+    );
+    s.clock().advance(61.0);
+    assert_eq!(listed().await, (before, true), "and is again once it is back");
+}
+
 /// A registration row's signal, dBm, whatever the package calls it (`-61@HT20-7` or `-61`).
 fn signal_of(row: &Sentence) -> i32 {
     let raw = row

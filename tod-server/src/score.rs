@@ -32,6 +32,10 @@ pub enum Scenario {
     /// A customer's radio dies (a steady one, on the busiest access point) and never comes back.
     /// Expected: the CPE shown offline and its link down, one alert.
     DyingCpe,
+    /// A customer's radio (the same choice) drops out for 3 simulated minutes of every 12 (a
+    /// loose connector, a power supply on its way out). Expected: each drop shown, and alerts
+    /// that settle into one flapping alert rather than one per drop.
+    FlappingClient,
     /// The first tower's backhaul fails (its agent is cut off) for 60 % of the run: the network
     /// is fine, TOD cannot see it. Expected: one "agent offline" incident, not one per device.
     BackhaulOutage,
@@ -391,6 +395,10 @@ struct Injected {
 
 /// How long a rebooting device is gone (simulated seconds).
 const BOOT_SECS: f64 = 90.0;
+/// A flapping client is gone this long (simulated seconds)…
+const FLAP_SECS: f64 = 180.0;
+/// …once in this long.
+const FLAP_EVERY_SECS: f64 = 720.0;
 
 /// What a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -521,7 +529,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             restarted: false,
         });
     }
-    if opts.scenario == Scenario::DyingCpe {
+    if matches!(opts.scenario, Scenario::DyingCpe | Scenario::FlappingClient) {
         let busiest = |l: &&TrueLink| links.iter().filter(|o| o.ap == l.ap).count();
         let cpe = links
             .iter()
@@ -529,16 +537,32 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             .max_by_key(|l| (busiest(l), std::cmp::Reverse(l.cpe)))
             .ok_or("the world has no steady customer radio")?
             .cpe;
-        let planned = start + 2.0 * poll_sim_secs;
-        injected.push(Injected {
-            kind: "dying_cpe",
-            target: Target::Device(cpe),
-            planned,
-            // Gone for good: past the end of the run.
-            length: end - planned + 86_400.0,
-            window: None,
-            restarted: false,
-        });
+        let first = start + 2.0 * poll_sim_secs;
+        if opts.scenario == Scenario::DyingCpe {
+            injected.push(Injected {
+                kind: "dying_cpe",
+                target: Target::Device(cpe),
+                planned: first,
+                // Gone for good: past the end of the run.
+                length: end - first + 86_400.0,
+                window: None,
+                restarted: false,
+            });
+        } else {
+            let mut planned = first;
+            // Whole cycles only, so each drop's return is inside the run.
+            while planned + FLAP_EVERY_SECS <= end {
+                injected.push(Injected {
+                    kind: "client_flap",
+                    target: Target::Device(cpe),
+                    planned,
+                    length: FLAP_SECS,
+                    window: None,
+                    restarted: false,
+                });
+                planned += FLAP_EVERY_SECS;
+            }
+        }
     }
     if opts.scenario == Scenario::BackhaulOutage {
         let planned = start + 2.0 * poll_sim_secs;

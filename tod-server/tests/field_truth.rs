@@ -173,3 +173,28 @@ async fn a_dying_cpe_is_shown_offline_with_its_link_down() {
     );
     assert!(!f.recovered, "it never comes back: {f:?}");
 }
+
+/// A customer's radio drops out for 3 minutes of every 12 (SQLite only): every drop is shown and
+/// every return too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_client_is_shown_at_each_drop_and_return() {
+    let opts = ScoreOptions {
+        scenario: Scenario::FlappingClient,
+        devices: 40,
+        speed: 30.0,
+        minutes: 30,
+        ..ScoreOptions::default()
+    };
+    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
+        .await
+        .expect("the scenario runs");
+    eprintln!("{}", score.table());
+    assert!(score.faults.len() >= 2, "a drop every 12 minutes: {:?}", score.faults);
+    let device = &score.faults[0].device;
+    for f in &score.faults {
+        assert_eq!((f.kind.as_str(), &f.device), ("client_flap", device), "{f:?}");
+        assert!((f.until_sim_secs - f.from_sim_secs - 180.0).abs() < 1.0, "{f:?}");
+        assert!(f.detected, "each drop must be shown: {f:?}");
+        assert!(f.recovered, "and each return: {f:?}");
+    }
+}

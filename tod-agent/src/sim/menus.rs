@@ -1,6 +1,6 @@
 //! What each menu prints: rows rendered as RouterOS renders them, per package and version.
 
-use super::state::{Faults, Runtime};
+use super::state::{DeviceState, Faults, Runtime};
 use super::world::{Client, Device, Package, Role, World, client_signal, faded, mix, pick, unit};
 
 /// One row: property names and values in print order.
@@ -61,11 +61,23 @@ pub struct Ctx<'a> {
     pub ap_offline: bool,
     /// Extra path loss on the links of this access point (for a CPE: of its AP), dB.
     pub fade_db: f64,
+    /// Every device's state: an access point does not hear a client whose radio is switched off.
+    pub states: &'a [DeviceState],
 }
 
 impl Ctx<'_> {
-    /// A client's signal at this moment: the world's, less the injected fade.
+    /// A client's signal at this moment: the world's, less the injected fade; `None` when it is
+    /// not associated, or its radio is switched off.
     fn signal(&self, site: usize, ap: usize, radio: usize, slot: usize, c: &Client) -> Option<i16> {
+        let switched_off = |cpe: usize| {
+            self.states
+                .get(cpe)
+                .and_then(|s| s.faults().offline_until)
+                .is_some_and(|until| self.now < until)
+        };
+        if c.cpe.is_some_and(switched_off) {
+            return None;
+        }
         let s = client_signal(self.world.seed, site, ap, radio, slot, c, self.now)?;
         Some(faded(s, self.fade_db))
     }

@@ -226,6 +226,7 @@ impl Session {
             now,
             ap_offline: device.ap.is_some_and(|(ap, _)| self.shared.offline(ap)),
             fade_db: self.shared.fade(device.ap.map_or(self.index, |(ap, _)| ap)),
+            states: &self.shared.states,
         };
         match verb {
             "print" | "getall" => {
@@ -356,6 +357,7 @@ impl Session {
                             now: shared.clock.now(),
                             ap_offline: device.ap.is_some_and(|(ap, _)| shared.offline(ap)),
                             fade_db: shared.fade(device.ap.map_or(index, |(ap, _)| ap)),
+                            states: &shared.states,
                         };
                         let bytes = match menus::monitor(&ctx, &menu, &numbers) {
                             Ok(row) => reply_words("!re", &row, Some(&tag)),
