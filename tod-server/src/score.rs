@@ -212,7 +212,8 @@ pub struct Score {
     /// Alerts raised in the observed window (device alerts and site alert events).
     pub alerts: usize,
     /// Of those, alerts about a device with a cause in the truth during the window (offline, a
-    /// client link down, or a client signal below the default rule's -75 dBm).
+    /// client link down, a CPE hearing its AP below the default rule's -75 dBm, an AP radio's
+    /// clients below it on average, rain over a site).
     pub alerts_with_cause: usize,
     /// What the others were (rule or event kind, with counts).
     pub alerts_without_cause: Vec<(String, usize)>,
@@ -411,6 +412,36 @@ enum Target {
     TowerReboot(usize),
     /// Rain over a tower: its access points' links fade.
     Rain(usize),
+}
+
+/// The default signal rule's threshold, dBm: a weaker signal is a cause for its alert.
+const WEAK_DBM: i16 = -75;
+/// How much weaker a CPE hears its AP than the AP hears it, in the simulated world, dB.
+const CPE_VIEW_DB: i16 = 1;
+
+/// The mean signal of the clients of access point `ap`'s weakest radio at `t` (its clients the
+/// AP hears, managed or not), as the AP's signal metric takes it; `None` with no client heard.
+fn weakest_radio_mean(world: &World, ap: usize, injected: &Injections<'_>, t: f64) -> Option<f64> {
+    if (injected.down)(ap, t) {
+        return None;
+    }
+    let d = &world.devices[ap];
+    let fade = (injected.fade)(ap, t);
+    d.radios
+        .iter()
+        .enumerate()
+        .filter_map(|(r, radio)| {
+            let heard: Vec<f64> = radio
+                .clients
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.cpe.is_none_or(|cpe| !(injected.down)(cpe, t)))
+                .filter_map(|(slot, c)| client_signal(world.seed, d.site, ap, r, slot, c, t))
+                .map(|s| f64::from(faded(s, fade)))
+                .collect();
+            (!heard.is_empty()).then(|| heard.iter().sum::<f64>() / heard.len() as f64)
+        })
+        .reduce(f64::min)
 }
 
 /// What the scenario did to the world: which devices were off, and how much weaker access
@@ -742,7 +773,8 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             if signal.is_none() {
                 caused.insert(l.cpe);
                 caused.insert(l.ap);
-            } else if signal.is_some_and(|s| s < -75) {
+            } else if signal.is_some_and(|s| s - CPE_VIEW_DB < WEAK_DBM) {
+                // The CPE's own alert is on its own view of the link.
                 caused.insert(l.cpe);
             }
             let seen = reported.get(&(l.ap, l.cpe)).copied();
@@ -755,6 +787,12 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                     c.add(signal.is_some(), seen);
                     by_behaviour.push((kind, c));
                 }
+            }
+        }
+        // An access point's signal alert is on its weakest radio's mean client signal.
+        for ap in world.devices.iter().filter(|d| d.role == Role::Ap) {
+            if weakest_radio_mean(world, ap.index, &inj, t).is_some_and(|m| m < f64::from(WEAK_DBM)) {
+                caused.insert(ap.index);
             }
         }
         let status: HashMap<usize, String> = devices
