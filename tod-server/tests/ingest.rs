@@ -549,13 +549,25 @@ async fn links_age_and_agents_go_unreachable(url: &str) {
     assert_eq!(state(&srv, cpe1.clone()).await, "active");
     assert_eq!(state(&srv, cpe2.clone()).await, "degraded", "-85 dBm is below -80");
     for m in 2..=4 {
-        deliver(vec![ap_report(m as u64 + 1, min(m), &[(m1, -60)])], min(m)).await;
+        // The last of them reaches the server 40 s after it was collected (the agent batched
+        // and retried).
+        let lag = chrono::Duration::seconds(if m == 4 { 40 } else { 0 });
+        deliver(vec![ap_report(m as u64 + 1, min(m), &[(m1, -60)])], min(m) + lag).await;
     }
     assert_eq!(
         state(&srv, cpe2.clone()).await,
         "down",
         "three AP reports without the client"
     );
+    assert_eq!(state(&srv, cpe1.clone()).await, "active");
+    // When the link would be due down (three and a half intervals after the AP's last report) the
+    // agent has not been heard from since that delivery, yet is not silent for three intervals:
+    // nothing says the AP is gone rather than the agent, so its link stays as it was.
+    let a = store
+        .age_fleet(min(7) + chrono::Duration::seconds(31), 60)
+        .await
+        .unwrap();
+    assert_eq!((a.link_changes, a.devices_unreachable), (0, 0), "{a:?}");
     assert_eq!(state(&srv, cpe1.clone()).await, "active");
 
     // The AP goes quiet at minute 4; the agent keeps reporting the CPE. At minute 10 the link of

@@ -1598,18 +1598,28 @@ macro_rules! impl_fleet_store {
                 .await
                 .map_err(map_err)?
                 .rows_affected();
-                // APs overdue by at least one interval whose agent still reports.
-                let overdue: Vec<(Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
-                    "SELECT la.tenant_id, la.ap_device_id, la.last_report_at FROM link_aps la \
+                // APs overdue by at least one interval whose agent still reports, and has
+                // delivered two intervals past the AP's last report: the AP is missing from what
+                // the agent polls. An agent that stopped right after the AP's last report (its
+                // last delivery lags the collection by its batching) is not evidence against the
+                // AP: its site goes unreachable instead, with its links as they were.
+                let candidates: Vec<(Uuid, Uuid, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT la.tenant_id, la.ap_device_id, la.last_report_at, a.last_seen_at FROM link_aps la \
                      JOIN devices d ON d.id = la.ap_device_id \
                      JOIN agents a ON a.site_id = d.site_id AND a.revoked_at IS NULL \
-                     WHERE la.last_report_at < $1 AND a.last_seen_at >= $2",
+                     WHERE la.last_report_at < $1 AND a.last_seen_at >= $2 ORDER BY la.ap_device_id",
                 )
                 .bind(now - interval)
                 .bind(silent_before)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
+                let mut overdue: Vec<(Uuid, Uuid, DateTime<Utc>)> = candidates
+                    .into_iter()
+                    .filter(|(_, _, last, seen)| *seen >= *last + interval * 2)
+                    .map(|(t, ap, last, _)| (t, ap, last))
+                    .collect();
+                overdue.dedup();
                 let mut link_changes = 0;
                 for (tenant, ap, last) in overdue {
                     let config = LinkConfig {
