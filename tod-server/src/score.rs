@@ -284,7 +284,10 @@ impl Score {
                     met(n == f.devices_hit)
                 );
             }
-            let kinds: Vec<String> = f.alert_kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            let mut kinds: Vec<String> = f.alert_kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            if kinds.is_empty() {
+                kinds.push("none".into());
+            }
             out += &format!(
                 "| {} of {}: incidents raised for it | {} ({}; {} device alerts in them) | {} ({}) |\n",
                 f.kind,
