@@ -159,7 +159,8 @@ pub struct FaultReport {
     /// Simulated seconds from the fault to the first sample that showed it.
     pub detection_secs: Option<f64>,
     /// The target: two polls, plus the hysteresis of what reports it (an agent is declared
-    /// silent after three of the server's intervals).
+    /// silent after three of the server's intervals; a sector rule needs its window half faded
+    /// and its consecutive hits, one per 5-minute evaluation).
     pub detection_target_secs: f64,
     /// Whether the API showed it over after it ended.
     pub recovered: bool,
