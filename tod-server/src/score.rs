@@ -724,34 +724,25 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 f.restarted = true;
             }
         }
-        let windows: Vec<(usize, f64, f64)> = injected
-            .iter()
-            .flat_map(|f| match (f.target, f.window) {
-                (Target::Device(_) | Target::TowerReboot(_), Some((a, b))) => {
-                    members(f.target).into_iter().map(|d| (d, a, b)).collect()
-                }
-                _ => Vec::new(),
-            })
-            .collect();
-        let down = |i: usize, t: f64| {
-            windows
+        // (device, from, until) of every started fault whose target `kind` picks.
+        let spans = |kind: fn(Target) -> bool| -> Vec<(usize, f64, f64)> {
+            injected
                 .iter()
-                .any(|(d, from, until)| *d == i && t >= *from && t < *until)
+                .filter(|f| kind(f.target))
+                .filter_map(|f| f.window.map(|w| (f.target, w)))
+                .flat_map(|(target, (a, b))| members(target).into_iter().map(move |d| (d, a, b)))
+                .collect()
         };
-        let fades: Vec<(usize, f64, f64)> = injected
-            .iter()
-            .flat_map(|f| match (f.target, f.window) {
-                (Target::Rain(_), Some((a, b))) => members(f.target).into_iter().map(|d| (d, a, b)).collect(),
-                _ => Vec::new(),
-            })
-            .collect();
-        let fade = |ap: usize, t: f64| {
-            fades
+        let off = spans(|t| matches!(t, Target::Device(_) | Target::TowerReboot(_)));
+        let wet = spans(|t| matches!(t, Target::Rain(_)));
+        let hits = |spans: &[(usize, f64, f64)], i: usize, t: f64| {
+            spans
                 .iter()
-                .filter(|(d, from, until)| *d == ap && t >= *from && t < *until)
-                .map(|_| crate::demo::RAIN_FADE_DB)
-                .sum::<f64>()
+                .filter(|(d, from, until)| *d == i && t >= *from && t < *until)
+                .count()
         };
+        let down = |i: usize, t: f64| hits(&off, i, t) > 0;
+        let fade = |ap: usize, t: f64| hits(&wet, ap, t) as f64 * crate::demo::RAIN_FADE_DB;
         let inj = Injections {
             down: &down,
             fade: &fade,

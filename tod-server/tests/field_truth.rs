@@ -12,10 +12,15 @@ use tod_server::score::{Scenario, Score, ScoreOptions};
 /// Runs a scenario on 40 devices at 12× for `minutes` simulated minutes (on PostgreSQL when
 /// `db_url` is one, else on the demo's own SQLite file) and prints its table.
 async fn scored(scenario: Scenario, minutes: u32, db_url: Option<&str>) -> (Score, String) {
+    scored_at(scenario, 12.0, minutes, db_url).await
+}
+
+/// The same at `speed` times real time.
+async fn scored_at(scenario: Scenario, speed: f64, minutes: u32, db_url: Option<&str>) -> (Score, String) {
     let opts = ScoreOptions {
         scenario,
         devices: 40,
-        speed: 12.0,
+        speed,
         minutes,
         postgres: db_url.filter(|u| u.starts_with("postgres")).map(str::to_owned),
         ..ScoreOptions::default()
@@ -114,18 +119,7 @@ async fn a_mass_reboot_is_logged_device_by_device_and_recovers() {
 /// see it in the world's time and clear after it, and no link is taken for down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rain_fade_is_reported_by_the_wet_sectors_and_clears() {
-    let opts = ScoreOptions {
-        scenario: Scenario::RainFade,
-        devices: 40,
-        speed: 30.0,
-        minutes: 45,
-        ..ScoreOptions::default()
-    };
-    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
-        .await
-        .expect("the scenario runs");
-    let table = score.table();
-    eprintln!("{table}");
+    let (score, table) = scored_at(Scenario::RainFade, 30.0, 45, None).await;
     assert!(!score.faults.is_empty() && score.faults.len() <= 3, "{score:?}");
     for f in &score.faults {
         assert_eq!(f.kind, "rain_fade");
@@ -152,17 +146,7 @@ async fn a_rain_fade_is_reported_by_the_wet_sectors_and_clears() {
 /// incident raised for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dying_cpe_is_shown_offline_with_its_link_down() {
-    let opts = ScoreOptions {
-        scenario: Scenario::DyingCpe,
-        devices: 40,
-        speed: 30.0,
-        minutes: 15,
-        ..ScoreOptions::default()
-    };
-    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
-        .await
-        .expect("the scenario runs");
-    eprintln!("{}", score.table());
+    let (score, _) = scored_at(Scenario::DyingCpe, 30.0, 15, None).await;
     let f = &score.faults[0];
     assert_eq!(f.kind, "dying_cpe");
     assert!(f.detected, "the dead radio must be shown offline: {f:?}");
@@ -178,17 +162,7 @@ async fn a_dying_cpe_is_shown_offline_with_its_link_down() {
 /// every return too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_client_is_shown_at_each_drop_and_return() {
-    let opts = ScoreOptions {
-        scenario: Scenario::FlappingClient,
-        devices: 40,
-        speed: 30.0,
-        minutes: 30,
-        ..ScoreOptions::default()
-    };
-    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
-        .await
-        .expect("the scenario runs");
-    eprintln!("{}", score.table());
+    let (score, _) = scored_at(Scenario::FlappingClient, 30.0, 30, None).await;
     assert!(score.faults.len() >= 2, "a drop every 12 minutes: {:?}", score.faults);
     let device = &score.faults[0].device;
     for f in &score.faults {
