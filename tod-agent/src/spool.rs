@@ -16,7 +16,10 @@
 //!
 //! The spool is bounded by bytes and by age. When a bound is hit the oldest segment is dropped —
 //! delivered or not — and the number of records lost that way is counted in the cursor file and
-//! reported by [`Spool::stats`], never silently.
+//! reported by [`Spool::stats`], never silently. Records of the batch in flight that leave the
+//! disk this way are still in the forwarder's memory: they are counted as *held*, and become
+//! dropped only if that batch is given up (a restart, or a new batch started without its
+//! acknowledgement), so a record is counted as delivered or as dropped, never both.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -66,6 +69,9 @@ pub struct SpoolStats {
     pub bytes: u64,
     /// Records dropped because a bound was hit, ever.
     pub dropped: u64,
+    /// Records of the batch in flight that a bound removed from disk: delivered from memory when
+    /// the batch is acknowledged, added to `dropped` if it is given up.
+    pub held: u64,
     /// Torn or corrupt records cut off at open, ever.
     pub repaired: u64,
     /// The next sequence number.
@@ -97,6 +103,8 @@ pub struct Spool {
     /// The last record of the batch being delivered, kept until it is acknowledged so a batch
     /// resent after a restart has the same extent (and so the same idempotency key).
     sending: Option<u64>,
+    /// Records of that batch a bound removed from disk (see [`SpoolStats::held`]).
+    held: u64,
     /// Where the last `read` stopped: (segment's first sequence, byte offset, sequence there),
     /// so delivering a long backlog reads each record once instead of rescanning segments.
     read_hint: std::cell::Cell<Option<(u64, u64, u64)>>,
@@ -183,6 +191,7 @@ impl Spool {
             dropped,
             repaired,
             sending,
+            held,
         } = read_cursor(&dir)?;
         let mut s = Self {
             dir,
@@ -191,9 +200,11 @@ impl Spool {
             active: None,
             next_seq: acked,
             acked,
-            dropped,
+            // The batch that held them was in the last run's memory: they are gone.
+            dropped: dropped + held,
             repaired,
             sending,
+            held: 0,
             read_hint: std::cell::Cell::new(None),
         };
         let count = firsts.len();
@@ -226,7 +237,7 @@ impl Spool {
             });
         }
         s.acked = s.acked.min(s.next_seq);
-        if s.repaired > 0 {
+        if s.repaired > 0 || held > 0 {
             s.write_cursor()?;
         }
         Ok(s)
@@ -238,6 +249,7 @@ impl Spool {
             pending: self.next_seq - self.acked,
             bytes: self.segments.iter().map(|s| s.bytes).sum(),
             dropped: self.dropped,
+            held: self.held,
             repaired: self.repaired,
             next_seq: self.next_seq,
             acked: self.acked,
@@ -357,7 +369,15 @@ impl Spool {
             let seg = self.segments.pop_front().expect("front exists");
             let end = seg.first_seq + seg.records;
             if end > self.acked {
-                self.dropped += end - self.acked.max(seg.first_seq);
+                let from = self.acked.max(seg.first_seq);
+                // The batch in flight starts at or before `from` (it was read from an earlier
+                // acknowledged position), so its records here are `from ..= last`.
+                let held = match self.sending {
+                    Some(last) if last >= from => (last + 1).min(end) - from,
+                    _ => 0,
+                };
+                self.held += held;
+                self.dropped += end - from - held;
                 self.acked = end;
             }
             if self.segments.is_empty() {
@@ -434,6 +454,9 @@ impl Spool {
         if self.sending == Some(last) {
             return Ok(());
         }
+        // The previous batch was given up without being acknowledged: what only it still held
+        // is lost.
+        self.dropped += std::mem::take(&mut self.held);
         self.sending = Some(last);
         self.write_cursor()
     }
@@ -442,12 +465,15 @@ impl Spool {
     /// wholly acknowledged are deleted.
     pub fn ack(&mut self, upto: u64) -> io::Result<()> {
         let upto = upto.min(self.next_seq);
-        if upto <= self.acked {
+        // The batch in flight is delivered, even if a bound already removed all of it from disk.
+        let delivered = self.sending.is_some_and(|last| last < upto);
+        if upto <= self.acked && !delivered {
             return Ok(());
         }
-        self.acked = upto;
-        if self.sending.is_some_and(|last| last < upto) {
+        self.acked = self.acked.max(upto);
+        if delivered {
             self.sending = None;
+            self.held = 0;
         }
         // A segment is removed only once the cursor past it is durable (renamed and the directory
         // flushed); otherwise the rename may reach the disk later, at the next flush of the
@@ -481,9 +507,11 @@ impl Spool {
     fn store_cursor(&self, durable: bool) -> io::Result<()> {
         let tmp = self.dir.join("cursor.tmp");
         let mut f = File::create(&tmp)?;
-        match self.sending {
-            Some(last) => writeln!(f, "{} {} {} {last}", self.acked, self.dropped, self.repaired)?,
-            None => writeln!(f, "{} {} {}", self.acked, self.dropped, self.repaired)?,
+        let (acked, dropped, repaired) = (self.acked, self.dropped, self.repaired);
+        match (self.sending, self.held) {
+            (Some(last), 0) => writeln!(f, "{acked} {dropped} {repaired} {last}")?,
+            (Some(last), held) => writeln!(f, "{acked} {dropped} {repaired} {last} {held}")?,
+            (None, _) => writeln!(f, "{acked} {dropped} {repaired}")?,
         }
         f.sync_all()?;
         fs::rename(&tmp, self.dir.join("cursor"))?;
@@ -494,23 +522,24 @@ impl Spool {
     }
 }
 
-/// The cursor file: `acked dropped repaired [sending]`.
+/// The cursor file: `acked dropped repaired [sending [held]]`.
 #[derive(Debug, Default)]
 struct Cursor {
     acked: u64,
     dropped: u64,
     repaired: u64,
     sending: Option<u64>,
+    held: u64,
 }
 
 fn read_cursor(dir: &Path) -> io::Result<Cursor> {
     match fs::read_to_string(dir.join("cursor")) {
         Ok(text) => {
             let n: Vec<u64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-            if !(3..=4).contains(&n.len()) || n.len() != text.split_whitespace().count() {
+            if !(3..=5).contains(&n.len()) || n.len() != text.split_whitespace().count() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("spool cursor {:?} is not three or four numbers", text.trim()),
+                    format!("spool cursor {:?} is not three to five numbers", text.trim()),
                 ));
             }
             Ok(Cursor {
@@ -518,6 +547,7 @@ fn read_cursor(dir: &Path) -> io::Result<Cursor> {
                 dropped: n[1],
                 repaired: n[2],
                 sending: n.get(3).copied(),
+                held: n.get(4).copied().unwrap_or(0),
             })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Cursor::default()),
@@ -592,9 +622,9 @@ mod tests {
         drop(s);
         assert_eq!(fs::read_to_string(d.join("cursor")).unwrap().trim(), "8 0 0");
         assert_eq!(Spool::open(&d, small()).unwrap().in_flight(), None);
-        fs::write(d.join("cursor"), "8 0 0 9 9").unwrap();
+        fs::write(d.join("cursor"), "8 0 0 9 9 9").unwrap();
         let err = Spool::open(&d, small()).unwrap_err();
-        assert!(err.to_string().contains("three or four numbers"), "{err}");
+        assert!(err.to_string().contains("three to five numbers"), "{err}");
         let _ = fs::remove_dir_all(&d);
     }
 
@@ -712,6 +742,65 @@ mod tests {
         assert_ne!(s2.read(1).unwrap()[0].payload, b"old");
         let _ = fs::remove_dir_all(&d);
         let _ = fs::remove_dir_all(dir("age"));
+    }
+
+    #[test]
+    fn records_of_the_batch_in_flight_are_delivered_or_dropped_never_both() {
+        let d = dir("held");
+        let limits = SpoolLimits {
+            max_bytes: 1 << 30,
+            ..small()
+        };
+        let mut s = Spool::open(&d, limits).unwrap();
+        let payload = [7u8; 84]; // 100 bytes with its header: ten records a segment
+        for _ in 0..30 {
+            s.append(&payload, 0).unwrap();
+        }
+        // A batch of 15 (the first segment and half the second) is handed to the uplink, which
+        // cannot reach the server; meanwhile the first two segments age out.
+        let batch = s.read(15).unwrap();
+        s.sending(batch.last().unwrap().seq).unwrap();
+        s.append(&payload, 3_600_000 + 1).unwrap();
+        s.enforce(3_600_000 + 1).unwrap();
+        let st = s.stats();
+        assert_eq!((st.acked, st.held, st.dropped), (30, 15, 15), "{st:?}");
+        // The batch (in memory) is delivered after all: nothing it carried was lost.
+        s.ack(15).unwrap();
+        let st = s.stats();
+        assert_eq!((st.acked, st.held, st.dropped, st.pending), (30, 0, 15, 1), "{st:?}");
+        assert_eq!(s.in_flight(), None);
+
+        // The same, but the agent restarts before the batch gets through: the held records were
+        // only in the last run's memory, so they are dropped.
+        let first = s.stats().next_seq;
+        assert_eq!(first, 31);
+        for _ in 0..29 {
+            s.append(&payload, 4_000_000).unwrap();
+        }
+        s.ack(first).unwrap();
+        let batch = s.read(15).unwrap();
+        s.sending(batch.last().unwrap().seq).unwrap();
+        s.append(&payload, 8_000_000).unwrap();
+        s.enforce(8_000_000).unwrap();
+        assert_eq!(s.stats().held, 15);
+        drop(s);
+        let s = Spool::open(&d, limits).unwrap();
+        let st = s.stats();
+        assert_eq!((st.held, st.dropped), (0, 15 + 14 + 15), "{st:?}");
+        assert_eq!(st.pending, 1);
+        // And a new batch started without the last one's acknowledgement gives that one up.
+        let mut s = s;
+        for _ in 0..20 {
+            s.append(&payload, 9_000_000).unwrap();
+        }
+        let batch = s.read(5).unwrap();
+        s.sending(batch.last().unwrap().seq).unwrap();
+        s.append(&payload, 13_000_000).unwrap();
+        let st = s.stats();
+        assert_eq!((st.held, st.dropped), (5, 44 + 15), "{st:?}");
+        s.sending(st.acked).unwrap();
+        assert_eq!((s.stats().held, s.stats().dropped), (0, 44 + 15 + 5), "{:?}", s.stats());
+        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
