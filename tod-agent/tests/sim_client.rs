@@ -791,3 +791,55 @@ async fn a_fade_over_an_access_point_weakens_its_links_both_ways_until_it_ends()
     );
     assert_eq!(signal_of(&cpe_after[0]), truth - 1, "and so does the CPE");
 }
+
+#[tokio::test]
+async fn a_fade_on_a_customer_radio_weakens_its_own_link_only() {
+    let s = sim(400, false).await;
+    s.clock().set_speed(0.0);
+    let now = s.clock().now();
+    let cpe = steady_cpe(&s, |sig| sig > -80);
+    let (ap, r, k) = slot_of(&s, cpe).unwrap();
+    let ap_dev = &s.world().devices[ap];
+    let client = &ap_dev.radios[r].clients[k];
+    let mac = client.mac.to_string().to_uppercase();
+    let menu = format!("{}/registration-table", ap_dev.package.menu().unwrap());
+    let cpe_menu = format!("{}/registration-table", s.world().devices[cpe].package.menu().unwrap());
+    // Every signal the AP hears, by MAC, and the one the CPE hears.
+    let tables = async || {
+        let at_ap = plain(&s, ap).await.unwrap();
+        let heard: std::collections::BTreeMap<String, i32> = at_ap
+            .print(&menu, &[], &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("mac-address").unwrap().into_owned(), signal_of(r)))
+            .collect();
+        let at_cpe = plain(&s, cpe).await.unwrap();
+        let own = signal_of(&at_cpe.print(&cpe_menu, &[], &[]).await.unwrap()[0]);
+        (heard, own)
+    };
+    let (before, cpe_before) = tables().await;
+    assert!(before.len() >= 2, "the AP has other clients: {before:?}");
+    s.set_faults(
+        cpe,
+        Faults {
+            fade_db: 9.0,
+            fade_until: Some(now + 600.0),
+            ..Faults::default()
+        },
+    );
+    let (during, cpe_during) = tables().await;
+    assert_eq!(cpe_during, cpe_before - 9, "the failing radio hears its AP 9 dB weaker");
+    for (m, sig) in &before {
+        let expected = if *m == mac { sig - 9 } else { *sig };
+        assert_eq!(during[m], expected, "{m}: only the failing radio's link is weaker");
+    }
+    s.clock().advance(601.0);
+    let (after, _) = tables().await;
+    let truth = client_signal(s.world().seed, ap_dev.site, ap, r, k, client, s.clock().now());
+    assert_eq!(
+        after[&mac],
+        i32::from(truth.expect("a steady client stays associated")),
+        "after the fade the AP hears the world's own signal"
+    );
+}

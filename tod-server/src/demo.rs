@@ -66,6 +66,10 @@ pub struct DemoOptions {
     /// false` for clear skies but the world's own weather).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub rain: bool,
+    /// Script a dying customer radio (default on; `--dying false` to skip): its link weakens for
+    /// 20 simulated minutes, stays weak for 10, then the radio goes dark for good.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub dying: bool,
 }
 
 impl Default for DemoOptions {
@@ -81,6 +85,7 @@ impl Default for DemoOptions {
             dir: None,
             outage: true,
             rain: true,
+            dying: true,
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct DemoAccess {
     pub tenant: String,
     /// Towers (sites), each with its own agent and tunnel.
     pub towers: usize,
+    /// The customer radio scripted to die (its device name), if one is.
+    pub dying_cpe: Option<String>,
 }
 
 /// One progress reading.
@@ -368,6 +375,7 @@ impl Demo {
             )
             .await?;
         }
+        let dying = opts.dying.then(|| dying_cpe(world, agents)).flatten();
         let access = DemoAccess {
             url: url.clone(),
             email: ADMIN_EMAIL.into(),
@@ -375,6 +383,7 @@ impl Demo {
             api_key,
             tenant: tenant.clone(),
             towers: agents,
+            dying_cpe: dying.map(|(cpe, _)| world.devices[cpe].name.clone()),
         };
 
         // One agent per tower: created, enrolled in the tunnel, and started with what the API returned.
@@ -472,6 +481,19 @@ impl Demo {
                     note.clone(),
                 )));
             }
+        }
+        if let Some((cpe, fade_db)) = dying {
+            tasks.push(tokio::spawn(scripted_dying(
+                sim.clone(),
+                world.devices[cpe].name.clone(),
+                (cpe, fade_db),
+                (
+                    Duration::from_secs(6 * interval_secs),
+                    Duration::from_secs(interval_secs),
+                ),
+                quit_rx.clone(),
+                note.clone(),
+            )));
         }
         let (stop_server, server) = (stop_server, server);
         Ok(Self {
@@ -676,6 +698,88 @@ async fn scripted_rain(
     say(format!("scripted: the rain over {tower} has passed"));
     Ok(())
 }
+
+/// The customer radio to script a death for, and how far its link must fade to end at
+/// [`DYING_SIGNAL_DBM`]: a steady client on the busiest radio of the second tower (neither the
+/// rain's nor the outage's when there are three or more; else the first), so its fall shows as its
+/// own alerts and barely moves its sector's average.
+fn dying_cpe(world: &World, towers: usize) -> Option<(usize, f64)> {
+    let tower = if towers >= 3 { 1 } else { 0 };
+    world
+        .devices
+        .iter()
+        .filter(|d| d.role == Role::Ap && d.site % towers.max(1) == tower)
+        .flat_map(|ap| &ap.radios)
+        .filter(|r| {
+            r.clients
+                .iter()
+                .any(|c| c.cpe.is_some() && c.behaviour == Behaviour::Steady)
+        })
+        .max_by_key(|r| r.clients.len())?
+        .clients
+        .iter()
+        .find(|c| c.cpe.is_some() && c.behaviour == Behaviour::Steady)
+        .and_then(|c| Some((c.cpe?, (f64::from(c.base_signal) - DYING_SIGNAL_DBM).max(0.0))))
+}
+
+/// A customer radio dying: after `after`, its link (both ways) weakens steadily by up to
+/// `fade_db` over [`DYING_RAMP_SIM_SECS`] of simulated time, re-set every `step` of real time,
+/// stays that weak for [`DYING_HOLD_SIM_SECS`], and then the radio goes dark for good.
+async fn scripted_dying(
+    sim: Arc<Simulator>,
+    name: String,
+    (cpe, fade_db): (usize, f64),
+    (after, step): (Duration, Duration),
+    mut quit: tokio::sync::watch::Receiver<bool>,
+    note: Arc<std::sync::Mutex<Option<String>>>,
+) -> Result<(), String> {
+    let say = |s: String| *note.lock().expect("note lock") = Some(s);
+    tokio::select! {
+        _ = tokio::time::sleep(after) => {}
+        _ = quitting(&mut quit) => return Ok(()),
+    }
+    say(format!(
+        "scripted: {name}'s radio is failing (its link weakens by {fade_db:.0} dB over {} simulated minutes)",
+        DYING_RAMP_SIM_SECS / 60.0
+    ));
+    let start = sim.clock().now();
+    let end = start + DYING_RAMP_SIM_SECS + DYING_HOLD_SIM_SECS;
+    loop {
+        let now = sim.clock().now();
+        if now >= end {
+            break;
+        }
+        sim.set_faults(
+            cpe,
+            Faults {
+                fade_db: fade_db * ((now - start) / DYING_RAMP_SIM_SECS).min(1.0),
+                fade_until: Some(end),
+                ..sim.state(cpe).faults()
+            },
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = quitting(&mut quit) => return Ok(()),
+        }
+    }
+    sim.set_faults(
+        cpe,
+        Faults {
+            // Gone for good (a century of simulated time).
+            offline_until: Some(end + 100.0 * 365.0 * 86_400.0),
+            ..sim.state(cpe).faults()
+        },
+    );
+    say(format!("scripted: {name} has died"));
+    Ok(())
+}
+
+/// Where the dying radio's link ends up before it dies, dBm (well under the default rule's −75).
+pub const DYING_SIGNAL_DBM: f64 = -88.0;
+/// How long the dying radio's link takes to weaken, simulated seconds.
+pub const DYING_RAMP_SIM_SECS: f64 = 1_200.0;
+/// How long it stays weak before it dies, simulated seconds.
+pub const DYING_HOLD_SIM_SECS: f64 = 600.0;
 
 /// How much weaker heavy rain makes each link, dB.
 pub const RAIN_FADE_DB: f64 = 14.0;

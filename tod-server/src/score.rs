@@ -484,6 +484,7 @@ pub async fn run(opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) -> Result<Sco
         postgres: opts.postgres.clone(),
         outage: false,
         rain: false,
+        dying: false,
         ..DemoOptions::default()
     })
     .await?;

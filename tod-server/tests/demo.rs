@@ -3,7 +3,8 @@
 //! health rollup, wireless links discovered from the simulated registration tables, a live link's
 //! signal history, every tower's agent delivering through its own WireGuard tunnel, the scripted
 //! backhaul outage as one site alert that resolves itself, and the scripted rain as weak-signal
-//! alerts from the sector rules that clear when it passes; the printed key and login work.
+//! alerts from the sector rules that clear when it passes, the scripted dying radio as its own
+//! weak-signal and offline alerts; the printed key and login work.
 
 mod common;
 
@@ -216,6 +217,45 @@ async fn the_demo_shows_the_whole_system_working(db_url: &str) {
         rain["message"].as_str().unwrap().contains("average client signal"),
         "{rain}"
     );
+
+    // The scripted dying radio: the default rules page about its weak link, then about it
+    // going dark (each from three and two polls of the agent, as the rules say).
+    let dying = access.dying_cpe.clone().expect("a radio is scripted to die");
+    let devices = get(format!("/api/tenants/{t}/devices")).await;
+    let id = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == dying.as_str())
+        .unwrap_or_else(|| panic!("{dying} is a device: {devices}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alerts = get(format!("/api/alerts?device_id={id}&per_page=200")).await;
+        let metrics: Vec<&str> = alerts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["metric"].as_str())
+            .collect();
+        if metrics.contains(&"signal_strength") && metrics.contains(&"device_offline") {
+            let offline = alerts["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["metric"] == "device_offline")
+                .unwrap();
+            assert_eq!(offline["status"], "firing", "a dead radio stays down: {offline}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dying radio {dying} raised no weak-signal and offline alerts: {alerts}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // The admin login printed is real (SRP against the running server).
     let tokens = tod_server::client::login(&access.url, &access.email, &access.password)

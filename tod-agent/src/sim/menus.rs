@@ -66,20 +66,21 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// A client's signal at this moment: the world's, less the injected fade; `None` when it is
-    /// not associated, or its radio is switched off.
+    /// A client's signal at this moment: the world's, less the injected fades (its access
+    /// point's, and its own radio's); `None` when it is not associated, or its radio is switched
+    /// off.
     fn signal(&self, site: usize, ap: usize, radio: usize, slot: usize, c: &Client) -> Option<i16> {
-        let switched_off = |cpe: usize| {
-            self.states
-                .get(cpe)
-                .and_then(|s| s.faults().offline_until)
-                .is_some_and(|until| self.now < until)
-        };
-        if c.cpe.is_some_and(switched_off) {
+        let own = c.cpe.and_then(|cpe| self.states.get(cpe)).map(|s| s.faults());
+        if own
+            .as_ref()
+            .and_then(|f| f.offline_until)
+            .is_some_and(|until| self.now < until)
+        {
             return None;
         }
+        let own_fade = own.map_or(0.0, |f| f.fade_at(self.now));
         let s = client_signal(self.world.seed, site, ap, radio, slot, c, self.now)?;
-        Some(faded(s, self.fade_db))
+        Some(faded(s, self.fade_db + own_fade))
     }
 
     fn uptime(&self) -> u64 {

@@ -37,8 +37,9 @@ pub struct Faults {
     pub offline_until: Option<f64>,
     /// At most this many concurrent sessions; more are closed at once.
     pub max_sessions: Option<u32>,
-    /// Extra path loss on an access point's links, dB (rain over the tower, an obstruction):
-    /// until `fade_until`, each of its clients hears it this much weaker, and it them.
+    /// Extra path loss, dB, until `fade_until`. On an access point, on all its links (rain over
+    /// the tower, an obstruction): each of its clients hears it this much weaker, and it them. On
+    /// a customer radio, on its own link only (a failing radio, water in the connector).
     pub fade_db: f64,
     /// Simulated time (seconds) the fade lasts until; `None` means no fade.
     pub fade_until: Option<f64>,
