@@ -1,5 +1,6 @@
-//! The poll scheduler against 200 simulated devices over loopback: persistent sessions, reports
-//! every cycle, an unreachable device backs off and recovers, an auth failure is reported once.
+//! The poll scheduler against simulated devices over loopback: persistent sessions, reports
+//! every cycle, an unreachable device backs off and recovers (and is polled within a cycle of its
+//! return, its backoff notwithstanding), an auth failure is reported once.
 
 mod common;
 
@@ -149,4 +150,86 @@ async fn two_hundred_devices_with_flapping_and_an_auth_failure() {
     // Persistent sessions: a healthy device logged in once.
     let healthy = (0..N).find(|i| !flapping.contains(i) && *i != auth).unwrap();
     assert_eq!(sim.state(healthy).stats.snapshot().logins, 1);
+}
+
+/// A device back from an outage is polled within a cycle of its return, though its backoff has
+/// grown far past the interval: while it waits, the poller knocks on its port each cycle (and
+/// polls in full only when the backoff runs out, so a dead device is not hammered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_back_from_an_outage_is_polled_within_a_cycle_of_its_return() {
+    const DOWN: usize = 8;
+    let sim = Simulator::start(SimConfig {
+        seed: 12,
+        devices: DOWN,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let config = PollerConfig {
+        interval: Duration::from_secs(1),
+        client: ClientConfig {
+            connect_timeout: Duration::from_millis(300),
+            login_timeout: Duration::from_millis(500),
+            command_timeout: Duration::from_millis(500),
+            ..ClientConfig::default()
+        },
+        // Ten times the interval at first, then twenty: without the knock, a return would be
+        // seen up to 20 s late.
+        breaker: BreakerConfig {
+            base_secs: 10.0,
+            max_secs: 60.0,
+            auth_hold_secs: 600.0,
+        },
+        ..PollerConfig::default()
+    };
+    let (tx, mut rx) = mpsc::channel(10_000);
+    let poller = Poller::start(common::targets(&sim, DOWN), config, tx);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for i in 0..DOWN {
+        sim.set_faults(
+            i,
+            Faults {
+                refuse: true,
+                ..Faults::default()
+            },
+        );
+        sim.reboot(i);
+    }
+    let down_at = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for i in 0..DOWN {
+        sim.set_faults(i, Faults::default());
+    }
+    let back_at = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    poller.stop().await;
+
+    let mut by_device: HashMap<DeviceId, Vec<DeviceReport>> = HashMap::new();
+    while let Ok(r) = rx.try_recv() {
+        by_device.entry(r.device_id).or_default().push(r);
+    }
+    for i in 0..DOWN {
+        let reports = &by_device[&DeviceId::from_u128(i as u128 + 1)];
+        let failed = reports
+            .iter()
+            .filter(|r| r.collected_at > down_at && r.collected_at < back_at)
+            .filter(|r| matches!(r.status, PollStatus::Offline { .. }))
+            .count();
+        // Six cycles down: the first failure (two when the dropped session is noticed first),
+        // then full attempts only when the backoff (up to 10 s, then 20 s) runs out; the knocks
+        // in between send no report.
+        assert!(
+            (1..=4).contains(&failed),
+            "device {i}: {failed} failed polls in six cycles down"
+        );
+        let back = reports
+            .iter()
+            .find(|r| r.collected_at > back_at && r.status == PollStatus::Online)
+            .unwrap_or_else(|| panic!("device {i} never came back: {reports:?}"));
+        let after = (back.collected_at - back_at).to_std().unwrap();
+        assert!(
+            after < Duration::from_millis(2_500),
+            "device {i}: polled {after:?} after its return"
+        );
+    }
 }

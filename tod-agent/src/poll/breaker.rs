@@ -3,7 +3,11 @@
 //!
 //! - unreachable (connect refused, timeouts, TLS): exponential backoff from 30 s doubling to
 //!   15 min, with full jitter (a uniform draw in [0, backoff]) so a tower's devices do not retry
-//!   in lockstep;
+//!   in lockstep. While it waits, the owner may knock on the device's port once a cycle (a TCP
+//!   connect, nothing more): when it answers, the wait ends and the device is polled at once, so
+//!   a device back from an outage shows within a cycle, not at the end of a 15-minute backoff. A
+//!   device whose port answers but whose poll still fails gets no more knocks until its backoff
+//!   runs out on its own;
 //! - a broken session (fatal, protocol error, lost connection): retry at the next cycle once,
 //!   then back off like unreachable;
 //! - authentication failure: hold for an hour and report it once, not every cycle;
@@ -49,6 +53,10 @@ pub struct Breaker {
     session_failures: u32,
     retry_at: f64,
     auth_reported: bool,
+    /// The wait may be cut short by a knock on the port (after an unreachable failure).
+    knock_armed: bool,
+    /// The attempt under way was let through by a knock.
+    after_knock: bool,
 }
 
 impl Breaker {
@@ -70,12 +78,28 @@ impl Breaker {
         self.failures
     }
 
+    /// Whether, at `now`, the owner should knock on the device's port (a plain TCP connect)
+    /// instead of skipping the cycle: the device is waiting out an unreachable backoff that a
+    /// knock has not already cut short in vain.
+    pub fn wants_knock(&self, now: f64) -> bool {
+        !self.allows(now) && self.knock_armed
+    }
+
+    /// The device's port answered a knock: the wait is over, poll it now.
+    pub fn knock_answered(&mut self) {
+        self.retry_at = 0.0;
+        self.knock_armed = false;
+        self.after_knock = true;
+    }
+
     /// The device answered.
     pub fn success(&mut self) {
         self.failures = 0;
         self.session_failures = 0;
         self.retry_at = 0.0;
         self.auth_reported = false;
+        self.knock_armed = false;
+        self.after_knock = false;
     }
 
     /// The backoff ceiling after `failures` consecutive failures.
@@ -86,6 +110,10 @@ impl Breaker {
 
     /// Records a failure at `now`; `draw` is a uniform random number in [0, 1) for the jitter.
     pub fn failure(&mut self, class: FailureClass, now: f64, draw: f64) -> Verdict {
+        // Knocks resume after an unreachable failure, unless a knock let this attempt through
+        // (the port answers but the device still fails: wait the backoff out).
+        let after_knock = std::mem::take(&mut self.after_knock);
+        self.knock_armed = class == FailureClass::Unreachable && !after_knock;
         match class {
             FailureClass::Command => Verdict {
                 retry_at: now,
@@ -141,6 +169,27 @@ mod tests {
         b.success();
         assert_eq!(b.failures(), 0);
         assert!(b.allows(0.0));
+    }
+
+    #[test]
+    fn a_knock_ends_an_unreachable_wait_once_per_backoff() {
+        let mut b = Breaker::new(BreakerConfig::default());
+        assert!(!b.wants_knock(0.0), "nothing to cut short");
+        b.failure(FailureClass::Unreachable, 0.0, 0.9);
+        assert!(b.wants_knock(10.0), "waiting out an unreachable backoff (until 27 s)");
+        b.knock_answered();
+        assert!(b.allows(10.0), "polled at once");
+        // The port answered but the poll failed again: no more knocks until the backoff runs out.
+        let v = b.failure(FailureClass::Unreachable, 10.0, 0.9);
+        assert!(!b.wants_knock(20.0) && !b.allows(20.0));
+        // The backoff runs out and the attempt fails again: knocks resume.
+        b.failure(FailureClass::Unreachable, v.retry_at, 0.9);
+        assert!(b.wants_knock(v.retry_at + 1.0));
+        b.success();
+        assert!(!b.wants_knock(0.0));
+        // Held after an authentication failure: a knock would prove nothing.
+        b.failure(FailureClass::Auth, 0.0, 0.5);
+        assert!(!b.allows(10.0) && !b.wants_knock(10.0));
     }
 
     #[test]

@@ -238,6 +238,9 @@ async fn device_loop(target: Target, ctx: LoopCtx, mut stop: watch::Receiver<boo
             return;
         }
         let now = start.elapsed().as_secs_f64();
+        if breaker.wants_knock(now) && knock(&target, &gate, &config.client, deadline).await {
+            breaker.knock_answered();
+        }
         if !breaker.allows(now) {
             continue;
         }
@@ -300,6 +303,22 @@ async fn device_loop(target: Target, ctx: LoopCtx, mut stop: watch::Receiver<boo
             return;
         }
     }
+}
+
+/// Whether the device's API port accepts a TCP connection (closed at once; nothing is sent), under
+/// the connect gate and timeout, and within `deadline`.
+async fn knock(target: &Target, gate: &Semaphore, client: &ClientConfig, deadline: Duration) -> bool {
+    let Ok(_permit) = gate.acquire().await else {
+        return false;
+    };
+    matches!(
+        timeout(
+            client.connect_timeout.min(deadline),
+            tokio::net::TcpStream::connect(target.addr)
+        )
+        .await,
+        Ok(Ok(_))
+    )
 }
 
 #[cfg(test)]
