@@ -757,7 +757,8 @@ mod tests {
             s.append(&payload, 0).unwrap();
         }
         // A batch of 15 (the first segment and half the second) is handed to the uplink, which
-        // cannot reach the server; meanwhile the first two segments age out.
+        // cannot reach the server; meanwhile all three segments age out: the batch's 15 are
+        // held, the other 15 dropped.
         let batch = s.read(15).unwrap();
         s.sending(batch.last().unwrap().seq).unwrap();
         s.append(&payload, 3_600_000 + 1).unwrap();
