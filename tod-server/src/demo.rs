@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tod_agent::sim::state::Faults;
-use tod_agent::sim::world::{Behaviour, Role, World};
+use tod_agent::sim::world::{Behaviour, Client, Role, World};
 use tod_agent::sim::{SimConfig, Simulator};
 use tod_core::alerts::SnapshotWindows;
 
@@ -652,9 +652,8 @@ async fn scripted_outage(
         "scripted: {name}'s backhaul is down for {} s",
         length.as_secs()
     ));
-    tokio::select! {
-        _ = tokio::time::sleep(length) => {}
-        _ = quitting(&mut quit) => return Ok(()),
+    if !sleep_unless_quit(length, &mut quit).await {
+        return Ok(());
     }
     say(format!("scripted: {name}'s backhaul is back; its agent backfills"));
     tod_agent::daemon::run(cfg, async move { quitting(&mut quit).await }).await
@@ -671,9 +670,8 @@ async fn scripted_rain(
     note: Arc<std::sync::Mutex<Option<String>>>,
 ) -> Result<(), String> {
     let say = |s: String| *note.lock().expect("note lock") = Some(s);
-    tokio::select! {
-        _ = tokio::time::sleep(after) => {}
-        _ = quitting(&mut quit) => return Ok(()),
+    if !sleep_unless_quit(after, &mut quit).await {
+        return Ok(());
     }
     let until = sim.clock().now() + RAIN_SIM_SECS;
     for &ap in &aps {
@@ -691,9 +689,8 @@ async fn scripted_rain(
         RAIN_SIM_SECS / 60.0,
         aps.len()
     ));
-    tokio::select! {
-        _ = tokio::time::sleep(length) => {}
-        _ = quitting(&mut quit) => return Ok(()),
+    if !sleep_unless_quit(length, &mut quit).await {
+        return Ok(());
     }
     say(format!("scripted: the rain over {tower} has passed"));
     Ok(())
@@ -705,21 +702,18 @@ async fn scripted_rain(
 /// own alerts and barely moves its sector's average.
 fn dying_cpe(world: &World, towers: usize) -> Option<(usize, f64)> {
     let tower = if towers >= 3 { 1 } else { 0 };
-    world
+    let steady_radio = |c: &&Client| c.cpe.is_some() && c.behaviour == Behaviour::Steady;
+    let c = world
         .devices
         .iter()
         .filter(|d| d.role == Role::Ap && d.site % towers.max(1) == tower)
         .flat_map(|ap| &ap.radios)
-        .filter(|r| {
-            r.clients
-                .iter()
-                .any(|c| c.cpe.is_some() && c.behaviour == Behaviour::Steady)
-        })
+        .filter(|r| r.clients.iter().any(|c| steady_radio(&c)))
         .max_by_key(|r| r.clients.len())?
         .clients
         .iter()
-        .find(|c| c.cpe.is_some() && c.behaviour == Behaviour::Steady)
-        .and_then(|c| Some((c.cpe?, (f64::from(c.base_signal) - DYING_SIGNAL_DBM).max(0.0))))
+        .find(steady_radio)?;
+    Some((c.cpe?, (f64::from(c.base_signal) - DYING_SIGNAL_DBM).max(0.0)))
 }
 
 /// A customer radio dying: after `after`, its link (both ways) weakens steadily by up to
@@ -734,9 +728,8 @@ async fn scripted_dying(
     note: Arc<std::sync::Mutex<Option<String>>>,
 ) -> Result<(), String> {
     let say = |s: String| *note.lock().expect("note lock") = Some(s);
-    tokio::select! {
-        _ = tokio::time::sleep(after) => {}
-        _ = quitting(&mut quit) => return Ok(()),
+    if !sleep_unless_quit(after, &mut quit).await {
+        return Ok(());
     }
     say(format!(
         "scripted: {name}'s radio is failing (its link weakens by {fade_db:.0} dB over {} simulated minutes)",
@@ -757,9 +750,8 @@ async fn scripted_dying(
                 ..sim.state(cpe).faults()
             },
         );
-        tokio::select! {
-            _ = tokio::time::sleep(step) => {}
-            _ = quitting(&mut quit) => return Ok(()),
+        if !sleep_unless_quit(step, &mut quit).await {
+            return Ok(());
         }
     }
     sim.set_faults(
@@ -807,4 +799,12 @@ pub fn clear_sky_floor(world: &World, ap: usize) -> Option<f64> {
 /// Resolves once the demo is quitting (holding no borrow of the flag across an await).
 async fn quitting(quit: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = quit.wait_for(|q| *q).await;
+}
+
+/// Sleeps for `length` unless the demo quits first; whether the time passed.
+async fn sleep_unless_quit(length: Duration, quit: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(length) => true,
+        _ = quitting(quit) => false,
+    }
 }
