@@ -2,7 +2,8 @@
 //! -75 dBm) on a 50-client sector snapshot, against the same rule built in (native Rust, same
 //! `Rule` trait) in the same run; and the per-call overhead — with the instance reused, with the
 //! snapshot converted once for several plugins ([`Prepared`]), on an empty snapshot (the floor),
-//! and with a fresh instance per call.
+//! and with a fresh instance per call; and the same plugin built for the older row world
+//! (`tod:plugin@0.1.0`, one record per link) against the current columnar one.
 //!
 //! Run: `cargo bench -p tod-plugin-host --bench plugins` (needs `rustup target add
 //! wasm32-unknown-unknown`; `TOD_BENCH_PLUGIN_SECS=2` per measurement, 5 rounds, medians).
@@ -116,6 +117,21 @@ fn main() {
     let wasm_rate = rate(secs, || {
         black_box(plugin.evaluate(black_box(&snap)).unwrap());
     });
+    let legacy = host
+        .instantiate(
+            &host
+                .compile(&std::fs::read(dir.join("tod_plugin_legacy_threshold.wasm")).unwrap())
+                .unwrap(),
+            RuleId::from_u128(4),
+            Hysteresis::IMMEDIATE,
+            Vec::new(),
+        )
+        .unwrap();
+    assert_eq!(
+        native.evaluate(&snap).unwrap(),
+        legacy.evaluate(&snap).unwrap(),
+        "same verdicts"
+    );
     let prepared = Prepared::new(&snap, Inputs::ALL);
     let prepared_rate = rate(secs, || {
         black_box(plugin.evaluate_prepared(black_box(&prepared)).unwrap());
@@ -123,6 +139,9 @@ fn main() {
     let empty = Prepared::new(&sector_snapshot(0), Inputs::ALL);
     let floor_rate = rate(secs, || {
         black_box(plugin.evaluate_prepared(black_box(&empty)).unwrap());
+    });
+    let legacy_rate = rate(secs, || {
+        black_box(legacy.evaluate_prepared(black_box(&prepared)).unwrap());
     });
     let fresh_rate = rate(secs.min(1.0), || {
         let p = host
@@ -139,6 +158,10 @@ fn main() {
         ("plugin, instance reused, snapshot converted once", prepared_rate),
         ("plugin, empty snapshot (call overhead floor)", floor_rate),
         ("plugin, fresh instance per call", fresh_rate),
+        (
+            "plugin for tod:plugin@0.1.0 (rows), snapshot converted once",
+            legacy_rate,
+        ),
     ] {
         println!("| {name} | {r:.0} | {:.2} | {:.3} |", us(r), r / native_rate);
     }
@@ -152,6 +175,7 @@ fn main() {
             "wasm_prepared_per_s": prepared_rate,
             "wasm_empty_per_s": floor_rate,
             "wasm_fresh_instance_per_s": fresh_rate,
+            "wasm_v0_1_rows_prepared_per_s": legacy_rate,
         })
     );
 }

@@ -32,16 +32,25 @@ mod convert;
 
 pub use convert::Prepared;
 
-/// The generated bindings of the `tod:plugin` world.
+/// The generated bindings of the `tod:plugin@0.2.0` world (the current one: columnar snapshot).
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/tod-plugin.wit",
         world: "plugin",
     });
 }
 
-use bindings::Plugin;
+/// The generated bindings of the `tod:plugin@0.1.0` world, still served: its plugins get the
+/// snapshot as rows.
+mod bindings_v1 {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.1.0/tod-plugin.wit",
+        world: "plugin",
+    });
+}
+
 use bindings::tod::plugin::types as wit;
+use bindings_v1::tod::plugin::types as v1;
 
 /// Limits applied to every plugin call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +167,24 @@ struct State {
     name: String,
 }
 
+impl State {
+    /// A plugin's log line, counted, capped and truncated.
+    fn log_line(&mut self, level: tracing::Level, message: &str) {
+        self.logs = self.logs.saturating_add(1);
+        if self.logs > self.max_logs {
+            return;
+        }
+        let message: String = message.chars().take(500).collect();
+        let plugin = self.name.as_str();
+        match level {
+            tracing::Level::DEBUG => tracing::debug!(plugin, "{message}"),
+            tracing::Level::INFO => tracing::info!(plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(plugin, "{message}"),
+            _ => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
 impl wit::Host for State {}
 
 impl bindings::tod::plugin::host::Host for State {
@@ -166,18 +193,35 @@ impl bindings::tod::plugin::host::Host for State {
     }
 
     fn log(&mut self, level: wit::LogLevel, message: String) {
-        self.logs = self.logs.saturating_add(1);
-        if self.logs > self.max_logs {
-            return;
-        }
-        let message: String = message.chars().take(500).collect();
-        let plugin = self.name.as_str();
-        match level {
-            wit::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
-            wit::LogLevel::Info => tracing::info!(plugin, "{message}"),
-            wit::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
-            wit::LogLevel::Error => tracing::error!(plugin, "{message}"),
-        }
+        let level = match level {
+            wit::LogLevel::Debug => tracing::Level::DEBUG,
+            wit::LogLevel::Info => tracing::Level::INFO,
+            wit::LogLevel::Warn => tracing::Level::WARN,
+            wit::LogLevel::Error => tracing::Level::ERROR,
+        };
+        self.log_line(level, &message);
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        self.config.clone()
+    }
+}
+
+impl v1::Host for State {}
+
+impl bindings_v1::tod::plugin::host::Host for State {
+    fn now_ms(&mut self) -> i64 {
+        self.now_ms
+    }
+
+    fn log(&mut self, level: v1::LogLevel, message: String) {
+        let level = match level {
+            v1::LogLevel::Debug => tracing::Level::DEBUG,
+            v1::LogLevel::Info => tracing::Level::INFO,
+            v1::LogLevel::Warn => tracing::Level::WARN,
+            v1::LogLevel::Error => tracing::Level::ERROR,
+        };
+        self.log_line(level, &message);
     }
 
     fn config(&mut self) -> Vec<(String, String)> {
@@ -191,7 +235,22 @@ pub struct PluginHost {
     engine: Engine,
     linker: Arc<Linker<State>>,
     limits: Limits,
-    cache: Arc<Mutex<HashMap<[u8; 32], Component>>>,
+    cache: Arc<Mutex<HashMap<[u8; 32], Pre>>>,
+}
+
+/// A compiled plugin, linked and type-checked against the world it was built for.
+#[derive(Clone)]
+enum Pre {
+    /// `tod:plugin@0.2.0`.
+    Current(bindings::PluginPre<State>),
+    /// `tod:plugin@0.1.0`.
+    V1(bindings_v1::PluginPre<State>),
+}
+
+/// A live instance of either world.
+enum Bindings {
+    Current(bindings::Plugin),
+    V1(bindings_v1::Plugin),
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -226,7 +285,9 @@ impl PluginHost {
             })
             .map_err(|e| PluginError::Invalid(format!("epoch thread: {e}")))?;
         let mut linker = Linker::new(&engine);
-        Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+        bindings::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Invalid(format!("linker: {e}")))?;
+        bindings_v1::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Invalid(format!("linker: {e}")))?;
         Ok(Self {
             engine,
@@ -257,20 +318,33 @@ impl PluginHost {
             });
         }
         let key = sha256(bytes);
-        if let Some(c) = self.cache.lock().map_err(poisoned)?.get(&key) {
+        if let Some(pre) = self.cache.lock().map_err(poisoned)?.get(&key) {
             return Ok(Compiled {
-                component: c.clone(),
+                pre: pre.clone(),
                 sha256: key,
             });
         }
         let component_bytes = componentize(bytes)?;
         let component =
             Component::new(&self.engine, &component_bytes).map_err(|e| PluginError::Invalid(format!("{e:#}")))?;
-        self.linker
+        let linked = self
+            .linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::Import(format!("{e:#}")))?;
-        self.cache.lock().map_err(poisoned)?.insert(key, component.clone());
-        Ok(Compiled { component, sha256: key })
+        // The world is told by the exports' types: the current one first, then the older.
+        let pre = match bindings::PluginPre::new(linked.clone()) {
+            Ok(pre) => Pre::Current(pre),
+            Err(current) => match bindings_v1::PluginPre::new(linked) {
+                Ok(pre) => Pre::V1(pre),
+                Err(_) => {
+                    return Err(PluginError::Invalid(format!(
+                        "its exports match neither tod:plugin@0.2.0 nor @0.1.0: {current:#}"
+                    )));
+                }
+            },
+        };
+        self.cache.lock().map_err(poisoned)?.insert(key, pre.clone());
+        Ok(Compiled { pre, sha256: key })
     }
 
     /// Instantiates a compiled plugin as rule `id` with `hysteresis` and its own configuration,
@@ -303,23 +377,41 @@ impl PluginHost {
             .map_err(|e| PluginError::Failed(e.to_string()))?;
         store.epoch_deadline_trap();
         store.set_epoch_deadline(epoch_ticks(&self.limits));
-        let bindings = Plugin::instantiate(&mut store, &compiled.component, &self.linker)
-            .map_err(|e| PluginError::Failed(format!("instantiation failed: {}", describe(&e))))?;
-        let meta = bindings
-            .call_metadata(&mut store)
-            .map_err(|e| PluginError::Failed(format!("metadata failed: {}", describe(&e))))?;
+        let instantiated = |e: wasmtime::Error| PluginError::Failed(format!("instantiation failed: {}", describe(&e)));
+        let described = |e: wasmtime::Error| PluginError::Failed(format!("metadata failed: {}", describe(&e)));
         let mut inputs = Inputs::default();
-        for i in &meta.inputs {
-            match i {
-                wit::Input::Devices => inputs.devices = true,
-                wit::Input::Links => inputs.links = true,
-                wit::Input::Sectors => inputs.sectors = true,
-                wit::Input::History => inputs.history = true,
+        let (bindings, meta) = match &compiled.pre {
+            Pre::Current(pre) => {
+                let bindings = pre.instantiate(&mut store).map_err(instantiated)?;
+                let meta = bindings.call_metadata(&mut store).map_err(described)?;
+                for i in &meta.inputs {
+                    match i {
+                        wit::Input::Devices => inputs.devices = true,
+                        wit::Input::Links => inputs.links = true,
+                        wit::Input::Sectors => inputs.sectors = true,
+                        wit::Input::History => inputs.history = true,
+                    }
+                }
+                (Bindings::Current(bindings), (meta.name, meta.version))
             }
-        }
+            Pre::V1(pre) => {
+                let bindings = pre.instantiate(&mut store).map_err(instantiated)?;
+                let meta = bindings.call_metadata(&mut store).map_err(described)?;
+                for i in &meta.inputs {
+                    match i {
+                        v1::Input::Devices => inputs.devices = true,
+                        v1::Input::Links => inputs.links = true,
+                        v1::Input::Sectors => inputs.sectors = true,
+                        v1::Input::History => inputs.history = true,
+                    }
+                }
+                (Bindings::V1(bindings), (meta.name, meta.version))
+            }
+        };
+        let (name, version) = meta;
         let metadata = Metadata {
-            name: meta.name.chars().take(255).collect(),
-            version: meta.version.chars().take(64).collect(),
+            name: name.chars().take(255).collect(),
+            version: version.chars().take(64).collect(),
             inputs,
         };
         store.data_mut().name = metadata.name.clone();
@@ -340,7 +432,7 @@ impl PluginHost {
 /// A validated, compiled plugin.
 #[derive(Clone)]
 pub struct Compiled {
-    component: Component,
+    pre: Pre,
     sha256: [u8; 32],
 }
 
@@ -353,6 +445,14 @@ impl std::fmt::Debug for Compiled {
 }
 
 impl Compiled {
+    /// The `tod:plugin` world version the plugin was built for: "0.2.0" or "0.1.0".
+    pub fn world_version(&self) -> &'static str {
+        match self.pre {
+            Pre::Current(_) => "0.2.0",
+            Pre::V1(_) => "0.1.0",
+        }
+    }
+
     /// The SHA-256 of the uploaded bytes, hex.
     pub fn sha256_hex(&self) -> String {
         self.sha256.iter().map(|b| format!("{b:02x}")).collect()
@@ -361,7 +461,7 @@ impl Compiled {
 
 struct Inner {
     store: Store<State>,
-    bindings: Plugin,
+    bindings: Bindings,
     status: Status,
 }
 
@@ -441,7 +541,7 @@ enum Outcome {
 
 fn run(
     store: &mut Store<State>,
-    bindings: &Plugin,
+    bindings: &Bindings,
     prepared: &Prepared,
     limits: &Limits,
 ) -> Result<Vec<Finding>, Outcome> {
@@ -449,11 +549,16 @@ fn run(
         .set_fuel(limits.fuel_per_call)
         .map_err(|e| Outcome::Broken(e.to_string()))?;
     store.set_epoch_deadline(epoch_ticks(limits));
-    store.data_mut().now_ms = prepared.snapshot.at_ms;
+    store.data_mut().now_ms = prepared.columns.at_ms;
     store.data_mut().logs = 0;
-    let result = bindings
-        .call_evaluate(&mut *store, &prepared.snapshot)
-        .map_err(|e| Outcome::Broken(describe(&e)))?;
+    let broken = |e: wasmtime::Error| Outcome::Broken(describe(&e));
+    let result = match bindings {
+        Bindings::Current(b) => b.call_evaluate(&mut *store, &prepared.columns).map_err(broken)?,
+        Bindings::V1(b) => b
+            .call_evaluate(&mut *store, prepared.rows())
+            .map_err(broken)?
+            .map(|findings| findings.into_iter().map(convert::finding_v1).collect()),
+    };
     let findings = result.map_err(|m| Outcome::Declined(m.chars().take(limits.max_message_chars).collect()))?;
     if findings.len() > limits.max_findings {
         return Err(Outcome::Broken(format!(

@@ -283,13 +283,15 @@ fn components_that_are_not_plugins_are_refused_at_upload() {
     let err = host.compile(&evil).unwrap_err();
     assert!(matches!(err, PluginError::Import(_)), "{err}");
     assert!(err.to_string().contains("tod:plugin/filesystem"), "{err}");
-    // A component with none of the exports.
+    // A component with none of the exports: refused at upload too, naming the worlds served.
     let empty = wat::parse_str("(component)").unwrap();
-    let compiled = host.compile(&empty).expect("no imports to refuse");
-    let err = host
-        .instantiate(&compiled, RuleId::from_u128(1), Hysteresis::IMMEDIATE, Vec::new())
-        .unwrap_err();
-    assert!(err.to_string().contains("instantiation failed"), "{err}");
+    let err = host.compile(&empty).unwrap_err();
+    assert!(matches!(err, PluginError::Invalid(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("its exports match neither tod:plugin@0.2.0 nor @0.1.0"),
+        "{err}"
+    );
 
     // The compiled-component cache: the second compile of the same bytes is a lookup.
     let Some(bytes) = common::plugin("aim") else { return };
@@ -298,4 +300,286 @@ fn components_that_are_not_plugins_are_refused_at_upload() {
     let b = host.compile(&bytes).unwrap();
     assert_eq!(a.sha256_hex(), b.sha256_hex());
     assert_eq!(host.cached_components(), cached, "the second compile is a lookup");
+}
+
+#[test]
+fn every_field_of_the_columnar_snapshot_reaches_the_plugin_as_it_was_absent_values_included() {
+    let host = PluginHost::new(Limits::default()).unwrap();
+    let Some(echo) = load(&host, "echo", &[]) else {
+        return;
+    };
+    let sector = SectorId::from_u128(77);
+    let mut s = snapshot();
+    s.devices = vec![
+        DeviceView {
+            id: dev(1),
+            // Multi-byte characters: hostnames travel as one string cut at byte offsets.
+            hostname: "tårn-ø-ap1".into(),
+            site: Some(site(1)),
+            sector: Some(sector),
+            groups: Vec::new(),
+            status: DeviceStatus::Online,
+            metrics: Metrics {
+                cpu_load: Some(12.5),
+                memory_used_pct: Some(40.0),
+                disk_used_pct: Some(0.0),
+                temperature: Some(-3.25),
+                signal_strength: Some(-61.0),
+                ccq: Some(97.0),
+                client_count: Some(23.0),
+                device_offline: Some(0.0),
+            },
+        },
+        DeviceView {
+            id: dev(2),
+            hostname: String::new(),
+            site: None,
+            sector: None,
+            groups: Vec::new(),
+            status: DeviceStatus::Unreachable,
+            metrics: Metrics::default(),
+        },
+        DeviceView {
+            id: dev(3),
+            hostname: "cpe-3".into(),
+            site: Some(site(2)),
+            sector: None,
+            groups: Vec::new(),
+            status: DeviceStatus::Offline,
+            metrics: Metrics {
+                cpu_load: Some(99.0),
+                ..Metrics::default()
+            },
+        },
+    ];
+    s.links = vec![
+        LinkView {
+            sector: Some(sector),
+            state: LinkState::Degraded,
+            tx_ccq: Some(0),
+            trend_delta_db: Some(5.5),
+            ..link(1, 3, 2, -84)
+        },
+        LinkView {
+            site: None,
+            state: LinkState::Stale,
+            signal_dbm: None,
+            ..link(1, 4, 1, 0)
+        },
+        LinkView {
+            state: LinkState::Discovered,
+            tx_ccq: Some(100),
+            ..link(1, 5, 1, 0)
+        },
+    ];
+    s.sectors = vec![SectorView {
+        id: sector,
+        site: site(1),
+        avg_signal_dbm: None,
+        clients_now: 4,
+        clients_before: 9,
+        avg_ccq: Some(71.5),
+        throughput_bps: None,
+    }];
+    s.history = vec![
+        HistoryPoint {
+            link: LinkKey {
+                ap: dev(1),
+                cpe: dev(3),
+            },
+            at: at() - Duration::minutes(2),
+            dbm: -80,
+        },
+        HistoryPoint {
+            link: LinkKey {
+                ap: dev(1),
+                cpe: dev(4),
+            },
+            at: at() - Duration::minutes(1),
+            dbm: -32767,
+        },
+    ];
+
+    let findings = echo.evaluate(&s).expect("evaluates");
+    let got: Vec<(Subject, Vec<(String, String)>)> = findings.into_iter().map(|f| (f.subject, f.evidence)).collect();
+    let uuid = |u: uuid::Uuid| format!("Some({:?})", u.to_string());
+    let fields = |pairs: &[(&str, String)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    };
+    let lk = |cpe| {
+        Subject::Link(LinkKey {
+            ap: dev(1),
+            cpe: dev(cpe),
+        })
+    };
+    let expected = vec![
+        (
+            Subject::Device(dev(1)),
+            fields(&[
+                ("hostname", "\"tårn-ø-ap1\"".into()),
+                ("site", uuid(site(1).0)),
+                ("sector", uuid(sector.0)),
+                ("status", "online".into()),
+                ("cpu_load", "Some(12.5)".into()),
+                ("memory_used_pct", "Some(40.0)".into()),
+                ("disk_used_pct", "Some(0.0)".into()),
+                ("temperature", "Some(-3.25)".into()),
+                ("signal_strength", "Some(-61.0)".into()),
+                ("ccq", "Some(97.0)".into()),
+                ("client_count", "Some(23.0)".into()),
+            ]),
+        ),
+        (
+            Subject::Device(dev(2)),
+            fields(&[
+                ("hostname", "\"\"".into()),
+                ("site", "None".into()),
+                ("sector", "None".into()),
+                ("status", "unreachable".into()),
+                ("cpu_load", "None".into()),
+                ("memory_used_pct", "None".into()),
+                ("disk_used_pct", "None".into()),
+                ("temperature", "None".into()),
+                ("signal_strength", "None".into()),
+                ("ccq", "None".into()),
+                ("client_count", "None".into()),
+            ]),
+        ),
+        (
+            Subject::Device(dev(3)),
+            fields(&[
+                ("hostname", "\"cpe-3\"".into()),
+                ("site", uuid(site(2).0)),
+                ("sector", "None".into()),
+                ("status", "offline".into()),
+                ("cpu_load", "Some(99.0)".into()),
+                ("memory_used_pct", "None".into()),
+                ("disk_used_pct", "None".into()),
+                ("temperature", "None".into()),
+                ("signal_strength", "None".into()),
+                ("ccq", "None".into()),
+                ("client_count", "None".into()),
+            ]),
+        ),
+        (
+            lk(3),
+            fields(&[
+                ("site", uuid(site(2).0)),
+                ("sector", uuid(sector.0)),
+                ("state", "degraded".into()),
+                ("signal_dbm", "Some(-84)".into()),
+                ("tx_ccq", "Some(0)".into()),
+                ("trend_delta_db", "Some(5.5)".into()),
+            ]),
+        ),
+        (
+            lk(4),
+            fields(&[
+                ("site", "None".into()),
+                ("sector", "None".into()),
+                ("state", "stale".into()),
+                ("signal_dbm", "None".into()),
+                ("tx_ccq", "None".into()),
+                ("trend_delta_db", "None".into()),
+            ]),
+        ),
+        (
+            lk(5),
+            fields(&[
+                ("site", uuid(site(1).0)),
+                ("sector", "None".into()),
+                ("state", "discovered".into()),
+                ("signal_dbm", "Some(0)".into()),
+                ("tx_ccq", "Some(100)".into()),
+                ("trend_delta_db", "None".into()),
+            ]),
+        ),
+        (
+            Subject::Sector(sector),
+            fields(&[
+                ("site", site(1).0.to_string()),
+                ("avg_signal_dbm", "None".into()),
+                ("clients_now", "4".into()),
+                ("clients_before", "9".into()),
+                ("avg_ccq", "Some(71.5)".into()),
+                ("throughput_bps", "None".into()),
+            ]),
+        ),
+        (
+            lk(3),
+            fields(&[
+                ("at_ms", (at() - Duration::minutes(2)).timestamp_millis().to_string()),
+                ("dbm", "-80".into()),
+            ]),
+        ),
+        (
+            lk(4),
+            fields(&[
+                ("at_ms", (at() - Duration::minutes(1)).timestamp_millis().to_string()),
+                ("dbm", "-32767".into()),
+            ]),
+        ),
+        (
+            Subject::Site(SiteId(TenantId::from_u128(7).0)),
+            fields(&[
+                ("tenant", TenantId::from_u128(7).0.to_string()),
+                ("at_ms", at().timestamp_millis().to_string()),
+            ]),
+        ),
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g, e);
+    }
+
+    // An empty snapshot: every part is left out, and the plugin still sees the tenant and time.
+    let f = echo.evaluate(&snapshot()).unwrap();
+    assert_eq!(f.len(), 1, "{f:?}");
+}
+
+#[test]
+fn a_plugin_built_for_the_older_row_world_still_loads_and_judges_like_the_current_one() {
+    let host = PluginHost::new(Limits::default()).unwrap();
+    let (Some(old_bytes), Some(new_bytes)) = (common::plugin("legacy-threshold"), common::plugin("threshold")) else {
+        return;
+    };
+    let old = host.compile(&old_bytes).expect("a 0.1.0 plugin compiles");
+    let new = host.compile(&new_bytes).unwrap();
+    assert_eq!(old.world_version(), "0.1.0");
+    assert_eq!(new.world_version(), "0.2.0");
+    let config = vec![("threshold".to_string(), "-70".to_string())];
+    let old = host
+        .instantiate(&old, RuleId::from_u128(1), Hysteresis::IMMEDIATE, config.clone())
+        .unwrap();
+    let new = host
+        .instantiate(&new, RuleId::from_u128(2), Hysteresis::IMMEDIATE, config)
+        .unwrap();
+    assert_eq!(old.metadata().name, "Weak link (0.1.0)");
+    assert!(old.metadata().inputs.links && !old.metadata().inputs.devices);
+    let mut s = snapshot();
+    s.links = vec![
+        link(1, 11, 1, -69),
+        link(1, 12, 1, -71),
+        LinkView {
+            signal_dbm: None,
+            ..link(1, 13, 1, 0)
+        },
+        link(2, 21, 2, -88),
+    ];
+    let from_old = old.evaluate(&s).unwrap();
+    assert_eq!(
+        from_old.iter().map(|f| f.subject).collect::<Vec<_>>(),
+        vec![
+            Subject::Link(LinkKey {
+                ap: dev(1),
+                cpe: dev(12)
+            }),
+            Subject::Link(LinkKey {
+                ap: dev(2),
+                cpe: dev(21)
+            })
+        ]
+    );
+    assert_eq!(from_old[0].message, "signal -71 dBm below -70 dBm");
+    assert_eq!(from_old, new.evaluate(&s).unwrap(), "both worlds, one verdict");
 }
