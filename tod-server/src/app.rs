@@ -271,9 +271,14 @@ impl Server {
     }
 }
 
+/// Wall time one rollup pass may take: the first pass over a fleet with 30 days of history takes
+/// several, a step at a time.
+const ROLLUP_BUDGET: Duration = Duration::from_secs(2);
+
 /// Background work: every half poll interval (at most 30 s), whichever replica holds the
-/// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable, and
-/// the holder of the `statistics` lease refreshes the planner's statistics of tables that changed
+/// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable, the
+/// holder of the `signal-rollup` lease sums closed hours of signal for the history reads
+/// ([`crate::store::FleetStore::rollup_signal`]), and the holder of the `statistics` lease refreshes the planner's statistics of tables that changed
 /// much ([`crate::store::Store::refresh_statistics`]); hourly, the holder of the `retention`
 /// lease deletes registrations older than 30 days, metrics and link events older than 90 days,
 /// and expired sessions.
@@ -302,6 +307,22 @@ pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::tas
                 },
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "fleet-aging lease"),
+            }
+            match store.try_lease("signal-rollup", me, now, ttl).await {
+                Ok(true) => match store.rollup_signal(now, ROLLUP_BUDGET).await {
+                    Ok(r) if r.hours > 0 || r.dirty > 0 => {
+                        tracing::debug!(
+                            hours = r.hours,
+                            dirty = r.dirty,
+                            caught_up = r.caught_up,
+                            "signal summed"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "signal rollup failed"),
+                },
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "signal-rollup lease"),
             }
             match store.try_lease("statistics", me, now, ttl).await {
                 Ok(true) => match store.refresh_statistics().await {

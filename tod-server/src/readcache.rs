@@ -7,6 +7,10 @@
 //! that changes something reads its change back; what other replicas, the brokers' consumers and
 //! the background passes change shows within the lifetime. A computation that was running while
 //! a write landed is not kept.
+//!
+//! One request at a time refreshes an expired answer; while it computes, the others are served
+//! the expired one (if it is younger than twice the lifetime), so a dashboard's poll does not stall
+//! every request for the length of the computation once a second.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,6 +31,24 @@ struct Entries {
     /// Bumped by every write, so a computation that overlapped one is not kept.
     generation: u64,
     answers: HashMap<(TenantId, &'static str), (Instant, Bytes)>,
+    /// Answers being computed again after they expired.
+    refreshing: std::collections::HashSet<(TenantId, &'static str)>,
+}
+
+/// Ends a refresh however its computation ends (an error, or a request given up).
+struct Refresh<'a> {
+    cache: &'a ReadCache,
+    key: Option<(TenantId, &'static str)>,
+}
+
+impl Drop for Refresh<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key
+            && let Ok(mut inner) = self.cache.inner.lock()
+        {
+            inner.refreshing.remove(&key);
+        }
+    }
 }
 
 impl ReadCache {
@@ -43,20 +65,27 @@ impl ReadCache {
     where
         F: std::future::Future<Output = Result<Bytes, E>>,
     {
+        let key = (tenant, read);
+        let mut refresh = Refresh { cache: self, key: None };
         let generation = {
-            let inner = self.inner.lock().expect("read cache lock");
-            if let Some((at, answer)) = inner.answers.get(&(tenant, read))
-                && at.elapsed() < self.ttl
-            {
-                return Ok(answer.clone());
+            let mut inner = self.inner.lock().expect("read cache lock");
+            if let Some((at, answer)) = inner.answers.get(&key) {
+                let age = at.elapsed();
+                if age < self.ttl || (age < 2 * self.ttl && inner.refreshing.contains(&key)) {
+                    return Ok(answer.clone());
+                }
+                if inner.refreshing.insert(key) {
+                    refresh.key = Some(key);
+                }
             }
             inner.generation
         };
         let started = Instant::now();
         let answer = compute.await?;
+        drop(refresh);
         let mut inner = self.inner.lock().expect("read cache lock");
         if inner.generation == generation && !self.ttl.is_zero() {
-            inner.answers.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            inner.answers.retain(|_, (at, _)| at.elapsed() < 2 * self.ttl);
             inner.answers.insert((tenant, read), (started, answer.clone()));
         }
         Ok(answer)
@@ -119,6 +148,46 @@ mod tests {
         assert_eq!(
             cache.get_or_compute(tenant(), "sites", answer(&n)).await,
             Ok(Bytes::from("1"))
+        );
+    }
+
+    #[tokio::test]
+    async fn while_one_request_refreshes_an_expired_answer_the_others_get_the_expired_one() {
+        let cache = ReadCache::new(Duration::from_millis(200));
+        let n = std::sync::atomic::AtomicU32::new(0);
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("0"))
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let gate = tokio::sync::Notify::new();
+        let refresh = cache.get_or_compute(tenant(), "sites", async {
+            gate.notified().await;
+            answer(&n).await
+        });
+        let other = async {
+            tokio::task::yield_now().await;
+            let served = cache.get_or_compute(tenant(), "sites", answer(&n)).await;
+            gate.notify_one();
+            served
+        };
+        let (refreshed, served) = tokio::join!(refresh, other);
+        assert_eq!(
+            served,
+            Ok(Bytes::from("0")),
+            "the expired answer, not a computation of its own"
+        );
+        assert_eq!(refreshed, Ok(Bytes::from("1")));
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("1")),
+            "the refreshed answer is kept"
+        );
+        // Past twice the lifetime nothing that old is served, refresh or not.
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("2"))
         );
     }
 

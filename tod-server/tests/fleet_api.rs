@@ -156,6 +156,125 @@ async fn signal_history_buckets_what_the_ap_reported(url: &str) {
 }
 on_both_backends!(signal_history_buckets_what_the_ap_reported);
 
+/// The items of a signal history answer.
+async fn history(srv: &TestServer, w: &common::fleet::World, ap: &str, mac: &str, range: &str) -> Vec<Value> {
+    let r = srv
+        .call(
+            "GET",
+            &format!(
+                "/api/tenants/{}/devices/{ap}/signal-history?mac_address={mac}&range={range}",
+                w.tenant
+            ),
+            &w.root,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    r.json["items"].as_array().unwrap().clone()
+}
+
+async fn signal_history_reads_hourly_sums_and_late_batches_alike(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let ap = w.devices[0].clone();
+    let mac = "4c:5e:0c:aa:bb:cc";
+    let client: MacAddr = mac.parse().unwrap();
+    let now = Utc::now();
+    // Five days of a wandering signal every 7 minutes, and one sample exactly on an hour.
+    let mut reports = Vec::new();
+    let mut t = now - Duration::days(5);
+    let mut seq = 0u64;
+    while t < now - Duration::minutes(1) {
+        seq += 1;
+        reports.push(ap_report(&ap, seq, t, client, -60 - (seq % 17) as i16));
+        t += Duration::minutes(7);
+    }
+    let on_the_hour = (now - Duration::days(2)).duration_trunc(Duration::hours(1)).unwrap();
+    reports.push(ap_report(&ap, seq + 1, on_the_hour, client, -99));
+    for (i, chunk) in reports.chunks(250).enumerate() {
+        deliver(&srv, &w, &format!("hourly-{i}"), chunk.to_vec()).await;
+    }
+    let week = history(&srv, &w, &ap, mac, "7d").await;
+    let month = history(&srv, &w, &ap, mac, "30d").await;
+    let samples = |items: &[Value]| items.iter().map(|b| b["samples"].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(
+        samples(&week),
+        reports.len() as i64,
+        "every sample, from the registrations"
+    );
+    assert_eq!(samples(&month), reports.len() as i64);
+
+    // Sum every closed hour: the answers do not change.
+    let store = &srv.state.store;
+    let pass = store
+        .rollup_signal(Utc::now(), std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(pass.caught_up && pass.hours >= 30 * 24, "{pass:?}");
+    assert_eq!(history(&srv, &w, &ap, mac, "7d").await, week);
+    assert_eq!(history(&srv, &w, &ap, mac, "30d").await, month);
+
+    // An agent backfills a sample into an hour summed three days ago: it shows at once (the hour
+    // is dirty, read from the registrations), and the next pass sums that hour again.
+    let late_at = (now - Duration::days(3)).duration_trunc(Duration::hours(1)).unwrap() + Duration::minutes(30);
+    deliver(&srv, &w, "late-1", vec![ap_report(&ap, seq + 2, late_at, client, -40)]).await;
+    let bucket_of = |items: &[Value], at: DateTime<Utc>| -> Value {
+        items
+            .iter()
+            .find(|b| b["timestamp"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap() == at)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let hour = late_at.duration_trunc(Duration::hours(1)).unwrap();
+    let late_week = history(&srv, &w, &ap, mac, "7d").await;
+    let (was, is) = (bucket_of(&week, hour), bucket_of(&late_week, hour));
+    assert_eq!(
+        is["samples"].as_i64(),
+        Some(was["samples"].as_i64().unwrap() + 1),
+        "{was} -> {is}"
+    );
+    assert_eq!(is["signal_max"], -40);
+    assert_eq!(samples(&late_week), samples(&week) + 1);
+    let again = store
+        .rollup_signal(Utc::now(), std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(again.dirty, 1, "{again:?}");
+    assert_eq!(history(&srv, &w, &ap, mac, "7d").await, late_week);
+
+    // The summed hours really are what is read: with the registrations older than a day gone
+    // behind the server's back, the week and the month still show them.
+    let cutoff = now - Duration::days(1);
+    let delete = "DELETE FROM registrations WHERE device_id = $1 AND collected_at < $2";
+    let device: uuid::Uuid = ap.parse().unwrap();
+    let gone = if url.starts_with("postgres") {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(delete)
+            .bind(device)
+            .bind(cutoff)
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected()
+    } else {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(delete)
+            .bind(device)
+            .bind(cutoff)
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected()
+    };
+    assert!(gone > 500, "{gone} rows deleted");
+    assert_eq!(history(&srv, &w, &ap, mac, "7d").await, late_week);
+    let month_now = history(&srv, &w, &ap, mac, "30d").await;
+    assert_eq!(samples(&month_now), samples(&month) + 1);
+}
+on_both_backends!(signal_history_reads_hourly_sums_and_late_batches_alike);
+
 async fn an_aps_clients_resolve_to_devices_and_site_links_follow_the_site(url: &str) {
     let srv = TestServer::start(url, 1000).await;
     let w = world(&srv).await;

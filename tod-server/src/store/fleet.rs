@@ -638,6 +638,51 @@ impl LinkRow {
 /// PostgreSQL's 65 535 bound parameters.
 pub(crate) const REGISTRATION_ROWS_PER_INSERT: usize = 1_000;
 
+/// How long after an hour closes the rollup pass sums it (stragglers of its last polls land in
+/// the meantime).
+pub const ROLLUP_GRACE: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Registrations of an hour that closed more than this long before their batch is stored may
+/// come after the hour was summed: the batch marks the hour dirty. Shorter than
+/// [`ROLLUP_GRACE`], so no hour is summed before a batch that does not mark it has landed.
+pub(crate) const LATE_AFTER: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The start of `t`'s hour.
+pub(crate) fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    t.duration_trunc(chrono::Duration::hours(1)).unwrap_or(t)
+}
+
+/// What one rollup pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rollup {
+    /// Hours summed after the last one summed before.
+    pub hours: u32,
+    /// Dirty hours summed again.
+    pub dirty: u32,
+    /// Every closed hour is summed.
+    pub caught_up: bool,
+}
+
+/// One bucket's sums from a row of hourly sums.
+pub(crate) fn hourly_bucket(
+    hour: DateTime<Utc>,
+    width: i64,
+    sum: i64,
+    samples: i64,
+    min: i16,
+    max: i16,
+) -> tod_core::signal::BucketSum {
+    let width = width.max(1);
+    tod_core::signal::BucketSum {
+        start: hour.timestamp().div_euclid(width) * width,
+        sum,
+        count: u32::try_from(samples).unwrap_or(u32::MAX),
+        min,
+        max,
+    }
+}
+
 /// One registration row to insert: the report it came in and the row.
 pub(crate) type RegistrationRow<'a> = (
     &'a tod_core::telemetry::DeviceReport,
@@ -888,12 +933,18 @@ pub trait FleetStore: Send + Sync {
         now: DateTime<Utc>,
         ttl: chrono::Duration,
     ) -> Result<bool, StoreError>;
+    /// Sums closed hours of registrations into the hourly signal table (one replica at a time,
+    /// under a lease), as of `now`, for about `budget` of wall time: first the hours a late batch
+    /// marked dirty, then the hours after the last one summed that closed at least
+    /// [`ROLLUP_GRACE`] ago (the first pass starts 30 days back). Each hour commits on its own.
+    async fn rollup_signal(&self, now: DateTime<Utc>, budget: std::time::Duration) -> Result<Rollup, StoreError>;
     /// How many registration rows a device has (tests, diagnostics).
     async fn count_registrations(&self, tenant: TenantId, device: DeviceId) -> Result<i64, StoreError>;
-    /// Signal samples of one client (canonical MAC) as reported by one AP since `since`
-    /// (exclusive), oldest first; rows without a signal are left out.
     /// One client's signal as an AP saw it in `(since, until]`, summed per bucket of `width`
-    /// seconds (`start = ⌊t / width⌋ × width`) by the database.
+    /// seconds (`start = ⌊t / width⌋ × width`) by the database; rows without a signal are left
+    /// out. Buckets of whole hours read the hourly sums where they are complete and clean, and
+    /// the registrations for the rest (the partial first hour, the hours not summed yet, dirty
+    /// hours), so the answer is the same either way; several sums may share a bucket.
     async fn signal_sums(
         &self,
         tenant: TenantId,
@@ -1116,13 +1167,19 @@ macro_rules! impl_fleet_store {
             ) -> Result<(), StoreError> {
                 let now = micros(now);
                 let (_w, mut tx) = self.wtx(Some(tenant)).await?;
-                // Registration rows carry no foreign key (see migration 0023 on PostgreSQL).
-                sqlx::query("DELETE FROM registrations WHERE tenant_id = $1 AND device_id = $2")
-                    .bind(tenant.0)
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                // Registration rows and their hourly sums carry no foreign key (see migration 0023
+                // on PostgreSQL).
+                for sql in [
+                    "DELETE FROM registrations WHERE tenant_id = $1 AND device_id = $2",
+                    "DELETE FROM signal_hourly WHERE tenant_id = $1 AND device_id = $2",
+                ] {
+                    sqlx::query(sql)
+                        .bind(tenant.0)
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
                 let done = sqlx::query("DELETE FROM devices WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant.0)
                     .bind(id.0)
@@ -1465,6 +1522,22 @@ macro_rules! impl_fleet_store {
                     .collect();
                 insert_registrations(&mut tx, tenant, &rows).await?;
                 let registrations = rows.len();
+                // Rows of an hour that may already be summed (an agent backfilling after an
+                // outage): the hour is summed again by the next rollup pass, and read from the
+                // registrations until then.
+                let late: std::collections::BTreeSet<DateTime<Utc>> = rows
+                    .iter()
+                    .map(|(r, _)| $crate::store::fleet::hour_floor(micros(r.collected_at)))
+                    .filter(|h| *h + chrono::Duration::hours(1) <= now - $crate::store::fleet::LATE_AFTER)
+                    .collect();
+                if !late.is_empty() {
+                    let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO signal_hourly_dirty (tenant_id, hour) ");
+                    q.push_values(&late, |mut b, h| {
+                        b.push_bind(tenant.0).push_bind(*h);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut *tx).await.map_err(map_err)?;
+                }
                 insert_radio_and_traffic(&mut tx, tenant, batch).await?;
                 for (device, message, change, at) in &changes {
                     insert_device_event(&mut tx, tenant, *device, change, message, *at).await?;
@@ -1781,6 +1854,8 @@ macro_rules! impl_fleet_store {
                 let mut removed = 0;
                 for (sql, cutoff) in [
                     ("DELETE FROM registrations WHERE collected_at < $1", now - registrations),
+                    ("DELETE FROM signal_hourly WHERE hour < $1", now - registrations),
+                    ("DELETE FROM signal_hourly_dirty WHERE hour < $1", now - registrations),
                     ("DELETE FROM device_metrics WHERE collected_at < $1", now - metrics),
                     ("DELETE FROM radio_stats WHERE collected_at < $1", now - registrations),
                     ("DELETE FROM interface_traffic WHERE collected_at < $1", now - metrics),
@@ -1845,32 +1920,181 @@ macro_rules! impl_fleet_store {
                 until: DateTime<Utc>,
                 width: i64,
             ) -> Result<Vec<tod_core::signal::BucketSum>, StoreError> {
+                use $crate::store::fleet::{hour_floor, hourly_bucket};
+                let (since, until) = (micros(since), micros(until));
+                let hour = chrono::Duration::hours(1);
+                let tick = chrono::Duration::microseconds(1);
                 let mut tx = self.tx(Some(tenant)).await?;
-                let rows: Vec<(i64, i64, i64, i16, i16)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT ({EPOCH_SECS} / $6) * $6 AS b, SUM(signal_dbm), COUNT(*), MIN(signal_dbm), \
-                     MAX(signal_dbm) FROM registrations \
-                     WHERE tenant_id = $1 AND mac = $3 AND device_id = $2 AND collected_at > $4 \
-                     AND collected_at <= $5 AND signal_dbm IS NOT NULL GROUP BY b ORDER BY b"
-                )))
-                .bind(tenant.0)
-                .bind(ap.0)
-                .bind(mac)
-                .bind(micros(since))
-                .bind(micros(until))
-                .bind(width.max(1))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(start, sum, count, min, max)| tod_core::signal::BucketSum {
+                // Whole hours in (since, until] that the hourly sums hold: [first, last).
+                let mut sums = Vec::new();
+                let mut raw: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![(since, until)];
+                if width % 3600 == 0 {
+                    let rolled: Option<DateTime<Utc>> =
+                        sqlx::query_scalar("SELECT rolled_until FROM signal_rollup_state WHERE id = 1")
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                    let first = hour_floor(since) + hour;
+                    let last = rolled.map_or(first, |r| r.min(hour_floor(until)));
+                    if last > first {
+                        let dirty: Vec<DateTime<Utc>> = sqlx::query_scalar(
+                            "SELECT hour FROM signal_hourly_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3",
+                        )
+                        .bind(tenant.0)
+                        .bind(first)
+                        .bind(last)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                        let rows: Vec<(DateTime<Utc>, i64, i64, i16, i16)> = sqlx::query_as(
+                            "SELECT hour, signal_sum, samples, signal_min, signal_max FROM signal_hourly \
+                             WHERE tenant_id = $1 AND device_id = $2 AND mac = $3 AND hour >= $4 AND hour < $5",
+                        )
+                        .bind(tenant.0)
+                        .bind(ap.0)
+                        .bind(mac)
+                        .bind(first)
+                        .bind(last)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                        sums.extend(
+                            rows.into_iter()
+                                .filter(|r| !dirty.contains(&r.0))
+                                .map(|(h, sum, n, min, max)| hourly_bucket(h, width, sum, n, min, max)),
+                        );
+                        // The rest from the registrations: before the first whole hour, from the
+                        // last one on, and the dirty hours.
+                        raw = vec![(since, first - tick), (last - tick, until)];
+                        raw.extend(dirty.iter().map(|h| (*h - tick, *h + hour - tick)));
+                    }
+                }
+                for (after, upto) in raw {
+                    let rows: Vec<(i64, i64, i64, i16, i16)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT ({EPOCH_SECS} / $6) * $6 AS b, SUM(signal_dbm), COUNT(*), MIN(signal_dbm), \
+                         MAX(signal_dbm) FROM registrations \
+                         WHERE tenant_id = $1 AND mac = $3 AND device_id = $2 AND collected_at > $4 \
+                         AND collected_at <= $5 AND signal_dbm IS NOT NULL GROUP BY b ORDER BY b"
+                    )))
+                    .bind(tenant.0)
+                    .bind(ap.0)
+                    .bind(mac)
+                    .bind(after)
+                    .bind(upto)
+                    .bind(width.max(1))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    sums.extend(rows.into_iter().map(|(start, sum, count, min, max)| tod_core::signal::BucketSum {
                         start,
                         sum,
                         count: u32::try_from(count).unwrap_or(u32::MAX),
                         min,
                         max,
-                    })
-                    .collect())
+                    }));
+                }
+                Ok(sums)
+            }
+
+            async fn rollup_signal(
+                &self,
+                now: DateTime<Utc>,
+                budget: std::time::Duration,
+            ) -> Result<$crate::store::fleet::Rollup, StoreError> {
+                use $crate::store::fleet::{ROLLUP_GRACE, hour_floor};
+                let started = std::time::Instant::now();
+                let hour = chrono::Duration::hours(1);
+                // Hours before `limit` have closed at least the grace ago.
+                let limit = hour_floor(micros(now) - ROLLUP_GRACE);
+                let mut pass = $crate::store::fleet::Rollup::default();
+                // Dirty hours first: reads take them from the registrations until then.
+                let dirty: Vec<(Uuid, DateTime<Utc>)> = {
+                    let mut tx = self.tx(None).await?;
+                    sqlx::query_as(
+                        "SELECT tenant_id, hour FROM signal_hourly_dirty WHERE hour < $1 ORDER BY hour LIMIT 1000",
+                    )
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                };
+                for (tenant, at) in dirty {
+                    if started.elapsed() >= budget {
+                        return Ok(pass);
+                    }
+                    let (_w, mut tx) = self.wtx(None).await?;
+                    if let Some(setup) = ROLLUP_SETUP {
+                        sqlx::query(setup).execute(&mut *tx).await.map_err(map_err)?;
+                    }
+                    sqlx::query("DELETE FROM signal_hourly WHERE tenant_id = $1 AND hour = $2")
+                        .bind(tenant)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    sqlx::query(SUM_SIGNAL_HOUR)
+                        .bind(at)
+                        .bind(at + hour)
+                        .bind(Some(tenant))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    sqlx::query("DELETE FROM signal_hourly_dirty WHERE tenant_id = $1 AND hour = $2")
+                        .bind(tenant)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    pass.dirty += 1;
+                }
+                let rolled: Option<DateTime<Utc>> = {
+                    let mut tx = self.tx(None).await?;
+                    sqlx::query_scalar("SELECT rolled_until FROM signal_rollup_state WHERE id = 1")
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                };
+                let mut next = rolled.unwrap_or(limit - chrono::Duration::days(30));
+                while next < limit {
+                    if started.elapsed() >= budget {
+                        return Ok(pass);
+                    }
+                    let (_w, mut tx) = self.wtx(None).await?;
+                    if let Some(setup) = ROLLUP_SETUP {
+                        sqlx::query(setup).execute(&mut *tx).await.map_err(map_err)?;
+                    }
+                    sqlx::query("DELETE FROM signal_hourly WHERE hour = $1")
+                        .bind(next)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    sqlx::query(SUM_SIGNAL_HOUR)
+                        .bind(next)
+                        .bind(next + hour)
+                        .bind(None::<Uuid>)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    sqlx::query("DELETE FROM signal_hourly_dirty WHERE hour = $1")
+                        .bind(next)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    sqlx::query(
+                        "INSERT INTO signal_rollup_state (id, rolled_until) VALUES (1, $1) \
+                         ON CONFLICT (id) DO UPDATE SET rolled_until = excluded.rolled_until",
+                    )
+                    .bind(next + hour)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    tx.commit().await.map_err(map_err)?;
+                    next += hour;
+                    pass.hours += 1;
+                }
+                pass.caught_up = true;
+                Ok(pass)
             }
 
             async fn site_alert_events(

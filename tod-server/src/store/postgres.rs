@@ -47,6 +47,18 @@ use super::{
 type Db = Postgres;
 /// `collected_at` as whole Unix seconds, in this backend's SQL (signal history buckets).
 const EPOCH_SECS: &str = "FLOOR(EXTRACT(EPOCH FROM collected_at))::BIGINT";
+/// One hour's signal sums (`$1` its start, `$2` its end, `$3` a tenant or NULL for all), device by
+/// device through the registrations' time index: a LATERAL subquery per device keeps the
+/// planner from scanning every registration for each hour.
+const SUM_SIGNAL_HOUR: &str = "INSERT INTO signal_hourly (tenant_id, device_id, mac, hour, signal_sum, samples, \
+     signal_min, signal_max) SELECT d.tenant_id, d.id, x.mac, $1, x.s, x.n, x.mn, x.mx FROM devices d \
+     CROSS JOIN LATERAL (SELECT r.mac, SUM(r.signal_dbm) AS s, COUNT(*) AS n, MIN(r.signal_dbm) AS mn, \
+     MAX(r.signal_dbm) AS mx FROM registrations r WHERE r.tenant_id = d.tenant_id AND r.device_id = d.id \
+     AND r.collected_at >= $1 AND r.collected_at < $2 AND r.signal_dbm IS NOT NULL GROUP BY r.mac) x \
+     WHERE ($3::uuid IS NULL OR d.tenant_id = $3)";
+/// Set in the rollup's transactions: compiling the statement above (its estimated cost is high)
+/// took longer than running it.
+const ROLLUP_SETUP: Option<&str> = Some("SET LOCAL jit = off");
 
 type Tx = Transaction<'static, Postgres>;
 

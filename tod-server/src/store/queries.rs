@@ -306,12 +306,15 @@ macro_rules! impl_store {
 
             async fn delete_tenant(&self, id: TenantId, audit: &Audit) -> Result<(), StoreError> {
                 let (_w, mut tx) = self.wtx(None).await?;
-                // Registration rows carry no foreign key (see migration 0023 on PostgreSQL).
-                sqlx::query("DELETE FROM registrations WHERE tenant_id = $1")
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                // Registration rows and their hourly sums carry no foreign key (see migration 0023
+                // on PostgreSQL).
+                for sql in [
+                    "DELETE FROM registrations WHERE tenant_id = $1",
+                    "DELETE FROM signal_hourly WHERE tenant_id = $1",
+                    "DELETE FROM signal_hourly_dirty WHERE tenant_id = $1",
+                ] {
+                    sqlx::query(sql).bind(id.0).execute(&mut *tx).await.map_err(map_err)?;
+                }
                 let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
                     .bind(id.0)
                     .execute(&mut *tx)

@@ -52,6 +52,17 @@ use super::{
 type Db = sqlx::Sqlite;
 /// `collected_at` as whole Unix seconds, in this backend's SQL (signal history buckets).
 const EPOCH_SECS: &str = "unixepoch(collected_at)";
+/// One hour's signal sums (`$1` its start, `$2` its end, `$3` a tenant or NULL for all), device by
+/// device through the registrations' time index (CROSS JOIN fixes SQLite's join order; it
+/// otherwise walks every registration of the fleet for each hour).
+const SUM_SIGNAL_HOUR: &str = "INSERT INTO signal_hourly (tenant_id, device_id, mac, hour, signal_sum, samples, \
+     signal_min, signal_max) SELECT r.tenant_id, r.device_id, r.mac, $1, SUM(r.signal_dbm), COUNT(*), \
+     MIN(r.signal_dbm), MAX(r.signal_dbm) FROM devices d CROSS JOIN registrations r \
+     WHERE r.tenant_id = d.tenant_id AND r.device_id = d.id AND r.collected_at >= $1 \
+     AND r.collected_at < $2 AND r.signal_dbm IS NOT NULL AND ($3 IS NULL OR d.tenant_id = $3) \
+     GROUP BY r.tenant_id, r.device_id, r.mac";
+/// Nothing to set for the rollup's transactions.
+const ROLLUP_SETUP: Option<&str> = None;
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
 
