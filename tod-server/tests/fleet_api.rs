@@ -240,6 +240,11 @@ async fn signal_history_reads_hourly_sums_and_late_batches_alike(url: &str) {
         .await
         .unwrap();
     assert_eq!(again.dirty, 1, "{again:?}");
+    let settled = store
+        .rollup_signal(Utc::now(), std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(settled.dirty, 0, "summed once, the mark is gone: {settled:?}");
     assert_eq!(history(&srv, &w, &ap, mac, "7d").await, late_week);
 
     // The summed hours really are what is read: with the registrations older than a day gone

@@ -20,6 +20,9 @@ CREATE INDEX ix_signal_hourly_hour ON signal_hourly (hour);
 CREATE TABLE signal_hourly_dirty (
     tenant_id UUID NOT NULL,
     hour      TIMESTAMPTZ NOT NULL,
+    -- Bumped by every batch that marks the hour again, so the pass that sums it removes the
+    -- mark only if no batch came meanwhile.
+    marks     BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, hour)
 );
 CREATE TABLE signal_rollup_state (
@@ -28,7 +31,7 @@ CREATE TABLE signal_rollup_state (
 );
 
 GRANT SELECT, DELETE ON signal_hourly TO tod_app;
-GRANT SELECT, INSERT ON signal_hourly_dirty TO tod_app;
+GRANT SELECT, INSERT, UPDATE ON signal_hourly_dirty TO tod_app;
 GRANT SELECT ON signal_rollup_state TO tod_app;
 ALTER TABLE signal_hourly ENABLE ROW LEVEL SECURITY;
 CREATE POLICY signal_hourly_tenant_isolation ON signal_hourly TO tod_app

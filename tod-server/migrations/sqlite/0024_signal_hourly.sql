@@ -19,6 +19,9 @@ CREATE INDEX ix_signal_hourly_hour ON signal_hourly (hour);
 CREATE TABLE signal_hourly_dirty (
     tenant_id BLOB NOT NULL,
     hour      TEXT NOT NULL,
+    -- Bumped by every batch that marks the hour again, so the pass that sums it removes the
+    -- mark only if no batch came meanwhile.
+    marks     BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, hour)
 );
 CREATE TABLE signal_rollup_state (

@@ -1535,7 +1535,7 @@ macro_rules! impl_fleet_store {
                     q.push_values(&late, |mut b, h| {
                         b.push_bind(tenant.0).push_bind(*h);
                     });
-                    q.push(" ON CONFLICT DO NOTHING");
+                    q.push(" ON CONFLICT (tenant_id, hour) DO UPDATE SET marks = signal_hourly_dirty.marks + 1");
                     q.build().execute(&mut *tx).await.map_err(map_err)?;
                 }
                 insert_radio_and_traffic(&mut tx, tenant, batch).await?;
@@ -2007,18 +2007,20 @@ macro_rules! impl_fleet_store {
                 // Hours before `limit` have closed at least the grace ago.
                 let limit = hour_floor(micros(now) - ROLLUP_GRACE);
                 let mut pass = $crate::store::fleet::Rollup::default();
-                // Dirty hours first: reads take them from the registrations until then.
-                let dirty: Vec<(Uuid, DateTime<Utc>)> = {
+                // Dirty hours first: reads take them from the registrations until then. (Marks of
+                // hours the sweep below sums for the first time stay: a batch may have marked
+                // one after the sweep's sums were read; summing it once more is harmless.)
+                let dirty: Vec<(Uuid, DateTime<Utc>, i64)> = {
                     let mut tx = self.tx(None).await?;
                     sqlx::query_as(
-                        "SELECT tenant_id, hour FROM signal_hourly_dirty WHERE hour < $1 ORDER BY hour LIMIT 1000",
+                        "SELECT tenant_id, hour, marks FROM signal_hourly_dirty WHERE hour < $1 ORDER BY hour LIMIT 1000",
                     )
                     .bind(limit)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(map_err)?
                 };
-                for (tenant, at) in dirty {
+                for (tenant, at, marks) in dirty {
                     if started.elapsed() >= budget {
                         return Ok(pass);
                     }
@@ -2039,9 +2041,12 @@ macro_rules! impl_fleet_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(map_err)?;
-                    sqlx::query("DELETE FROM signal_hourly_dirty WHERE tenant_id = $1 AND hour = $2")
+                    // The mark goes only if no batch marked the hour again meanwhile (one still
+                    // in flight holds the mark's row until it commits, and then it has changed).
+                    sqlx::query("DELETE FROM signal_hourly_dirty WHERE tenant_id = $1 AND hour = $2 AND marks = $3")
                         .bind(tenant)
                         .bind(at)
+                        .bind(marks)
                         .execute(&mut *tx)
                         .await
                         .map_err(map_err)?;
@@ -2073,11 +2078,6 @@ macro_rules! impl_fleet_store {
                         .bind(next)
                         .bind(next + hour)
                         .bind(None::<Uuid>)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    sqlx::query("DELETE FROM signal_hourly_dirty WHERE hour = $1")
-                        .bind(next)
                         .execute(&mut *tx)
                         .await
                         .map_err(map_err)?;
