@@ -278,8 +278,9 @@ const ROLLUP_BUDGET: Duration = Duration::from_secs(2);
 /// Background work: every half poll interval (at most 30 s), whichever replica holds the
 /// `fleet-aging` lease ages links by time and marks the devices of silent agents unreachable, the
 /// holder of the `signal-rollup` lease sums closed hours of signal for the history reads
-/// ([`crate::store::FleetStore::rollup_signal`]), and the holder of the `statistics` lease refreshes the planner's statistics of tables that changed
-/// much ([`crate::store::Store::refresh_statistics`]); hourly, the holder of the `retention`
+/// ([`crate::store::FleetStore::rollup_signal`]), and the holder of the `statistics` lease
+/// refreshes the planner's statistics of tables that changed much
+/// ([`crate::store::Store::refresh_statistics`]); hourly, the holder of the `retention`
 /// lease deletes registrations older than 30 days, metrics and link events older than 90 days,
 /// and expired sessions.
 pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::task::JoinHandle<()> {

@@ -664,20 +664,12 @@ pub struct Rollup {
     pub caught_up: bool,
 }
 
-/// One bucket's sums from a row of hourly sums.
-pub(crate) fn hourly_bucket(
-    hour: DateTime<Utc>,
-    width: i64,
-    sum: i64,
-    samples: i64,
-    min: i16,
-    max: i16,
-) -> tod_core::signal::BucketSum {
-    let width = width.max(1);
+/// A bucket's sums as the database returns them (a bucket start, then sum, count, min, max).
+pub(crate) fn bucket_sum((start, sum, count, min, max): (i64, i64, i64, i16, i16)) -> tod_core::signal::BucketSum {
     tod_core::signal::BucketSum {
-        start: hour.timestamp().div_euclid(width) * width,
+        start,
         sum,
-        count: u32::try_from(samples).unwrap_or(u32::MAX),
+        count: u32::try_from(count).unwrap_or(u32::MAX),
         min,
         max,
     }
@@ -1920,7 +1912,7 @@ macro_rules! impl_fleet_store {
                 until: DateTime<Utc>,
                 width: i64,
             ) -> Result<Vec<tod_core::signal::BucketSum>, StoreError> {
-                use $crate::store::fleet::{hour_floor, hourly_bucket};
+                use $crate::store::fleet::{bucket_sum, hour_floor};
                 let (since, until) = (micros(since), micros(until));
                 let hour = chrono::Duration::hours(1);
                 let tick = chrono::Duration::microseconds(1);
@@ -1961,7 +1953,9 @@ macro_rules! impl_fleet_store {
                         sums.extend(
                             rows.into_iter()
                                 .filter(|r| !dirty.contains(&r.0))
-                                .map(|(h, sum, n, min, max)| hourly_bucket(h, width, sum, n, min, max)),
+                                .map(|(h, sum, n, min, max)| {
+                                    bucket_sum((h.timestamp().div_euclid(width) * width, sum, n, min, max))
+                                }),
                         );
                         // The rest from the registrations: before the first whole hour, from the
                         // last one on, and the dirty hours.
@@ -1985,13 +1979,7 @@ macro_rules! impl_fleet_store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                    sums.extend(rows.into_iter().map(|(start, sum, count, min, max)| tod_core::signal::BucketSum {
-                        start,
-                        sum,
-                        count: u32::try_from(count).unwrap_or(u32::MAX),
-                        min,
-                        max,
-                    }));
+                    sums.extend(rows.into_iter().map(bucket_sum));
                 }
                 Ok(sums)
             }
@@ -2025,22 +2013,7 @@ macro_rules! impl_fleet_store {
                         return Ok(pass);
                     }
                     let (_w, mut tx) = self.wtx(None).await?;
-                    if let Some(setup) = ROLLUP_SETUP {
-                        sqlx::query(setup).execute(&mut *tx).await.map_err(map_err)?;
-                    }
-                    sqlx::query("DELETE FROM signal_hourly WHERE tenant_id = $1 AND hour = $2")
-                        .bind(tenant)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    sqlx::query(SUM_SIGNAL_HOUR)
-                        .bind(at)
-                        .bind(at + hour)
-                        .bind(Some(tenant))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+                    sum_signal_hour(&mut tx, at, Some(tenant)).await?;
                     // The mark goes only if no batch marked the hour again meanwhile (one still
                     // in flight holds the mark's row until it commits, and then it has changed).
                     sqlx::query("DELETE FROM signal_hourly_dirty WHERE tenant_id = $1 AND hour = $2 AND marks = $3")
@@ -2066,21 +2039,7 @@ macro_rules! impl_fleet_store {
                         return Ok(pass);
                     }
                     let (_w, mut tx) = self.wtx(None).await?;
-                    if let Some(setup) = ROLLUP_SETUP {
-                        sqlx::query(setup).execute(&mut *tx).await.map_err(map_err)?;
-                    }
-                    sqlx::query("DELETE FROM signal_hourly WHERE hour = $1")
-                        .bind(next)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                    sqlx::query(SUM_SIGNAL_HOUR)
-                        .bind(next)
-                        .bind(next + hour)
-                        .bind(None::<Uuid>)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+                    sum_signal_hour(&mut tx, next, None).await?;
                     sqlx::query(
                         "INSERT INTO signal_rollup_state (id, rolled_until) VALUES (1, $1) \
                          ON CONFLICT (id) DO UPDATE SET rolled_until = excluded.rolled_until",
@@ -2401,6 +2360,26 @@ pub(crate) use impl_fleet_store;
 /// per state change. No replica keeps link state in memory, so any replica can take any batch.
 macro_rules! impl_discover_links {
     () => {
+        /// (Re)writes the signal sums of the hour starting at `hour`, of one tenant or of all.
+        async fn sum_signal_hour(tx: &mut Tx, hour: DateTime<Utc>, tenant: Option<Uuid>) -> Result<(), StoreError> {
+            if let Some(setup) = ROLLUP_SETUP {
+                sqlx::query(setup).execute(&mut **tx).await.map_err(map_err)?;
+            }
+            let forget = match tenant {
+                Some(t) => sqlx::query("DELETE FROM signal_hourly WHERE hour = $1 AND tenant_id = $2").bind(hour).bind(t),
+                None => sqlx::query("DELETE FROM signal_hourly WHERE hour = $1").bind(hour),
+            };
+            forget.execute(&mut **tx).await.map_err(map_err)?;
+            sqlx::query(SUM_SIGNAL_HOUR)
+                .bind(hour)
+                .bind(hour + chrono::Duration::hours(1))
+                .bind(tenant)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        }
+
         /// Whether the site is the tenant's: a foreign key only proves it exists somewhere (§12.16).
         async fn site_is_tenants(tx: &mut Tx, tenant: TenantId, site: SiteId) -> Result<bool, StoreError> {
             let ours: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM sites WHERE id = $1 AND tenant_id = $2")

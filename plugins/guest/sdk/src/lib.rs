@@ -155,17 +155,6 @@ impl Columns {
     }
 }
 
-fn id_at(ids: &[u64], i: usize) -> Id {
-    Id {
-        hi: ids[2 * i],
-        lo: ids[2 * i + 1],
-    }
-}
-
-fn opt_id_at(ids: &[u64], i: usize) -> Option<Id> {
-    Some(id_at(ids, i)).filter(|id| (id.hi, id.lo) != (0, 0))
-}
-
 /// An id column's ids, in order.
 fn ids(column: &[u64]) -> impl Iterator<Item = Id> + '_ {
     column.chunks_exact(2).map(|p| Id { hi: p[0], lo: p[1] })
@@ -211,7 +200,6 @@ impl Snapshot {
             }
             // Each column cut to exactly its rows, so the loop below indexes without checks.
             let rows = n.rows;
-            let (id, site, sector) = (&t.id[..2 * rows], &t.site[..2 * rows], &t.sector[..2 * rows]);
             let (ends, status) = (&t.hostname_end[..rows], &t.status[..rows]);
             let (cpu, mem, disk) = (
                 &t.cpu_load[..rows],
@@ -222,7 +210,8 @@ impl Snapshot {
             let (ccq, clients) = (&t.ccq[..rows], &t.client_count[..rows]);
             let mut start = 0;
             s.devices.reserve(rows);
-            for i in 0..rows {
+            let places = ids(&t.id).zip(opt_ids(&t.site)).zip(opt_ids(&t.sector));
+            for (i, ((id, site), sector)) in places.enumerate() {
                 let end = ends[i] as usize;
                 let hostname = t
                     .hostnames
@@ -231,10 +220,10 @@ impl Snapshot {
                     .to_owned();
                 start = end;
                 s.devices.push(Device {
-                    id: id_at(id, i),
+                    id,
                     hostname,
-                    site: opt_id_at(site, i),
-                    sector: opt_id_at(sector, i),
+                    site,
+                    sector,
                     status: match status[i] {
                         1 => DeviceStatus::Online,
                         2 => DeviceStatus::Offline,
