@@ -7,11 +7,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+use tod_core::alerts::SiteRuleKind;
 use tod_core::alerts::{AlertBook, AlertEvent, Finding, FlapPolicy, Rule, RuleError, Severity, Snapshot, Subject};
+use tod_core::links::LinkKey;
+use tod_core::signal::TrendConfig;
 use tod_core::{SectorId, SiteId, TenantId};
 use tod_plugin_host::{Inputs, Limits, PluginHost, Status, WasmRule};
 use uuid::Uuid;
 
+use crate::store::trends::trend_end;
 use crate::store::{PluginConfig, RunnablePlugin, Store, StoreError};
 
 /// Loaded plugin instances, by assignment; reloaded when the component, configuration or
@@ -257,6 +261,9 @@ pub async fn backtest(
         failed: None,
     };
     let mut open: HashMap<Subject, usize> = HashMap::new();
+    // Trends move once an hour: each hour's are read once.
+    let mut trends: Option<(DateTime<Utc>, HashMap<LinkKey, f64>)> = None;
+    let trend_config = TrendConfig::default();
     let mut at = from;
     while at <= to {
         let (id, hysteresis, result, scope) = match what {
@@ -264,6 +271,15 @@ pub async fn backtest(
                 let mut snap = store
                     .plugin_snapshot(tenant, *site, rule.metadata().inputs, at, false, windows)
                     .await?;
+                if rule.metadata().inputs.links {
+                    let end = trend_end(at);
+                    if trends.as_ref().is_none_or(|t| t.0 != end) {
+                        trends = Some((end, store.link_trends(tenant, *site, at, &trend_config).await?));
+                    }
+                    if let Some((_, deltas)) = &trends {
+                        fill_trends(&mut snap, deltas);
+                    }
+                }
                 if let Some(sector) = sector {
                     narrow(&mut snap, *sector);
                 }
@@ -275,6 +291,18 @@ pub async fn backtest(
                     .plugin_snapshot(tenant, Some(rule.site), Inputs::ALL, at, false, windows)
                     .await?;
                 snap.history.clear();
+                if rule.kind == SiteRuleKind::SignalDegradation {
+                    let end = trend_end(at);
+                    if trends.as_ref().is_none_or(|t| t.0 != end) {
+                        trends = Some((
+                            end,
+                            store.link_trends(tenant, Some(rule.site), at, &trend_config).await?,
+                        ));
+                    }
+                    if let Some((_, deltas)) = &trends {
+                        fill_trends(&mut snap, deltas);
+                    }
+                }
                 let scope = rule.scope(&snap);
                 (rule.id, rule.hysteresis, rule.evaluate(&snap), scope)
             }
@@ -310,6 +338,13 @@ pub async fn backtest(
         at += step;
     }
     Ok(out)
+}
+
+/// Gives each link of a snapshot its week-over-week trend, where one is known.
+pub fn fill_trends(snapshot: &mut Snapshot, deltas: &HashMap<LinkKey, f64>) {
+    for link in &mut snapshot.links {
+        link.trend_delta_db = deltas.get(&link.key).copied();
+    }
 }
 
 fn backtest_alert(subject: &Subject, severity: Severity, message: String, fired_at: DateTime<Utc>) -> BacktestAlert {

@@ -26,6 +26,7 @@ use tod_core::{TenantId, WindowId};
 use crate::plugins::{LoadError, PluginRunner};
 use crate::store::{EventSource, OpenRuleEvent, RunnablePlugin, SiteAlertChange, Store, StoreError, Suppression};
 use tod_core::SiteId;
+use tod_core::signal::TrendConfig;
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -413,6 +414,12 @@ async fn plugin_pass(
         .await
     {
         Ok(mut s) => {
+            if rule.metadata().inputs.links {
+                match store.link_trends(tenant, p.site, now, &TrendConfig::default()).await {
+                    Ok(deltas) => crate::plugins::fill_trends(&mut s, &deltas),
+                    Err(e) => tracing::warn!(plugin = %p.plugin, error = %e, "reading link trends failed"),
+                }
+            }
             if let Some(sector) = p.sector {
                 crate::plugins::narrow(&mut s, sector);
             }

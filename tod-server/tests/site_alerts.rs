@@ -700,7 +700,8 @@ async fn the_trend_detector_reports_a_fading_link_once_and_clears_it(url: &str) 
         .map(|m| ap_report(ap, 200 + m, t1 + Duration::minutes(m as i64 + 1), mac, -55))
         .collect();
     deliver(&srv, &w, "recovery", recovery).await;
-    let now = t1 + Duration::minutes(45);
+    // The weeks are whole hours, closed ten minutes: these readings count once their hour has.
+    let now = t1 + Duration::minutes(115);
     assert_eq!(
         store.detect_trends(now, &cfg).await.unwrap(),
         TrendPass {
@@ -732,3 +733,143 @@ async fn the_trend_detector_reports_a_fading_link_once_and_clears_it(url: &str) 
     assert_eq!(trend[3].1["device_id"], cpe.as_str());
 }
 on_both_backends!(the_trend_detector_reports_a_fading_link_once_and_clears_it);
+
+/// A `signal_degradation` rule backtests like the other kinds: each step judges the two weeks of
+/// whole hours before it, from the hourly sums where they are summed and the registrations
+/// elsewhere, 0 dBm ("no reading") left out either way — so the replay is the same before and
+/// after the sums are made, and still the same with the old registrations gone (the sums are
+/// what is read). Plugins get the same trend per link, and a live pass judges by it too.
+async fn signal_degradation_backtests_over_the_hourly_sums(url: &str) {
+    use tod_server::store::trend_end;
+    let srv = server(url).await;
+    let w = world(&srv).await;
+    let (ap, cpe) = (&w.devices[0], &w.devices[1]);
+    let mac = client(5);
+    let now = Utc::now();
+    let base = trend_end(now) - Duration::hours(3);
+    deliver(&srv, &w, "cpe", vec![cpe_report(cpe, base - Duration::days(15), mac)]).await;
+    // -60 dBm ten days back, -68 dBm three days back: fourteen hourly readings each, and a 0 dBm
+    // reading in each of those hours that must not count (counted, the drop would be 4 dB).
+    let mut seq = 0;
+    let mut reports = Vec::new();
+    for (days, dbm) in [(10i64, -60i16), (3, -68)] {
+        for h in 0..14 {
+            let hour = base - Duration::days(days) + Duration::hours(h);
+            for (minute, dbm) in [(7, dbm), (37, 0)] {
+                seq += 1;
+                reports.push(ap_report(ap, seq, hour + Duration::minutes(minute), mac, dbm));
+            }
+        }
+    }
+    // The link is up over the replayed hours: a reading every five minutes.
+    for m in 0..36 {
+        seq += 1;
+        reports.push(ap_report(ap, seq, base + Duration::minutes(5 * m), mac, -68));
+    }
+    deliver(&srv, &w, "weeks", reports).await;
+    let rule = srv
+        .call(
+            "POST",
+            &rules_path(&w, 0),
+            &w.root,
+            Some(
+                json!({ "name": "Fading", "rule_type": "signal_degradation", "threshold_value": 5,
+                         "threshold_unit": "dBm", "fire_after": 1, "clear_after": 1 }),
+            ),
+        )
+        .await;
+    assert_eq!(rule.status, 201, "{:?}", rule.json);
+    let path = format!("{}/{}/backtest", rules_path(&w, 0), rule.json["id"].as_str().unwrap());
+    let window =
+        json!({ "from": base + Duration::minutes(10), "to": base + Duration::minutes(170), "step_minutes": 10 });
+    let replay = || async {
+        let r = srv.call("POST", &path, &w.root, Some(window.clone())).await;
+        assert_eq!(r.status, 200, "{:?}", r.json);
+        r.json
+    };
+    let report = replay().await;
+    assert_eq!(report["evaluations"], 17, "{report}");
+    let alerts = report["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{report}");
+    assert_eq!(alerts[0]["subject_kind"], "link");
+    assert_eq!(alerts[0]["subject_id"], ap.as_str());
+    assert_eq!(alerts[0]["cpe_device_id"], cpe.as_str());
+    let fired: DateTime<Utc> = alerts[0]["fired_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(fired, base + Duration::minutes(10));
+    assert!(alerts[0]["resolved_at"].is_null(), "{report}");
+    assert!(
+        alerts[0]["message"].as_str().unwrap().contains("degraded 8.0 dB"),
+        "{report}"
+    );
+    let store = srv.state.store.clone();
+    let tenant = w.tenant.parse().unwrap();
+    let cfg = tod_core::signal::TrendConfig::default();
+    let key = tod_core::links::LinkKey {
+        ap: ap.parse().unwrap(),
+        cpe: cpe.parse().unwrap(),
+    };
+    let trends = store.link_trends(tenant, None, now, &cfg).await.unwrap();
+    assert_eq!(trends.get(&key), Some(&8.0), "{trends:?}");
+
+    // Sum every closed hour: the same replay, the same trend.
+    let summed = store
+        .rollup_signal(Utc::now(), std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(summed.caught_up && summed.hours >= 30 * 24, "{summed:?}");
+    assert_eq!(replay().await, report);
+    assert_eq!(store.link_trends(tenant, None, now, &cfg).await.unwrap(), trends);
+
+    // With the registrations older than a day deleted behind the server's back, the weeks come
+    // from the sums alone: nothing changes.
+    let delete = "DELETE FROM registrations WHERE device_id = $1 AND collected_at < $2";
+    let device: uuid::Uuid = ap.parse().unwrap();
+    let cutoff = now - Duration::days(1);
+    let gone = if url.starts_with("postgres") {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(delete)
+            .bind(device)
+            .bind(cutoff)
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected()
+    } else {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(delete)
+            .bind(device)
+            .bind(cutoff)
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected()
+    };
+    assert_eq!(gone, 56, "two weeks of readings, zeros included");
+    assert_eq!(replay().await, report);
+    assert_eq!(store.link_trends(tenant, None, now, &cfg).await.unwrap(), trends);
+    assert_eq!(
+        store
+            .link_trends(tenant, Some(w.sites[1].parse().unwrap()), now, &cfg)
+            .await
+            .unwrap(),
+        std::collections::HashMap::new(),
+        "another site's links only"
+    );
+    // A live pass judges by the same trend: the link's AP last reported within the window.
+    deliver(
+        &srv,
+        &w,
+        "ap-now",
+        vec![ap_report(ap, seq + 1, now - Duration::minutes(1), mac, -68)],
+    )
+    .await;
+    let mut ev = SiteAlerts::new();
+    let p = pass(&srv, &mut ev, now).await;
+    assert_eq!((p.raised, p.failed), (1, 0), "{p:?}");
+    let e = events(&srv, &w, 0).await.remove(0);
+    assert_eq!(e["kind"], "signal_degradation");
+    assert!(e["message"].as_str().unwrap().contains("degraded 8.0 dB"), "{e}");
+}
+on_both_backends!(signal_degradation_backtests_over_the_hourly_sums);

@@ -149,6 +149,26 @@ fn main() {
             .unwrap();
         black_box(p.evaluate_prepared(&prepared).unwrap());
     });
+    // What a restart costs: compiling each example plugin on a host with an empty cache (the
+    // compiled-component cache is in memory), against finding it in the cache.
+    let mut compiles = Vec::new();
+    for name in ["threshold", "aim", "rain_fade", "sector_collapse", "echo"] {
+        let bytes = std::fs::read(dir.join(format!("tod_plugin_{name}.wasm"))).unwrap();
+        let mut cold: Vec<f64> = (0..5)
+            .map(|_| {
+                let fresh = PluginHost::new(Limits::default()).unwrap();
+                let t = std::time::Instant::now();
+                black_box(fresh.compile(&bytes).unwrap());
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        cold.sort_by(f64::total_cmp);
+        let t = std::time::Instant::now();
+        black_box(host.compile(&bytes).unwrap());
+        black_box(host.compile(&bytes).unwrap());
+        let cached = t.elapsed().as_secs_f64() * 1e3 / 2.0;
+        compiles.push((name, bytes.len(), cold[2], cached));
+    }
     let us = |r: f64| 1e6 / r;
     println!("| Case (50-client sector snapshot) | Evaluations/s | µs per call | vs built in |");
     println!("|---|---|---|---|");
@@ -165,10 +185,18 @@ fn main() {
     ] {
         println!("| {name} | {r:.0} | {:.2} | {:.3} |", us(r), r / native_rate);
     }
+    println!("\n| Example plugin | Component bytes | Compile, empty cache (ms, median of 5) | From the cache (ms) |");
+    println!("|---|---|---|---|");
+    for (name, size, cold, cached) in &compiles {
+        println!("| {name} | {size} | {cold:.1} | {cached:.3} |");
+    }
     println!(
         "{}",
         serde_json::json!({
             "bench": "plugins",
+            "compile_ms": compiles.iter().map(|(n, size, cold, cached)| serde_json::json!({
+                "plugin": n, "bytes": size, "cold_ms": cold, "cached_ms": cached,
+            })).collect::<Vec<_>>(),
             "snapshot_links": 50,
             "native_per_s": native_rate,
             "wasm_per_s": wasm_rate,

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use tod_core::alerts::{Hysteresis, SiteRuleKind};
+use tod_core::alerts::Hysteresis;
 use tod_core::{RuleId, SectorId, SiteId, TenantId};
 use uuid::Uuid;
 
@@ -392,11 +392,6 @@ pub(super) async fn backtest_site_rule(
     let mut rule = stored
         .to_rule()
         .ok_or_else(|| ApiError::internal("stored alert rule is not readable"))?;
-    if rule.kind == SiteRuleKind::SignalDegradation {
-        return Err(ApiError::unprocessable(
-            "rule_type: signal_degradation compares two weeks of signal and cannot be backtested step by step",
-        ));
-    }
     // A disabled rule is replayed as if it were enabled: that is the question asked.
     rule.enabled = true;
     let report =

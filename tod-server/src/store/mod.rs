@@ -48,7 +48,7 @@ pub use radio::{CurrentRadio, HealthSample, RadioStore, RfStat, TrafficSample};
 pub use site_alerts::{EventSource, OpenRuleEvent, SiteAlertChange, SiteAlertRule, SiteAlertStore};
 pub use sqlite::SqliteStore;
 pub use stream::{StreamEvent, StreamItem, StreamStore};
-pub use trends::{TrendPass, TrendStore};
+pub use trends::{TrendPass, TrendStore, trend_end};
 
 /// What can go wrong in storage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -305,6 +305,16 @@ pub trait PluginStore: Send + Sync {
         live: bool,
         windows: SnapshotWindows,
     ) -> Result<tod_core::alerts::Snapshot, StoreError>;
+    /// Each link's week-over-week signal drop in dB (positive: weaker), judged by tod-core as of
+    /// `at` over whole hours (see [`trend_end`](crate::store::trends::trend_end)), for the
+    /// tenant's links (whose AP is at `site`) that have enough samples in both weeks.
+    async fn link_trends(
+        &self,
+        tenant: TenantId,
+        site: Option<SiteId>,
+        at: DateTime<Utc>,
+        config: &tod_core::signal::TrendConfig,
+    ) -> Result<std::collections::HashMap<tod_core::links::LinkKey, f64>, StoreError>;
 }
 
 /// The most history points in one snapshot.
@@ -574,6 +584,48 @@ macro_rules! impl_plugin_store {
             ) -> Result<tod_core::alerts::Snapshot, StoreError> {
                 let mut tx = self.tx(Some(tenant)).await?;
                 plugin_snapshot(&mut tx, tenant, site, inputs, at, live, windows).await
+            }
+
+            async fn link_trends(
+                &self,
+                tenant: TenantId,
+                site: Option<SiteId>,
+                at: DateTime<Utc>,
+                config: &tod_core::signal::TrendConfig,
+            ) -> Result<std::collections::HashMap<tod_core::links::LinkKey, f64>, StoreError> {
+                use tod_core::links::LinkKey;
+                let mut tx = self.tx(Some(tenant)).await?;
+                let links: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+                    "SELECT ap_device_id, cpe_device_id, client_mac FROM wireless_links WHERE tenant_id = $1 \
+                     AND ($2 IS NULL OR ap_device_id IN (SELECT id FROM devices WHERE tenant_id = $1 AND site_id = $2))",
+                )
+                .bind(tenant.0)
+                .bind(site.map(|s| s.0))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if links.is_empty() {
+                    return Ok(std::collections::HashMap::new());
+                }
+                let window = chrono::Duration::seconds(config.window_secs);
+                let sums = trend_sums(&mut tx, tenant, site.map(|s| s.0), at, window).await?;
+                let deltas: std::collections::HashMap<&(Uuid, String), f64> =
+                    $crate::store::trends::trend_verdicts(&sums, config)
+                        .map(|(k, stats)| (k, stats.delta_db))
+                        .collect();
+                Ok(links
+                    .into_iter()
+                    .filter_map(|(ap, cpe, mac)| {
+                        let delta = deltas.get(&(ap, mac))?;
+                        Some((
+                            LinkKey {
+                                ap: DeviceId(ap),
+                                cpe: DeviceId(cpe),
+                            },
+                            *delta,
+                        ))
+                    })
+                    .collect())
             }
         }
 

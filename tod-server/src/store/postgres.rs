@@ -35,7 +35,7 @@ use super::radio::{
 };
 use super::site_alerts::{
     EventSource, OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore,
-    SiteRuleRow, TrendRow, impl_site_alert_store, needs_sector, same_judgement, sector_of, subject_columns,
+    SiteRuleRow, impl_site_alert_store, needs_sector, same_judgement, sector_of, subject_columns,
 };
 use super::stream::{StreamEvent, StreamItem, StreamStore, impl_stream_store, impl_stream_tx};
 use super::{
@@ -51,11 +51,22 @@ const EPOCH_SECS: &str = "FLOOR(EXTRACT(EPOCH FROM collected_at))::BIGINT";
 /// device through the registrations' time index: a LATERAL subquery per device keeps the
 /// planner from scanning every registration for each hour.
 const SUM_SIGNAL_HOUR: &str = "INSERT INTO signal_hourly (tenant_id, device_id, mac, hour, signal_sum, samples, \
-     signal_min, signal_max) SELECT d.tenant_id, d.id, x.mac, $1, x.s, x.n, x.mn, x.mx FROM devices d \
+     signal_min, signal_max, zero_samples) SELECT d.tenant_id, d.id, x.mac, $1, x.s, x.n, x.mn, x.mx, x.z FROM devices d \
      CROSS JOIN LATERAL (SELECT r.mac, SUM(r.signal_dbm) AS s, COUNT(*) AS n, MIN(r.signal_dbm) AS mn, \
-     MAX(r.signal_dbm) AS mx FROM registrations r WHERE r.tenant_id = d.tenant_id AND r.device_id = d.id \
+     MAX(r.signal_dbm) AS mx, COUNT(*) FILTER (WHERE r.signal_dbm = 0) AS z FROM registrations r WHERE r.tenant_id = d.tenant_id AND r.device_id = d.id \
      AND r.collected_at >= $1 AND r.collected_at < $2 AND r.signal_dbm IS NOT NULL GROUP BY r.mac) x \
      WHERE ($3::uuid IS NULL OR d.tenant_id = $3)";
+/// A trend's signal sums from the registrations over `[$2, $3)` (hours not summed, or dirty), per
+/// AP and client MAC of the tenant `$1` (of one site `$5`), split at `$4`: recent sum and count,
+/// then previous. Device by device, as above: the planner otherwise scans the tenant's rows.
+const TREND_RAW: &str = "SELECT d.id, x.mac, x.rs, x.rn, x.ps, x.pn FROM devices d CROSS JOIN LATERAL \
+     (SELECT r.mac, SUM(CASE WHEN r.collected_at >= $4 THEN r.signal_dbm ELSE 0 END) AS rs, \
+     COUNT(*) FILTER (WHERE r.collected_at >= $4) AS rn, \
+     SUM(CASE WHEN r.collected_at < $4 THEN r.signal_dbm ELSE 0 END) AS ps, \
+     COUNT(*) FILTER (WHERE r.collected_at < $4) AS pn FROM registrations r \
+     WHERE r.tenant_id = d.tenant_id AND r.device_id = d.id AND r.collected_at >= $2 AND r.collected_at < $3 \
+     AND r.signal_dbm IS NOT NULL AND r.signal_dbm <> 0 GROUP BY r.mac) x \
+     WHERE d.tenant_id = $1 AND ($5::uuid IS NULL OR d.site_id = $5)";
 /// Set in the rollup's transactions: compiling the statement above (its estimated cost is high)
 /// took longer than running it.
 const ROLLUP_SETUP: Option<&str> = Some("SET LOCAL jit = off");

@@ -320,9 +320,6 @@ pub(crate) fn needs_sector(kind: SiteRuleKind) -> bool {
     matches!(kind, SiteRuleKind::SectorSignalAvg | SiteRuleKind::SectorClientDrop)
 }
 
-/// Per-link sums over the two trend windows: (mac, recent sum, recent n, previous sum, previous n).
-pub(crate) type TrendRow = (String, Option<i64>, i64, Option<i64>, i64);
-
 macro_rules! impl_site_alert_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -572,36 +569,22 @@ macro_rules! impl_site_alert_store {
                     .await
                     .map_err(map_err)?;
                     let links: Vec<tod_core::links::Link> = links.iter().filter_map(LinkRow::to_link).collect();
-                    let mut aps: Vec<tod_core::DeviceId> = links.iter().map(|l| l.key.ap).collect();
-                    aps.dedup();
-                    for ap in aps {
-                        let sums = trend_sums(&mut tx, tenant, ap.0, now, window).await?;
-                        let devices = &snap.devices;
-                        for l in links.iter().filter(|l| l.key.ap == ap) {
-                            let mac = l.client_mac.to_string();
-                            let delta = sums.iter().find(|s| s.0 == mac).and_then(|s| {
-                                let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-                                match tod_core::signal::judge_trend(
-                                    (s.3.unwrap_or(0), count(s.4)),
-                                    (s.1.unwrap_or(0), count(s.2)),
-                                    &trend,
-                                    false,
-                                ) {
-                                    tod_core::signal::TrendVerdict::Evaluated { stats, .. } => Some(stats.delta_db),
-                                    tod_core::signal::TrendVerdict::InsufficientData => None,
-                                }
-                            });
-                            let sector = devices.iter().find(|d| d.id == ap).and_then(|d| d.sector);
-                            snap.links.push(LinkView {
-                                key: l.key,
-                                site: Some(site),
-                                sector,
-                                state: l.state,
-                                signal_dbm: l.signal_dbm,
-                                tx_ccq: l.tx_ccq,
-                                trend_delta_db: delta,
-                            });
-                        }
+                    let sums = trend_sums(&mut tx, tenant, Some(site.0), now, window).await?;
+                    let deltas: std::collections::HashMap<(Uuid, String), f64> =
+                        $crate::store::trends::trend_verdicts(&sums, &trend)
+                            .map(|(k, stats)| (k.clone(), stats.delta_db))
+                            .collect();
+                    for l in &links {
+                        let sector = snap.devices.iter().find(|d| d.id == l.key.ap).and_then(|d| d.sector);
+                        snap.links.push(LinkView {
+                            key: l.key,
+                            site: Some(site),
+                            sector,
+                            state: l.state,
+                            signal_dbm: l.signal_dbm,
+                            tx_ccq: l.tx_ccq,
+                            trend_delta_db: deltas.get(&(l.key.ap.0, l.client_mac.to_string())).copied(),
+                        });
                     }
                 }
                 Ok(snap)

@@ -40,7 +40,7 @@ use super::radio::{
 };
 use super::site_alerts::{
     EventSource, OpenRuleEvent, OpenRuleRow, SITE_RULE_COLUMNS, SiteAlertChange, SiteAlertRule, SiteAlertStore,
-    SiteRuleRow, TrendRow, impl_site_alert_store, needs_sector, same_judgement, sector_of, subject_columns,
+    SiteRuleRow, impl_site_alert_store, needs_sector, same_judgement, sector_of, subject_columns,
 };
 use super::stream::{StreamEvent, StreamItem, StreamStore, impl_stream_store, impl_stream_tx};
 use super::{
@@ -56,11 +56,20 @@ const EPOCH_SECS: &str = "unixepoch(collected_at)";
 /// device through the registrations' time index (CROSS JOIN fixes SQLite's join order; it
 /// otherwise walks every registration of the fleet for each hour).
 const SUM_SIGNAL_HOUR: &str = "INSERT INTO signal_hourly (tenant_id, device_id, mac, hour, signal_sum, samples, \
-     signal_min, signal_max) SELECT r.tenant_id, r.device_id, r.mac, $1, SUM(r.signal_dbm), COUNT(*), \
-     MIN(r.signal_dbm), MAX(r.signal_dbm) FROM devices d CROSS JOIN registrations r \
+     signal_min, signal_max, zero_samples) SELECT r.tenant_id, r.device_id, r.mac, $1, SUM(r.signal_dbm), COUNT(*), \
+     MIN(r.signal_dbm), MAX(r.signal_dbm), SUM(r.signal_dbm = 0) FROM devices d CROSS JOIN registrations r \
      WHERE r.tenant_id = d.tenant_id AND r.device_id = d.id AND r.collected_at >= $1 \
      AND r.collected_at < $2 AND r.signal_dbm IS NOT NULL AND ($3 IS NULL OR d.tenant_id = $3) \
      GROUP BY r.tenant_id, r.device_id, r.mac";
+/// A trend's signal sums from the registrations over `[$2, $3)` (hours not summed, or dirty), per
+/// AP and client MAC of the tenant `$1` (of one site `$5`), split at `$4`: recent sum and count,
+/// then previous. Device by device, as above.
+const TREND_RAW: &str = "SELECT r.device_id, r.mac, SUM(CASE WHEN r.collected_at >= $4 THEN r.signal_dbm ELSE 0 END), \
+     SUM(r.collected_at >= $4), SUM(CASE WHEN r.collected_at < $4 THEN r.signal_dbm ELSE 0 END), \
+     SUM(r.collected_at < $4) FROM devices d CROSS JOIN registrations r \
+     WHERE d.tenant_id = $1 AND ($5 IS NULL OR d.site_id = $5) AND r.tenant_id = d.tenant_id \
+     AND r.device_id = d.id AND r.collected_at >= $2 AND r.collected_at < $3 \
+     AND r.signal_dbm IS NOT NULL AND r.signal_dbm <> 0 GROUP BY r.device_id, r.mac";
 /// Nothing to set for the rollup's transactions.
 const ROLLUP_SETUP: Option<&str> = None;
 

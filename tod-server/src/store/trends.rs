@@ -6,12 +6,43 @@
 //! `ap_device_id`). The event resolves when the signal recovers, and also when the link stops
 //! being active (the original left those forever). A site with its own enabled
 //! `signal_degradation` rule is judged by that rule instead, so a link is never reported twice.
-//! Written once for both backends: [`impl_trend_store!`] expands in each.
+//! The weeks are whole hours ([`trend_end`]), read from the hourly signal sums where they are
+//! summed; the same sums serve `signal_degradation` rules, plugins' `trend-delta-db` and
+//! backtests ([`trend_sums`](self) in each backend). Written once for both backends: [`impl_trend_store!`] expands in each.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use tod_core::signal::TrendConfig;
+use tod_core::signal::{TrendConfig, TrendStats, TrendVerdict, judge_trend};
+use uuid::Uuid;
 
 use super::StoreError;
+use super::fleet::ROLLUP_GRACE;
+
+/// A client's signal sums for a trend, by (AP, client MAC): recent sum, recent samples, previous
+/// sum, previous samples.
+pub(crate) type TrendSums = HashMap<(Uuid, String), [i64; 4]>;
+
+/// Where a trend judged at `at` ends: its two windows are whole hours, so the hourly signal sums
+/// serve them, and an hour counts once it has been summed ([`ROLLUP_GRACE`] after it closed).
+/// The trend moves once an hour, which a two-week comparison does not notice.
+pub fn trend_end(at: DateTime<Utc>) -> DateTime<Utc> {
+    super::fleet::hour_floor(at - ROLLUP_GRACE)
+}
+
+/// Judges every client with sums: the week-over-week drop in dB where there are enough samples.
+pub(crate) fn trend_verdicts<'a>(
+    sums: &'a TrendSums,
+    config: &'a TrendConfig,
+) -> impl Iterator<Item = (&'a (Uuid, String), TrendStats)> {
+    sums.iter().filter_map(|(key, s)| {
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        match judge_trend((s[2], count(s[3])), (s[0], count(s[1])), config, false) {
+            TrendVerdict::Evaluated { stats, .. } => Some((key, stats)),
+            TrendVerdict::InsufficientData => None,
+        }
+    })
+}
 
 /// What a pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,20 +90,30 @@ macro_rules! impl_trend_store {
                     .map_err(map_err)?
                 };
                 for tenant in tenants.into_iter().map(TenantId) {
+                    // Read first, outside the write transaction: ingest is not held up by the sums.
+                    let (links, sums) = {
+                        let mut tx = self.tx(Some(tenant)).await?;
+                        let links: Vec<$crate::store::trends::TrendLink> = sqlx::query_as(
+                            "SELECT l.ap_device_id, l.cpe_device_id, l.client_mac, ap.site_id, cpe.name \
+                             FROM wireless_links l JOIN devices ap ON ap.id = l.ap_device_id \
+                             JOIN devices cpe ON cpe.id = l.cpe_device_id \
+                             WHERE l.tenant_id = $1 AND l.state IN ('active', 'degraded') AND ap.site_id IS NOT NULL \
+                             AND NOT EXISTS (SELECT 1 FROM site_alert_rules r WHERE r.tenant_id = $1 \
+                             AND r.site_id = ap.site_id AND r.rule_type = 'signal_degradation' AND r.enabled) \
+                             ORDER BY l.ap_device_id, l.cpe_device_id",
+                        )
+                        .bind(tenant.0)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                        let sums = if links.is_empty() {
+                            $crate::store::trends::TrendSums::new()
+                        } else {
+                            trend_sums(&mut tx, tenant, None, now, window).await?
+                        };
+                        (links, sums)
+                    };
                     let (_w, mut tx) = self.wtx(Some(tenant)).await?;
-                    let links: Vec<$crate::store::trends::TrendLink> = sqlx::query_as(
-                        "SELECT l.ap_device_id, l.cpe_device_id, l.client_mac, ap.site_id, cpe.name \
-                         FROM wireless_links l JOIN devices ap ON ap.id = l.ap_device_id \
-                         JOIN devices cpe ON cpe.id = l.cpe_device_id \
-                         WHERE l.tenant_id = $1 AND l.state IN ('active', 'degraded') AND ap.site_id IS NOT NULL \
-                         AND NOT EXISTS (SELECT 1 FROM site_alert_rules r WHERE r.tenant_id = $1 \
-                         AND r.site_id = ap.site_id AND r.rule_type = 'signal_degradation' AND r.enabled) \
-                         ORDER BY l.ap_device_id, l.cpe_device_id",
-                    )
-                    .bind(tenant.0)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
                     let open: Vec<(Uuid, Option<Uuid>, Option<Uuid>, Uuid)> = sqlx::query_as(
                         "SELECT id, ap_device_id, device_id, site_id FROM site_alert_events WHERE tenant_id = $1 \
                          AND kind = 'signal_trend' AND rule_id IS NULL AND state = 'active'",
@@ -83,27 +124,16 @@ macro_rules! impl_trend_store {
                     .map_err(map_err)?;
                     let mut stream = Vec::new();
                     let mut judged = std::collections::HashSet::new();
-                    let mut sums = Vec::new();
-                    let mut sums_of = None;
                     for (ap, cpe, mac, site, name) in &links {
-                        if sums_of != Some(*ap) {
-                            sums = trend_sums(&mut tx, tenant, *ap, now, window).await?;
-                            sums_of = Some(*ap);
-                        }
                         pass.links += 1;
                         judged.insert((*ap, *cpe));
                         let current = open
                             .iter()
                             .find(|(_, a, c, _)| *a == Some(*ap) && *c == Some(*cpe))
                             .map(|(id, ..)| *id);
-                        let Some(s) = sums.iter().find(|s| s.0 == *mac) else { continue };
+                        let Some(s) = sums.get(&(*ap, mac.clone())) else { continue };
                         let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-                        let verdict = judge_trend(
-                            (s.3.unwrap_or(0), count(s.4)),
-                            (s.1.unwrap_or(0), count(s.2)),
-                            config,
-                            current.is_some(),
-                        );
+                        let verdict = judge_trend((s[2], count(s[3])), (s[0], count(s[1])), config, current.is_some());
                         match (verdict, current) {
                             (TrendVerdict::Evaluated { stats, degraded: true }, None) => {
                                 let id = Uuid::new_v4();
@@ -179,33 +209,85 @@ macro_rules! impl_trend_store {
             }
         }
 
-        /// Per client of an AP: its signal's sums over (now − 2w, now − w] and (now − w, now]
-        /// (`w` = `window`); 0 dBm is the "unknown" sentinel and does not count.
+        /// Every client's signal sums of the tenant's APs (of one site) for a trend judged at
+        /// `at`: the two windows of whole hours before [`trend_end`](crate::store::trends::trend_end),
+        /// from the hourly sums where an hour is summed and clean, and from the registrations
+        /// for the rest (hours not summed yet, dirty ones) — the same sums either way. 0 dBm is
+        /// the "unknown" sentinel and does not count.
         pub(crate) async fn trend_sums(
             tx: &mut Tx,
             tenant: TenantId,
-            ap: Uuid,
-            now: DateTime<Utc>,
+            site: Option<Uuid>,
+            at: DateTime<Utc>,
             window: chrono::Duration,
-        ) -> Result<Vec<TrendRow>, StoreError> {
-            sqlx::query_as(
-                "SELECT mac, \
-                 SUM(CASE WHEN collected_at > $4 THEN signal_dbm END), \
-                 COUNT(CASE WHEN collected_at > $4 THEN 1 END), \
-                 SUM(CASE WHEN collected_at <= $4 THEN signal_dbm END), \
-                 COUNT(CASE WHEN collected_at <= $4 THEN 1 END) \
-                 FROM registrations WHERE tenant_id = $1 AND device_id = $2 \
-                 AND collected_at > $3 AND collected_at <= $5 \
-                 AND signal_dbm IS NOT NULL AND signal_dbm <> 0 GROUP BY mac",
-            )
-            .bind(tenant.0)
-            .bind(ap)
-            .bind(micros(now - window - window))
-            .bind(micros(now - window))
-            .bind(micros(now))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(map_err)
+        ) -> Result<$crate::store::trends::TrendSums, StoreError> {
+            let end = $crate::store::trends::trend_end(at);
+            let mid = end - window;
+            let start = mid - window;
+            let hour = chrono::Duration::hours(1);
+            let mut sums = $crate::store::trends::TrendSums::new();
+            let mut add = |rows: Vec<(Uuid, String, i64, i64, i64, i64)>| {
+                for (ap, mac, rs, rn, ps, pn) in rows {
+                    let s = sums.entry((ap, mac)).or_default();
+                    for (into, v) in s.iter_mut().zip([rs, rn, ps, pn]) {
+                        *into += v;
+                    }
+                }
+            };
+            let rolled: Option<DateTime<Utc>> =
+                sqlx::query_scalar("SELECT rolled_until FROM signal_rollup_state WHERE id = 1")
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+            let summed_to = rolled.map_or(start, |r| r.clamp(start, end));
+            // What the registrations must give: the hours not summed yet, and the dirty ones.
+            let mut raw = Vec::new();
+            if summed_to > start {
+                let dirty: Vec<DateTime<Utc>> = sqlx::query_scalar(
+                    "SELECT hour FROM signal_hourly_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3",
+                )
+                .bind(tenant.0)
+                .bind(start)
+                .bind(summed_to)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                raw.extend(dirty.into_iter().map(|h| (h, h + hour)));
+                add(sqlx::query_as(
+                    "SELECT h.device_id, h.mac, \
+                     CAST(SUM(CASE WHEN h.hour >= $4 THEN h.signal_sum ELSE 0 END) AS BIGINT), \
+                     CAST(SUM(CASE WHEN h.hour >= $4 THEN h.samples - h.zero_samples ELSE 0 END) AS BIGINT), \
+                     CAST(SUM(CASE WHEN h.hour < $4 THEN h.signal_sum ELSE 0 END) AS BIGINT), \
+                     CAST(SUM(CASE WHEN h.hour < $4 THEN h.samples - h.zero_samples ELSE 0 END) AS BIGINT) \
+                     FROM signal_hourly h WHERE h.tenant_id = $1 AND h.hour >= $2 AND h.hour < $3 \
+                     AND ($5 IS NULL OR h.device_id IN (SELECT id FROM devices WHERE tenant_id = $1 AND site_id = $5)) \
+                     AND NOT EXISTS (SELECT 1 FROM signal_hourly_dirty x WHERE x.tenant_id = $1 AND x.hour = h.hour) \
+                     GROUP BY h.device_id, h.mac",
+                )
+                .bind(tenant.0)
+                .bind(start)
+                .bind(summed_to)
+                .bind(mid)
+                .bind(site)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(map_err)?);
+            }
+            if end > summed_to {
+                raw.push((summed_to, end));
+            }
+            for (from, to) in raw {
+                add(sqlx::query_as(TREND_RAW)
+                    .bind(tenant.0)
+                    .bind(from)
+                    .bind(to)
+                    .bind(mid)
+                    .bind(site)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(map_err)?);
+            }
+            Ok(sums)
         }
 
         pub(crate) async fn resolve_trend_event(
