@@ -274,6 +274,22 @@ async fn run(backend: &str, db_url: &str) -> Value {
         let mut conn = sqlx::PgConnection::connect(db_url).await.expect("postgres");
         forget_rollup!(&mut conn);
     }
+    // The hourly trend detector over the whole fleet, with nothing summed (every registration
+    // of two weeks read), and again once the hours are summed (the same verdicts).
+    let trend = |label: &'static str| {
+        let store = store.clone();
+        async move {
+            let t = Instant::now();
+            let pass = store
+                .detect_trends(Utc::now(), &tod_core::signal::TrendConfig::default())
+                .await
+                .expect("trends");
+            let secs = t.elapsed().as_secs_f64();
+            eprintln!("{backend}: trend pass {label}: {} links judged in {secs:.2} s", pass.links);
+            (pass.links, secs)
+        }
+    };
+    let (judged_raw, trend_raw) = trend("from the registrations").await;
     let mut hours = 0;
     loop {
         let pass = store
@@ -289,6 +305,8 @@ async fn run(backend: &str, db_url: &str) -> Value {
         "{backend}: {hours} hours of signal summed in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let (judged_summed, trend_summed) = trend("from the hourly sums").await;
+    assert_eq!(judged_raw, judged_summed, "the same links judged");
     let rate = env_num("TOD_BENCH_READ_RATE", 500);
     let secs = env_num("TOD_BENCH_READ_SECONDS", 10);
     let client = reqwest::Client::builder()
@@ -365,7 +383,8 @@ async fn run(backend: &str, db_url: &str) -> Value {
     }
     child.stop();
     json!({ "backend": backend, "sites": sites, "links": links, "registration_rows": fleet.rows,
-            "history_links": history.len(), "runs": runs })
+            "history_links": history.len(), "runs": runs,
+            "trend_pass": { "links": judged_raw, "from_registrations_s": trend_raw, "from_hourly_sums_s": trend_summed } })
 }
 
 /// Offers `rate` requests/s for `secs` seconds, each timed from when it was due.
