@@ -8,13 +8,14 @@
 //! a JWT checked against the database:
 //! - `GET /api/tenants/{t}/sites` — every site with its health rollup (1 000 rows);
 //! - `GET /api/tenants/{t}/links?limit=100&offset=…` — a page of links at a random offset;
+//! - `GET /api/tenants/{t}/links?limit=100&after=…` — the page after a random link (keyset);
 //! - `GET /api/tenants/{t}/devices/{ap}/signal-history?mac_address=…&range=30d` — a random
 //!   history link's 30 days in 4-hour buckets.
 //!
 //! Run: `cargo bench -p tod-benches --bench read_load`. Knobs: `TOD_BENCH_READ_RATE` (requests/s,
 //! default 500), `TOD_BENCH_READ_SECONDS` (per read, default 10), `TOD_BENCH_READ_SITES` (default
 //! 1000), `TOD_BENCH_READ_HISTORY_LINKS` (default 200), `TOD_BENCH_READS` (which reads, default
-//! `health,sites,links,history`), `TOD_BENCH_READ_PAUSE` (seconds between reads, default 5);
+//! `health,sites,links,links_after,history`), `TOD_BENCH_READ_PAUSE` (seconds between reads, default 5);
 //! PostgreSQL from `TOD_TEST_POSTGRES_URL`.
 
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,8 @@ struct Fleet {
     links: usize,
     /// (AP, client MAC) of the links with 30 days of history.
     history: Vec<(Uuid, String)>,
+    /// (AP, CPE) of every link, for keyset pages.
+    keys: Vec<(Uuid, Uuid)>,
     rows: u64,
 }
 
@@ -172,6 +175,7 @@ macro_rules! fill {
             tenant,
             links: links.len(),
             history,
+            keys: links.iter().map(|(ap, cpe, _)| (*ap, *cpe)).collect(),
             rows,
         }
     }};
@@ -285,7 +289,10 @@ async fn run(backend: &str, db_url: &str) -> Value {
                 .await
                 .expect("trends");
             let secs = t.elapsed().as_secs_f64();
-            eprintln!("{backend}: trend pass {label}: {} links judged in {secs:.2} s", pass.links);
+            eprintln!(
+                "{backend}: trend pass {label}: {} links judged in {secs:.2} s",
+                pass.links
+            );
             (pass.links, secs)
         }
     };
@@ -342,6 +349,7 @@ async fn run(backend: &str, db_url: &str) -> Value {
         );
     }
     let history = Arc::new(fleet.history);
+    let mut keys = fleet.keys;
     let mut runs = Vec::new();
     let reads: Vec<(&str, &str, PathOf)> = vec![
         ("health", "GET /health", Box::new(|_| "/health".to_owned())),
@@ -358,6 +366,13 @@ async fn run(backend: &str, db_url: &str) -> Value {
                 format!("/api/tenants/{t}/links?limit=100&offset={offset}")
             }),
         ),
+        ("links_after", "GET links (page of 100 after a link)", {
+            let keys = std::mem::take(&mut keys);
+            Box::new(move |i| {
+                let (ap, cpe) = keys[(i as usize * 7919) % keys.len()];
+                format!("/api/tenants/{t}/links?limit=100&after={ap}:{cpe}")
+            })
+        }),
         ("history", "GET signal history (30 d)", {
             let history = history.clone();
             Box::new(move |i| {
@@ -366,7 +381,7 @@ async fn run(backend: &str, db_url: &str) -> Value {
             })
         }),
     ];
-    let wanted = std::env::var("TOD_BENCH_READS").unwrap_or_else(|_| "health,sites,links,history".into());
+    let wanted = std::env::var("TOD_BENCH_READS").unwrap_or_else(|_| "health,sites,links,links_after,history".into());
     for (key, name, path) in reads {
         if !wanted.split(',').any(|w| w.trim() == key) {
             continue;

@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, api_key_hash, random_bytes};
 use crate::error::ApiError;
 use crate::ingest::IngestError;
-use crate::store::{Agent, Ingested, NewDevice};
+use crate::store::{Agent, Ingested, LinksFrom, NewDevice};
 
 /// Prefix of every agent credential.
 pub const AGENT_TOKEN_PREFIX: &str = "toda_";
@@ -396,12 +396,26 @@ pub(super) struct LinkQuery {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Uuid)]
     device_id: Option<DeviceId>,
-    /// At most this many, 1–1000 (default all); the header `X-Total-Count` has the full count.
+    /// At most this many, 1–1000 (default all); the header `X-Total-Count` has the full count
+    /// (not with `after`: the first page's count stands). A full page names the next one's
+    /// `after` in the header `X-Next-After`.
     #[serde(default)]
     limit: Option<i64>,
-    /// Skip this many (default 0).
+    /// Skip this many (default 0). Deep offsets cost what they skip: page with `after`.
     #[serde(default)]
     offset: Option<i64>,
+    /// The page after this link, `{ap_device_id}:{cpe_device_id}` (from `X-Next-After`), in
+    /// the list's order (AP, then CPE); not with `offset`.
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// `{ap}:{cpe}` as `after` takes it.
+fn link_after(s: &str) -> Result<LinksFrom, ApiError> {
+    let bad = || ApiError::unprocessable(format!("after: {s:?} is not {{ap_device_id}}:{{cpe_device_id}}"));
+    let (ap, cpe) = s.split_once(':').ok_or_else(bad)?;
+    let id = |v: &str| v.parse::<uuid::Uuid>().map(DeviceId).map_err(|_| bad());
+    Ok(LinksFrom::After(id(ap)?, id(cpe)?))
 }
 
 fn link_state(s: Option<&str>) -> Result<Option<tod_core::links::LinkState>, ApiError> {
@@ -422,11 +436,28 @@ pub(super) async fn list_links(
 ) -> Result<impl IntoResponse, ApiError> {
     let state = link_state(q.state.as_deref())?;
     let (limit, offset) = super::slice_of(q.limit, q.offset)?;
+    let from = match (q.after.as_deref(), q.offset) {
+        (Some(_), Some(_)) => return Err(ApiError::unprocessable("after: not with offset")),
+        (Some(after), None) => link_after(after)?,
+        (None, _) => LinksFrom::Offset(offset),
+    };
     let (links, total) = st
         .store
-        .page_links(tenant(scope)?, state, q.device_id, limit, offset)
+        .page_links(tenant(scope)?, state, q.device_id, limit, from)
         .await?;
-    Ok(([("x-total-count", total.to_string())], Json(links)))
+    let mut headers = axum::http::HeaderMap::new();
+    if let Some(total) = total {
+        headers.insert("x-total-count", total.into());
+    }
+    if let (Some(limit), Some(last)) = (limit, links.last())
+        && links.len() as i64 == limit
+    {
+        let next = format!("{}:{}", last.ap_device_id, last.cpe_device_id);
+        if let Ok(v) = axum::http::HeaderValue::from_str(&next) {
+            headers.insert("x-next-after", v);
+        }
+    }
+    Ok((headers, Json(links)))
 }
 
 pub(super) async fn device_links(

@@ -653,6 +653,15 @@ pub(crate) fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(chrono::Duration::hours(1)).unwrap_or(t)
 }
 
+/// Where a page of links starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinksFrom {
+    /// After skipping this many.
+    Offset(i64),
+    /// After the link from this AP to this CPE (which need not exist any more).
+    After(DeviceId, DeviceId),
+}
+
 /// What one rollup pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rollup {
@@ -890,18 +899,23 @@ pub trait FleetStore: Send + Sync {
         state: Option<tod_core::links::LinkState>,
         device: Option<DeviceId>,
     ) -> Result<Vec<WirelessLink>, StoreError> {
-        Ok(self.page_links(tenant, state, device, None, 0).await?.0)
+        Ok(self
+            .page_links(tenant, state, device, None, LinksFrom::Offset(0))
+            .await?
+            .0)
     }
-    /// A page of a tenant's links (`limit` rows after `offset`; all with `None`) and how many
-    /// match in all.
+    /// A page of a tenant's links in (AP, CPE) order: `limit` rows (all with `None`) after
+    /// `offset` of them, or after the link `after` (keyset: no rows are skipped over, so a deep
+    /// page costs what the first does); and how many match in all — counted only without
+    /// `after`, for which the count of the first page stands.
     async fn page_links(
         &self,
         tenant: TenantId,
         state: Option<tod_core::links::LinkState>,
         device: Option<DeviceId>,
         limit: Option<i64>,
-        offset: i64,
-    ) -> Result<(Vec<WirelessLink>, i64), StoreError>;
+        from: LinksFrom,
+    ) -> Result<(Vec<WirelessLink>, Option<i64>), StoreError>;
     /// Time-based work over the whole fleet, as of `now` (one replica at a time, under a lease):
     /// devices of sites whose agent has been silent for three poll intervals become
     /// `unreachable`; links of APs that stopped reporting while their agent still reports go
@@ -1589,24 +1603,39 @@ macro_rules! impl_fleet_store {
                 state: Option<tod_core::links::LinkState>,
                 device: Option<DeviceId>,
                 limit: Option<i64>,
-                offset: i64,
-            ) -> Result<(Vec<WirelessLink>, i64), StoreError> {
+                from: $crate::store::fleet::LinksFrom,
+            ) -> Result<(Vec<WirelessLink>, Option<i64>), StoreError> {
+                use $crate::store::fleet::LinksFrom;
                 const FILTER: &str = "tenant_id = $1 AND ($2 IS NULL OR state = $2) \
                      AND ($3 IS NULL OR ap_device_id = $3 OR cpe_device_id = $3)";
                 let mut tx = self.tx(Some(tenant)).await?;
-                let rows: Vec<LinkRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT * FROM wireless_links WHERE {FILTER} ORDER BY ap_device_id, cpe_device_id LIMIT $4 OFFSET $5"
-                )))
-                .bind(tenant.0)
-                .bind(state.map(|s| s.as_str()))
-                .bind(device.map(|d| d.0))
-                .bind(limit.unwrap_or(i64::MAX))
-                .bind(offset)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                let total = if limit.is_none() && offset == 0 {
-                    i64::try_from(rows.len()).unwrap_or(i64::MAX)
+                let q = match from {
+                    LinksFrom::Offset(offset) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT * FROM wireless_links WHERE {FILTER} ORDER BY ap_device_id, cpe_device_id \
+                         LIMIT $4 OFFSET $5"
+                    )))
+                    .bind(tenant.0)
+                    .bind(state.map(|s| s.as_str()))
+                    .bind(device.map(|d| d.0))
+                    .bind(limit.unwrap_or(i64::MAX))
+                    .bind(offset),
+                    // A statement of its own, so the planner seeks to the key on either backend.
+                    LinksFrom::After(ap, cpe) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT * FROM wireless_links WHERE {FILTER} AND (ap_device_id, cpe_device_id) > ($5, $6) \
+                         ORDER BY ap_device_id, cpe_device_id LIMIT $4"
+                    )))
+                    .bind(tenant.0)
+                    .bind(state.map(|s| s.as_str()))
+                    .bind(device.map(|d| d.0))
+                    .bind(limit.unwrap_or(i64::MAX))
+                    .bind(ap.0)
+                    .bind(cpe.0),
+                };
+                let rows: Vec<LinkRow> = q.fetch_all(&mut *tx).await.map_err(map_err)?;
+                let total = if let LinksFrom::After(..) = from {
+                    None
+                } else if limit.is_none() && from == LinksFrom::Offset(0) {
+                    Some(i64::try_from(rows.len()).unwrap_or(i64::MAX))
                 } else {
                     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                         "SELECT COUNT(*) FROM wireless_links WHERE {FILTER}"
@@ -1616,7 +1645,8 @@ macro_rules! impl_fleet_store {
                     .bind(device.map(|d| d.0))
                     .fetch_one(&mut *tx)
                     .await
-                    .map_err(map_err)?
+                    .map_err(map_err)
+                    .map(Some)?
                 };
                 Ok((rows.into_iter().map(WirelessLink::from).collect(), total))
             }

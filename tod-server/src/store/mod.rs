@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 pub use audit::{ChainCheck, GENESIS_HASH, link_hash};
 pub use fleet::{
-    Agent, Aging, ClientEntry, Device, DeviceFilter, DeviceUpdate, FleetStore, Ingested, NewDevice, Sector,
+    Agent, Aging, ClientEntry, Device, DeviceFilter, DeviceUpdate, FleetStore, Ingested, LinksFrom, NewDevice, Sector,
     SectorFields, SiteAlertEvent, TUNNEL_GATEWAY, TUNNEL_PREFIX, TunnelPeer, WirelessLink,
 };
 
