@@ -950,7 +950,8 @@ pub trait FleetStore: Send + Sync {
     /// seconds (`start = ⌊t / width⌋ × width`) by the database; rows without a signal are left
     /// out. Buckets of whole hours read the hourly sums where they are complete and clean, and
     /// the registrations for the rest (the partial first hour, the hours not summed yet, dirty
-    /// hours), so the answer is the same either way; several sums may share a bucket.
+    /// hours), so the answer is the same either way; several sums may share a bucket. Not found:
+    /// the device is not the tenant's.
     async fn signal_sums(
         &self,
         tenant: TenantId,
@@ -1946,28 +1947,39 @@ macro_rules! impl_fleet_store {
                 let (since, until) = (micros(since), micros(until));
                 let hour = chrono::Duration::hours(1);
                 let tick = chrono::Duration::microseconds(1);
+                let width = width.max(1);
+                // A read a second asks for all of this: a few statements in one transaction.
                 let mut tx = self.tx(Some(tenant)).await?;
+                let ours: Option<i32> = sqlx::query_scalar("SELECT 1 FROM devices WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(ap.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if ours.is_none() {
+                    return Err(StoreError::NotFound("device"));
+                }
                 // Whole hours in (since, until] that the hourly sums hold: [first, last).
                 let mut sums = Vec::new();
                 let mut raw: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![(since, until)];
-                if width % 3600 == 0 {
-                    let rolled: Option<DateTime<Utc>> =
-                        sqlx::query_scalar("SELECT rolled_until FROM signal_rollup_state WHERE id = 1")
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
-                    let first = hour_floor(since) + hour;
+                let first = hour_floor(since) + hour;
+                if width % 3600 == 0 && hour_floor(until) > first {
+                    // How far the sums go, and the dirty hours they may hold (one statement).
+                    let marks: Vec<(i32, DateTime<Utc>)> = sqlx::query_as(
+                        "SELECT 0, rolled_until FROM signal_rollup_state WHERE id = 1 UNION ALL \
+                         SELECT 1, hour FROM signal_hourly_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3",
+                    )
+                    .bind(tenant.0)
+                    .bind(first)
+                    .bind(hour_floor(until))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    let rolled = marks.iter().find(|m| m.0 == 0).map(|m| m.1);
                     let last = rolled.map_or(first, |r| r.min(hour_floor(until)));
                     if last > first {
-                        let dirty: Vec<DateTime<Utc>> = sqlx::query_scalar(
-                            "SELECT hour FROM signal_hourly_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3",
-                        )
-                        .bind(tenant.0)
-                        .bind(first)
-                        .bind(last)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+                        let dirty: Vec<DateTime<Utc>> =
+                            marks.iter().filter(|m| m.0 == 1 && m.1 < last).map(|m| m.1).collect();
                         let rows: Vec<(DateTime<Utc>, i64, i64, i16, i16)> = sqlx::query_as(
                             "SELECT hour, signal_sum, samples, signal_min, signal_max FROM signal_hourly \
                              WHERE tenant_id = $1 AND device_id = $2 AND mac = $3 AND hour >= $4 AND hour < $5",
@@ -1993,24 +2005,27 @@ macro_rules! impl_fleet_store {
                         raw.extend(dirty.iter().map(|h| (*h - tick, *h + hour - tick)));
                     }
                 }
-                for (after, upto) in raw {
-                    let rows: Vec<(i64, i64, i64, i16, i16)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SELECT ({EPOCH_SECS} / $6) * $6 AS b, SUM(signal_dbm), COUNT(*), MIN(signal_dbm), \
-                         MAX(signal_dbm) FROM registrations \
-                         WHERE tenant_id = $1 AND mac = $3 AND device_id = $2 AND collected_at > $4 \
-                         AND collected_at <= $5 AND signal_dbm IS NOT NULL GROUP BY b ORDER BY b"
-                    )))
+                // Every stretch read from the registrations, in one statement: each part is a
+                // range of the client's index.
+                let part = |k: usize| {
+                    format!(
+                        "SELECT ({EPOCH_SECS} / $4) * $4 AS b, SUM(signal_dbm), COUNT(*), MIN(signal_dbm), \
+                         MAX(signal_dbm) FROM registrations WHERE tenant_id = $1 AND mac = $3 AND device_id = $2 \
+                         AND collected_at > ${} AND collected_at <= ${} AND signal_dbm IS NOT NULL GROUP BY b",
+                        5 + 2 * k,
+                        6 + 2 * k
+                    )
+                };
+                let sql = (0..raw.len()).map(part).collect::<Vec<_>>().join(" UNION ALL ");
+                let mut q = sqlx::query_as::<_, (i64, i64, i64, i16, i16)>(sqlx::AssertSqlSafe(sql))
                     .bind(tenant.0)
                     .bind(ap.0)
                     .bind(mac)
-                    .bind(after)
-                    .bind(upto)
-                    .bind(width.max(1))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    sums.extend(rows.into_iter().map(bucket_sum));
+                    .bind(width);
+                for (after, upto) in &raw {
+                    q = q.bind(*after).bind(*upto);
                 }
+                sums.extend(q.fetch_all(&mut *tx).await.map_err(map_err)?.into_iter().map(bucket_sum));
                 Ok(sums)
             }
 
