@@ -7,8 +7,9 @@
 //! being active (the original left those forever). A site with its own enabled
 //! `signal_degradation` rule is judged by that rule instead, so a link is never reported twice.
 //! The weeks are whole hours ([`trend_end`]), read from the hourly signal sums where they are
-//! summed; the same sums serve `signal_degradation` rules, plugins' `trend-delta-db` and
-//! backtests ([`trend_sums`](self) in each backend). Written once for both backends: [`impl_trend_store!`] expands in each.
+//! summed; the same sums (`trend_sums`, written into each backend) serve `signal_degradation`
+//! rules, plugins' `trend-delta-db` and backtests. Written once for both backends:
+//! [`impl_trend_store!`] expands in each.
 
 use std::collections::HashMap;
 
@@ -30,17 +31,20 @@ pub fn trend_end(at: DateTime<Utc>) -> DateTime<Utc> {
     super::fleet::hour_floor(at - ROLLUP_GRACE)
 }
 
+/// tod-core's verdict on one client's sums; `degraded`: a trend is already raised for it.
+pub(crate) fn judge_sums(s: &[i64; 4], config: &TrendConfig, degraded: bool) -> TrendVerdict {
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    judge_trend((s[2], count(s[3])), (s[0], count(s[1])), config, degraded)
+}
+
 /// Judges every client with sums: the week-over-week drop in dB where there are enough samples.
 pub(crate) fn trend_verdicts<'a>(
     sums: &'a TrendSums,
     config: &'a TrendConfig,
 ) -> impl Iterator<Item = (&'a (Uuid, String), TrendStats)> {
-    sums.iter().filter_map(|(key, s)| {
-        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-        match judge_trend((s[2], count(s[3])), (s[0], count(s[1])), config, false) {
-            TrendVerdict::Evaluated { stats, .. } => Some((key, stats)),
-            TrendVerdict::InsufficientData => None,
-        }
+    sums.iter().filter_map(|(key, s)| match judge_sums(s, config, false) {
+        TrendVerdict::Evaluated { stats, .. } => Some((key, stats)),
+        TrendVerdict::InsufficientData => None,
     })
 }
 
@@ -75,7 +79,7 @@ macro_rules! impl_trend_store {
                 now: DateTime<Utc>,
                 config: &tod_core::signal::TrendConfig,
             ) -> Result<$crate::store::trends::TrendPass, StoreError> {
-                use tod_core::signal::{TrendVerdict, judge_trend};
+                use tod_core::signal::TrendVerdict;
                 let mut pass = $crate::store::trends::TrendPass::default();
                 let window = chrono::Duration::seconds(config.window_secs);
                 let tenants: Vec<Uuid> = {
@@ -132,8 +136,7 @@ macro_rules! impl_trend_store {
                             .find(|(_, a, c, _)| *a == Some(*ap) && *c == Some(*cpe))
                             .map(|(id, ..)| *id);
                         let Some(s) = sums.get(&(*ap, mac.clone())) else { continue };
-                        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-                        let verdict = judge_trend((s[2], count(s[3])), (s[0], count(s[1])), config, current.is_some());
+                        let verdict = $crate::store::trends::judge_sums(s, config, current.is_some());
                         match (verdict, current) {
                             (TrendVerdict::Evaluated { stats, degraded: true }, None) => {
                                 let id = Uuid::new_v4();
