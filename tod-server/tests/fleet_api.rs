@@ -6,7 +6,7 @@ mod common;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use common::TestServer;
-use common::fleet::{ap_report, cpe_report, deliver, world};
+use common::fleet::{ap_report, cpe_report, delete_registrations_before, deliver, world};
 use serde_json::{Value, json};
 use tod_core::MacAddr;
 use tod_core::telemetry::{DeviceReport, PollStatus, Registration};
@@ -249,30 +249,7 @@ async fn signal_history_reads_hourly_sums_and_late_batches_alike(url: &str) {
 
     // The summed hours really are what is read: with the registrations older than a day gone
     // behind the server's back, the week and the month still show them.
-    let cutoff = now - Duration::days(1);
-    let delete = "DELETE FROM registrations WHERE device_id = $1 AND collected_at < $2";
-    let device: uuid::Uuid = ap.parse().unwrap();
-    let gone = if url.starts_with("postgres") {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query(delete)
-            .bind(device)
-            .bind(cutoff)
-            .execute(&mut c)
-            .await
-            .unwrap()
-            .rows_affected()
-    } else {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query(delete)
-            .bind(device)
-            .bind(cutoff)
-            .execute(&mut c)
-            .await
-            .unwrap()
-            .rows_affected()
-    };
+    let gone = delete_registrations_before(url, &ap, now - Duration::days(1)).await;
     assert!(gone > 500, "{gone} rows deleted");
     assert_eq!(history(&srv, &w, &ap, mac, "7d").await, late_week);
     let month_now = history(&srv, &w, &ap, mac, "30d").await;

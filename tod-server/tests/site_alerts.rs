@@ -6,7 +6,7 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::TestServer;
-use common::fleet::{World, ap_report, cpe_report, deliver, world};
+use common::fleet::{World, ap_report, cpe_report, delete_registrations_before, deliver, world};
 use serde_json::{Value, json};
 use tod_core::MacAddr;
 use tod_core::telemetry::{DeviceReport, PollStatus, Registration};
@@ -822,30 +822,7 @@ async fn signal_degradation_backtests_over_the_hourly_sums(url: &str) {
 
     // With the registrations older than a day deleted behind the server's back, the weeks come
     // from the sums alone: nothing changes.
-    let delete = "DELETE FROM registrations WHERE device_id = $1 AND collected_at < $2";
-    let device: uuid::Uuid = ap.parse().unwrap();
-    let cutoff = now - Duration::days(1);
-    let gone = if url.starts_with("postgres") {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query(delete)
-            .bind(device)
-            .bind(cutoff)
-            .execute(&mut c)
-            .await
-            .unwrap()
-            .rows_affected()
-    } else {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query(delete)
-            .bind(device)
-            .bind(cutoff)
-            .execute(&mut c)
-            .await
-            .unwrap()
-            .rows_affected()
-    };
+    let gone = delete_registrations_before(url, ap, now - Duration::days(1)).await;
     assert_eq!(gone, 56, "two weeks of readings, zeros included");
     assert_eq!(replay().await, report);
     assert_eq!(store.link_trends(tenant, None, now, &cfg).await.unwrap(), trends);

@@ -609,10 +609,7 @@ macro_rules! impl_plugin_store {
                 }
                 let window = chrono::Duration::seconds(config.window_secs);
                 let sums = trend_sums(&mut tx, tenant, site.map(|s| s.0), at, window).await?;
-                let deltas: std::collections::HashMap<&(Uuid, String), f64> =
-                    $crate::store::trends::trend_verdicts(&sums, config)
-                        .map(|(k, stats)| (k, stats.delta_db))
-                        .collect();
+                let deltas = $crate::store::trends::trend_deltas(&sums, config);
                 Ok(links
                     .into_iter()
                     .filter_map(|(ap, cpe, mac)| {

@@ -570,10 +570,7 @@ macro_rules! impl_site_alert_store {
                     .map_err(map_err)?;
                     let links: Vec<tod_core::links::Link> = links.iter().filter_map(LinkRow::to_link).collect();
                     let sums = trend_sums(&mut tx, tenant, Some(site.0), now, window).await?;
-                    let deltas: std::collections::HashMap<(Uuid, String), f64> =
-                        $crate::store::trends::trend_verdicts(&sums, &trend)
-                            .map(|(k, stats)| (k.clone(), stats.delta_db))
-                            .collect();
+                    let deltas = $crate::store::trends::trend_deltas(&sums, &trend);
                     for l in &links {
                         let sector = snap.devices.iter().find(|d| d.id == l.key.ap).and_then(|d| d.sector);
                         snap.links.push(LinkView {

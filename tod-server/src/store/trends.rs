@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use tod_core::signal::{TrendConfig, TrendStats, TrendVerdict, judge_trend};
+use tod_core::signal::{TrendConfig, TrendVerdict, judge_trend};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -37,15 +37,14 @@ pub(crate) fn judge_sums(s: &[i64; 4], config: &TrendConfig, degraded: bool) -> 
     judge_trend((s[2], count(s[3])), (s[0], count(s[1])), config, degraded)
 }
 
-/// Judges every client with sums: the week-over-week drop in dB where there are enough samples.
-pub(crate) fn trend_verdicts<'a>(
-    sums: &'a TrendSums,
-    config: &'a TrendConfig,
-) -> impl Iterator<Item = (&'a (Uuid, String), TrendStats)> {
-    sums.iter().filter_map(|(key, s)| match judge_sums(s, config, false) {
-        TrendVerdict::Evaluated { stats, .. } => Some((key, stats)),
-        TrendVerdict::InsufficientData => None,
-    })
+/// Each client's week-over-week drop in dB, where both weeks have enough samples.
+pub(crate) fn trend_deltas<'a>(sums: &'a TrendSums, config: &TrendConfig) -> HashMap<&'a (Uuid, String), f64> {
+    sums.iter()
+        .filter_map(|(key, s)| match judge_sums(s, config, false) {
+            TrendVerdict::Evaluated { stats, .. } => Some((key, stats.delta_db)),
+            TrendVerdict::InsufficientData => None,
+        })
+        .collect()
 }
 
 /// What a pass did.

@@ -102,3 +102,28 @@ pub fn cpe_report(device: &str, at: DateTime<Utc>, mac: MacAddr) -> DeviceReport
     }]);
     r
 }
+
+/// Deletes a device's registrations older than `cutoff` straight in the database, behind the
+/// server's back (so a test can show what is read from the hourly sums); how many went.
+pub async fn delete_registrations_before(url: &str, device: &str, cutoff: DateTime<Utc>) -> u64 {
+    use sqlx::Connection;
+    let delete = "DELETE FROM registrations WHERE device_id = $1 AND collected_at < $2";
+    let device: uuid::Uuid = device.parse().unwrap();
+    macro_rules! on {
+        ($conn:ty) => {{
+            let mut c = <$conn>::connect(url).await.unwrap();
+            sqlx::query(delete)
+                .bind(device)
+                .bind(cutoff)
+                .execute(&mut c)
+                .await
+                .unwrap()
+                .rows_affected()
+        }};
+    }
+    if url.starts_with("postgres") {
+        on!(sqlx::PgConnection)
+    } else {
+        on!(sqlx::SqliteConnection)
+    }
+}
