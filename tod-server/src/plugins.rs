@@ -263,7 +263,6 @@ pub async fn backtest(
     let mut open: HashMap<Subject, usize> = HashMap::new();
     // Trends move once an hour: each hour's are read once.
     let mut trends: Option<(DateTime<Utc>, HashMap<LinkKey, f64>)> = None;
-    let trend_config = TrendConfig::default();
     let mut at = from;
     while at <= to {
         let (id, hysteresis, result, scope) = match what {
@@ -272,13 +271,7 @@ pub async fn backtest(
                     .plugin_snapshot(tenant, *site, rule.metadata().inputs, at, false, windows)
                     .await?;
                 if rule.metadata().inputs.links {
-                    let end = trend_end(at);
-                    if trends.as_ref().is_none_or(|t| t.0 != end) {
-                        trends = Some((end, store.link_trends(tenant, *site, at, &trend_config).await?));
-                    }
-                    if let Some((_, deltas)) = &trends {
-                        fill_trends(&mut snap, deltas);
-                    }
+                    fill_trends(&mut snap, trends_at(&mut trends, store, tenant, *site, at).await?);
                 }
                 if let Some(sector) = sector {
                     narrow(&mut snap, *sector);
@@ -292,16 +285,10 @@ pub async fn backtest(
                     .await?;
                 snap.history.clear();
                 if rule.kind == SiteRuleKind::SignalDegradation {
-                    let end = trend_end(at);
-                    if trends.as_ref().is_none_or(|t| t.0 != end) {
-                        trends = Some((
-                            end,
-                            store.link_trends(tenant, Some(rule.site), at, &trend_config).await?,
-                        ));
-                    }
-                    if let Some((_, deltas)) = &trends {
-                        fill_trends(&mut snap, deltas);
-                    }
+                    fill_trends(
+                        &mut snap,
+                        trends_at(&mut trends, store, tenant, Some(rule.site), at).await?,
+                    );
                 }
                 let scope = rule.scope(&snap);
                 (rule.id, rule.hysteresis, rule.evaluate(&snap), scope)
@@ -338,6 +325,21 @@ pub async fn backtest(
         at += step;
     }
     Ok(out)
+}
+
+/// The links' trends as of `at`, read once for each hour they move in (`memo` keeps the last).
+async fn trends_at<'a>(
+    memo: &'a mut Option<(DateTime<Utc>, HashMap<LinkKey, f64>)>,
+    store: &dyn Store,
+    tenant: TenantId,
+    site: Option<SiteId>,
+    at: DateTime<Utc>,
+) -> Result<&'a HashMap<LinkKey, f64>, StoreError> {
+    let end = trend_end(at);
+    if memo.as_ref().is_none_or(|(held, _)| *held != end) {
+        *memo = Some((end, store.link_trends(tenant, site, at, &TrendConfig::default()).await?));
+    }
+    Ok(&memo.get_or_insert_default().1)
 }
 
 /// Gives each link of a snapshot its week-over-week trend, where one is known.
