@@ -525,6 +525,98 @@ async fn raw_post(srv: &TestServer, token: &str, body: Vec<u8>, gzip: bool) -> (
 
 on_both_backends!(ingest_refusals);
 
+/// Batches that reach the store together (SQLite stores them in one transaction and one commit,
+/// PostgreSQL in concurrent transactions) are each stored, refused or recognised as redelivered
+/// on their own: a refused batch takes nothing of the others with it, and none is stored twice.
+async fn batches_arriving_together(url: &str) {
+    use tod_server::store::{Ingested, StoreError};
+    let srv = TestServer::start(url, 1000).await;
+    let f = fleet(&srv, 3).await;
+    let store = srv.state.store.clone();
+    let agent = store
+        .live_agent(f.agent.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("a live agent");
+    let tenant = f.tenant.parse().unwrap();
+    let stray = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/devices", f.tenant),
+            &f.root,
+            Some(json!({ "name": "stray", "host": "10.0.0.9" })),
+        )
+        .await;
+    let stray = stray.json["id"].as_str().unwrap().to_owned();
+    let now = chrono::Utc::now();
+    let early = Batch::new(agent.id, "early", now, vec![report(&f.devices[0], 1, 2)]);
+    assert_eq!(
+        store.ingest(&agent, &early, now).await,
+        Ok(Ingested::Stored {
+            reports: 1,
+            registrations: 2
+        })
+    );
+    // Nine good batches (batch i: i + 1 clients of device i mod 3), one naming a device of no
+    // site between them, and the early batch again.
+    let mut batches: Vec<Batch> = (0..9)
+        .map(|i| {
+            Batch::new(
+                agent.id,
+                format!("together-{i}"),
+                now,
+                vec![report(&f.devices[i % 3], 10 + i as u64, i + 1)],
+            )
+        })
+        .collect();
+    batches.insert(
+        4,
+        Batch::new(
+            agent.id,
+            "stray",
+            now,
+            vec![report(&f.devices[1], 30, 5), report(&stray, 1, 5)],
+        ),
+    );
+    batches.push(early.clone());
+    let tasks: Vec<_> = batches
+        .into_iter()
+        .map(|b| {
+            let (store, agent) = (store.clone(), agent.clone());
+            tokio::spawn(async move { store.ingest(&agent, &b, now).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let stray_outcome = outcomes.remove(4);
+    assert!(
+        matches!(&stray_outcome, Err(StoreError::Invalid(m)) if m.contains(&stray)),
+        "{stray_outcome:?}"
+    );
+    assert_eq!(outcomes.pop(), Some(Ok(Ingested::Duplicate)));
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert_eq!(
+            outcome,
+            &Ok(Ingested::Stored {
+                reports: 1,
+                registrations: i + 1
+            }),
+            "batch {i}"
+        );
+    }
+    // Device 0: the early 2 rows and batches 0, 3, 6; device 1: batches 1, 4, 7 and nothing of
+    // the refused batch; device 2: batches 2, 5, 8.
+    let mut counts = Vec::new();
+    for d in &f.devices {
+        counts.push(store.count_registrations(tenant, d.parse().unwrap()).await.unwrap());
+    }
+    assert_eq!(counts, vec![2 + 1 + 4 + 7, 2 + 5 + 8, 3 + 6 + 9]);
+}
+
+on_both_backends!(batches_arriving_together);
+
 /// The link state machine over time, with the clock injected: degraded below −80 dBm, down after
 /// three AP reports without the client, down by time when the AP stops reporting while its agent
 /// still reports, stale 24 h later; an agent that goes silent makes its devices unreachable

@@ -220,6 +220,40 @@ async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[Registratio
 }
 
 /// Link upserts in one `UNNEST` statement.
+/// The tenant's devices with an interface of one of these MACs, with the MAC.
+async fn mac_owners(
+    tx: &mut Tx,
+    tenant: TenantId,
+    macs: &std::collections::BTreeSet<String>,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    let sql = format!(
+        "SELECT device_id, mac FROM device_interfaces WHERE tenant_id = $1 AND mac IN ({})",
+        placeholders(2, macs.len())
+    );
+    let mut q = sqlx::query_as::<_, (Uuid, String)>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+    for m in macs {
+        q = q.bind(m);
+    }
+    q.fetch_all(&mut **tx).await.map_err(map_err)
+}
+
+/// Every link of these APs.
+async fn links_of_aps(
+    tx: &mut Tx,
+    tenant: TenantId,
+    aps: &std::collections::BTreeSet<Uuid>,
+) -> Result<Vec<LinkRow>, StoreError> {
+    let sql = format!(
+        "SELECT * FROM wireless_links WHERE tenant_id = $1 AND ap_device_id IN ({})",
+        placeholders(2, aps.len())
+    );
+    let mut q = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+    for ap in aps {
+        q = q.bind(*ap);
+    }
+    q.fetch_all(&mut **tx).await.map_err(map_err)
+}
+
 async fn upsert_links(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::Link]) -> Result<(), StoreError> {
     if links.is_empty() {
         return Ok(());
