@@ -47,6 +47,8 @@ use super::{
 type Db = Postgres;
 /// `collected_at` as whole Unix seconds, in this backend's SQL (signal history buckets).
 const EPOCH_SECS: &str = "FLOOR(EXTRACT(EPOCH FROM collected_at))::BIGINT";
+/// An hourly sum's `hour` as whole Unix seconds, likewise.
+const HOUR_EPOCH_SECS: &str = "FLOOR(EXTRACT(EPOCH FROM hour))::BIGINT";
 /// One hour's signal sums (`$1` its start, `$2` its end, `$3` a tenant or NULL for all), device by
 /// device through the registrations' time index: a LATERAL subquery per device keeps the
 /// planner from scanning every registration for each hour.

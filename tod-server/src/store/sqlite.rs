@@ -52,6 +52,8 @@ use super::{
 type Db = sqlx::Sqlite;
 /// `collected_at` as whole Unix seconds, in this backend's SQL (signal history buckets).
 const EPOCH_SECS: &str = "unixepoch(collected_at)";
+/// An hourly sum's `hour` as whole Unix seconds, likewise.
+const HOUR_EPOCH_SECS: &str = "unixepoch(hour)";
 /// One hour's signal sums (`$1` its start, `$2` its end, `$3` a tenant or NULL for all), device by
 /// device through the registrations' time index (CROSS JOIN fixes SQLite's join order; it
 /// otherwise walks every registration of the fleet for each hour).
