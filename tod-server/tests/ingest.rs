@@ -525,9 +525,9 @@ async fn raw_post(srv: &TestServer, token: &str, body: Vec<u8>, gzip: bool) -> (
 
 on_both_backends!(ingest_refusals);
 
-/// Batches that reach the store together (SQLite stores them in one transaction and one commit,
-/// PostgreSQL in concurrent transactions) are each stored, refused or recognised as redelivered
-/// on their own: a refused batch takes nothing of the others with it, and none is stored twice.
+/// Batches that reach the store together (queued for SQLite's one writer, in concurrent
+/// transactions on PostgreSQL) are each stored, refused or recognised as redelivered on their
+/// own: a refused batch takes nothing of the others with it, and none is stored twice.
 async fn batches_arriving_together(url: &str) {
     use tod_server::store::{Ingested, StoreError};
     let srv = TestServer::start(url, 1000).await;
