@@ -354,15 +354,7 @@ async fn ingest_refusals(url: &str) {
     );
 
     // A device of another site (here: one with no site) is refused whole, and audited.
-    let stray = srv
-        .call(
-            "POST",
-            &format!("/api/tenants/{}/devices", f.tenant),
-            &f.root,
-            Some(json!({ "name": "stray", "host": "10.0.0.9" })),
-        )
-        .await;
-    let stray = stray.json["id"].as_str().unwrap().to_owned();
+    let stray = stray_device(&srv, &f).await;
     let mixed = Batch::new(
         agent,
         "batch-2",
@@ -500,6 +492,19 @@ async fn ingest_refusals(url: &str) {
     let _ = f.site;
 }
 
+/// A device of the fleet's tenant at no site (so at none of its agent's), by id.
+async fn stray_device(srv: &TestServer, f: &Fleet) -> String {
+    let stray = srv
+        .call(
+            "POST",
+            &format!("/api/tenants/{}/devices", f.tenant),
+            &f.root,
+            Some(json!({ "name": "stray", "host": "10.0.0.9" })),
+        )
+        .await;
+    stray.json["id"].as_str().unwrap().to_owned()
+}
+
 async fn raw_post(srv: &TestServer, token: &str, body: Vec<u8>, gzip: bool) -> (u16, Value) {
     use http_body_util::{BodyExt, Full};
     let tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
@@ -539,15 +544,7 @@ async fn batches_arriving_together(url: &str) {
         .unwrap()
         .expect("a live agent");
     let tenant = f.tenant.parse().unwrap();
-    let stray = srv
-        .call(
-            "POST",
-            &format!("/api/tenants/{}/devices", f.tenant),
-            &f.root,
-            Some(json!({ "name": "stray", "host": "10.0.0.9" })),
-        )
-        .await;
-    let stray = stray.json["id"].as_str().unwrap().to_owned();
+    let stray = stray_device(&srv, &f).await;
     let now = chrono::Utc::now();
     let early = Batch::new(agent.id, "early", now, vec![report(&f.devices[0], 1, 2)]);
     assert_eq!(

@@ -183,110 +183,85 @@ fn sql_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 
-/// Registration rows as one JSON parameter that SQLite unpacks with `json_each`, the way
-/// PostgreSQL takes arrays: 1 000 rows as 13 000 binds cost about as much to bind as to insert.
-async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {
-    type Row<'a> = (
-        String,
-        String,
-        &'a str,
-        String,
-        Option<i16>,
-        Option<i16>,
-        Option<i16>,
-        Option<&'a str>,
-        Option<&'a str>,
-        Option<i64>,
-        Option<i64>,
-        Option<&'a str>,
-    );
-    for chunk in rows.chunks(JSON_ROWS_PER_STATEMENT) {
-        let json: Vec<Row<'_>> = chunk
-            .iter()
-            .map(|(r, g)| {
-                (
-                    r.device_id.0.simple().to_string(),
-                    sql_time(micros(r.collected_at)),
-                    g.interface.as_str(),
-                    g.mac.to_string(),
-                    g.signal_dbm,
-                    g.tx_signal_dbm,
-                    g.tx_ccq.map(i16::from),
-                    g.tx_rate.as_deref(),
-                    g.rx_rate.as_deref(),
-                    g.uptime_secs.map(i64_of),
-                    g.distance_m.map(i64::from),
-                    g.last_ip.as_deref(),
-                )
-            })
-            .collect();
-        let json = serde_json::to_string(&json).map_err(|e| StoreError::Other(e.to_string()))?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO registrations ({REGISTRATION_COLUMNS}) SELECT $1, unhex(value->>0), value->>1, \
-             value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, \
-             value->>11 FROM json_each($2)"
-        )))
-        .bind(tenant.0)
-        .bind(json)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+/// A value as JSON text for a statement's parameter.
+fn json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(format!("encoding rows as JSON: {e}")))
+}
+
+/// Runs `sql` (the tenant `$1`, the rows `$2` as one JSON array of arrays for `json_each`) over
+/// `items`, each made a row by `row`, [`JSON_ROWS_PER_STATEMENT`] at a time.
+async fn write_as_json<T, R: serde::Serialize>(
+    tx: &mut Tx,
+    tenant: TenantId,
+    items: &[T],
+    sql: &str,
+    row: impl Fn(&T) -> R,
+) -> Result<(), StoreError> {
+    for chunk in items.chunks(JSON_ROWS_PER_STATEMENT) {
+        let rows = json_text(&chunk.iter().map(&row).collect::<Vec<R>>())?;
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(tenant.0)
+            .bind(rows)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
     }
     Ok(())
 }
 
+/// Registration rows as one JSON parameter that SQLite unpacks with `json_each`, the way
+/// PostgreSQL takes arrays: 1 000 rows as 13 000 binds cost about as much to bind as to insert.
+async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO registrations ({REGISTRATION_COLUMNS}) SELECT $1, unhex(value->>0), value->>1, \
+         value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, \
+         value->>11 FROM json_each($2)"
+    );
+    write_as_json(tx, tenant, rows, &sql, |(r, g)| {
+        (
+            r.device_id.0.simple().to_string(),
+            sql_time(micros(r.collected_at)),
+            g.interface.as_str(),
+            g.mac.to_string(),
+            g.signal_dbm,
+            g.tx_signal_dbm,
+            g.tx_ccq.map(i16::from),
+            g.tx_rate.as_deref(),
+            g.rx_rate.as_deref(),
+            g.uptime_secs.map(i64_of),
+            g.distance_m.map(i64::from),
+            g.last_ip.as_deref(),
+        )
+    })
+    .await
+}
+
 /// Link upserts with the links as one JSON parameter, as registration rows.
 async fn upsert_links(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::Link]) -> Result<(), StoreError> {
-    type Row<'a> = (
-        String,
-        String,
-        &'a str,
-        String,
-        Option<i16>,
-        Option<i16>,
-        Option<&'a str>,
-        Option<&'a str>,
-        &'static str,
-        i64,
-        String,
-        String,
-        String,
+    // `WHERE true` tells SQLite's parser that ON CONFLICT is the upsert, not a join's ON.
+    let sql = format!(
+        "INSERT INTO wireless_links ({LINK_COLUMNS}) SELECT $1, unhex(value->>0), unhex(value->>1), \
+         value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, \
+         value->>11, value->>12 FROM json_each($2) WHERE true{LINK_CONFLICT}"
     );
-    for chunk in links.chunks(JSON_ROWS_PER_STATEMENT) {
-        let json: Vec<Row<'_>> = chunk
-            .iter()
-            .map(|l| {
-                (
-                    l.key.ap.0.simple().to_string(),
-                    l.key.cpe.0.simple().to_string(),
-                    l.interface.as_str(),
-                    l.client_mac.to_string(),
-                    l.signal_dbm,
-                    l.tx_ccq.map(i16::from),
-                    l.tx_rate.as_deref(),
-                    l.rx_rate.as_deref(),
-                    l.state.as_str(),
-                    i64::from(l.missed_polls),
-                    sql_time(micros(l.discovered_at)),
-                    sql_time(micros(l.last_seen)),
-                    sql_time(micros(l.state_since)),
-                )
-            })
-            .collect();
-        let json = serde_json::to_string(&json).map_err(|e| StoreError::Other(e.to_string()))?;
-        // `WHERE true` tells SQLite's parser that ON CONFLICT is the upsert, not a join's ON.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO wireless_links ({LINK_COLUMNS}) SELECT $1, unhex(value->>0), unhex(value->>1), \
-             value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, \
-             value->>11, value->>12 FROM json_each($2) WHERE true{LINK_CONFLICT}"
-        )))
-        .bind(tenant.0)
-        .bind(json)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    }
-    Ok(())
+    write_as_json(tx, tenant, links, &sql, |l| {
+        (
+            l.key.ap.0.simple().to_string(),
+            l.key.cpe.0.simple().to_string(),
+            l.interface.as_str(),
+            l.client_mac.to_string(),
+            l.signal_dbm,
+            l.tx_ccq.map(i16::from),
+            l.tx_rate.as_deref(),
+            l.rx_rate.as_deref(),
+            l.state.as_str(),
+            i64::from(l.missed_polls),
+            sql_time(micros(l.discovered_at)),
+            sql_time(micros(l.last_seen)),
+            sql_time(micros(l.state_since)),
+        )
+    })
+    .await
 }
 
 /// The tenant's devices with an interface of one of these MACs, with the MAC: the MACs go in as
@@ -296,7 +271,7 @@ async fn mac_owners(
     tenant: TenantId,
     macs: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
-    let macs = serde_json::to_string(macs).map_err(|e| StoreError::Other(e.to_string()))?;
+    let macs = json_text(macs)?;
     let json: String = sqlx::query_scalar(
         "SELECT json_group_array(json_array(hex(device_id), mac)) FROM device_interfaces \
          WHERE tenant_id = $1 AND mac IN (SELECT value FROM json_each($2))",
