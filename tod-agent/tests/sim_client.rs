@@ -454,7 +454,7 @@ async fn reboot_drops_sessions_and_resets_uptime_and_counters() {
 async fn a_package_switch_changes_the_wireless_menu() {
     let s = sim(200, false).await;
     let ap = find(&s, |d| d.role == Role::Ap && d.package == Package::Wireless);
-    s.state(ap).switch_package(Package::Wifi, s.clock().now());
+    s.switch_package(ap, Package::Wifi);
     let c = plain(&s, ap).await.unwrap();
     assert!(matches!(
         c.print("/interface/wireless/registration-table", &[], &[]).await,

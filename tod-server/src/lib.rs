@@ -33,6 +33,7 @@ pub mod notify;
 pub mod plugins;
 pub mod readcache;
 pub mod relay;
+pub mod scenario;
 pub mod score;
 pub mod settings;
 pub mod site_alerts;

@@ -17,78 +17,62 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tod_agent::sim::state::Faults;
-use tod_agent::sim::world::{Role, World, client_signal, faded, rain_fade};
+use tod_agent::sim::truth::Snapshot;
+use tod_agent::sim::world::{Role, World, rain_fade};
 
 use crate::demo::{Demo, DemoOptions};
-
-/// A standard scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Scenario {
-    /// Nothing injected: only the world's own life (flapping, roaming and dying clients, rain).
-    Quiet,
-    /// The busiest access point loses power for 30 simulated minutes (or 60 % of the run).
-    ApPowerLoss,
-    /// A customer's radio dies (a steady one, on the busiest access point) and never comes back.
-    /// Expected: the CPE shown offline and its link down, one alert.
-    DyingCpe,
-    /// A customer's radio (the same choice) drops out for 3 simulated minutes of every 12 (a
-    /// loose connector, a power supply on its way out). Expected: each drop shown, and alerts
-    /// that settle into one flapping alert rather than one per drop.
-    FlappingClient,
-    /// The first tower's backhaul fails (its agent is cut off) for 60 % of the run: the network
-    /// is fine, TOD cannot see it. Expected: one "agent offline" incident, not one per device.
-    BackhaulOutage,
-    /// A firmware upgrade pushed to the first tower: every device there reboots at once and is
-    /// gone for 90 simulated seconds. Expected: every reboot in the event log, the devices and
-    /// links back within a poll or two, and one incident rather than an alert per device.
-    MassReboot,
-    /// Heavy rain over three towers (all of them, when there are fewer) for 40 simulated minutes
-    /// (or 60 % of the run): every link there 14 dB weaker both ways, none cut. Expected: each
-    /// tower's weak-signal sector rule fires while it rains and clears after, no link is shown
-    /// down, and the alerts stay within one per wet sector.
-    RainFade,
-}
+use crate::scenario::{FaultKind, Scenario, Target as PlanTarget};
 
 /// What the scorer runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScoreOptions {
-    /// The scenario.
-    #[arg(long, value_enum, default_value = "ap-power-loss")]
-    pub scenario: Scenario,
-    /// Simulated devices.
-    #[arg(long, default_value_t = 120)]
-    pub devices: usize,
+    /// A standard scenario (quiet, ap-power-loss, dying-cpe, flapping-client, backhaul-outage,
+    /// mass-reboot, rain-fade) or a scenario file (`.toml`).
+    #[arg(long, default_value = "ap-power-loss")]
+    pub scenario: String,
+    /// Simulated devices (default: the scenario's).
+    #[arg(long)]
+    pub devices: Option<usize>,
     /// Time acceleration (the agents poll every 60/X seconds of wall time).
     #[arg(long, default_value_t = 30.0)]
     pub speed: f64,
-    /// Simulated minutes observed after the warm-up.
-    #[arg(long, default_value_t = 60)]
-    pub minutes: u32,
-    /// World seed.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
+    /// Simulated minutes observed after the warm-up (default: the scenario's).
+    #[arg(long)]
+    pub minutes: Option<u32>,
+    /// World seed (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Run on PostgreSQL instead of a fresh SQLite file.
     #[arg(long)]
     pub postgres: Option<String>,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Also write the simulator's truth of the run here as JSON lines: every event of the
+    /// observed window, then every device and association at each sample's time.
+    #[arg(long)]
+    pub truth: Option<std::path::PathBuf>,
 }
 
 impl Default for ScoreOptions {
     fn default() -> Self {
         Self {
-            scenario: Scenario::ApPowerLoss,
-            devices: 120,
+            scenario: "ap-power-loss".into(),
+            devices: None,
             speed: 30.0,
-            minutes: 60,
-            seed: 7,
+            minutes: None,
+            seed: None,
             postgres: None,
             json: None,
+            truth: None,
         }
     }
 }
+
+/// A run's world and length when neither the scenario nor the command line sets them.
+const DEFAULT_DEVICES: usize = 120;
+const DEFAULT_MINUTES: u32 = 60;
+const DEFAULT_SEED: u64 = 7;
 
 /// Counts of (truth, report) over every (link, sample) pair.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -145,8 +129,10 @@ impl Confusion {
 /// One injected fault and what TOD made of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultReport {
-    /// What was injected.
+    /// What the scenario calls it.
     pub kind: String,
+    /// What was injected: `power_off`, `backhaul_outage`, `tower_reboot` or `rain`.
+    pub fault: String,
     /// The device it hit.
     pub device: String,
     /// When, simulated seconds.
@@ -189,8 +175,10 @@ pub struct FaultReport {
 /// The scorer's findings for one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Score {
-    /// The scenario.
-    pub scenario: Scenario,
+    /// The scenario's name.
+    pub scenario: String,
+    /// The world's seed.
+    pub seed: u64,
     /// Simulated devices.
     pub devices: usize,
     /// Links in the simulated world between managed devices.
@@ -225,9 +213,10 @@ impl Score {
     pub fn table(&self) -> String {
         let pct = |x: f64| format!("{:.2} %", x * 100.0);
         let mut out = format!(
-            "Field truth: scenario {:?}, {} devices, {} true links, {} samples over {:.0} simulated minutes (poll {:.0} s)\n\n\
+            "Field truth: scenario {} (seed {}), {} devices, {} true links, {} samples over {:.0} simulated minutes (poll {:.0} s)\n\n\
              | Measure | Value | Target |\n|---|---|---|\n",
             self.scenario,
+            self.seed,
             self.devices,
             self.true_links,
             self.samples,
@@ -268,7 +257,7 @@ impl Score {
                 within,
                 met(f.detection_secs.is_some_and(|s| s <= within + 1.0))
             );
-            if matches!(f.kind.as_str(), "ap_power_loss" | "dying_cpe") {
+            if f.fault == "power_off" {
                 out += &format!(
                     "| {} of {}: all its links shown down, after | {} | |\n",
                     f.kind,
@@ -390,20 +379,16 @@ fn behaviour(world: &World, l: &TrueLink) -> String {
 
 /// A fault of the scenario: planned at a simulated time, switched on at the first sample after.
 struct Injected {
-    kind: &'static str,
+    /// What the scenario calls it.
+    kind: String,
+    fault: FaultKind,
     target: Target,
     planned: f64,
     length: f64,
+    fade_db: f64,
     window: Option<(f64, f64)>,
     restarted: bool,
 }
-
-/// How long a rebooting device is gone (simulated seconds).
-const BOOT_SECS: f64 = 90.0;
-/// A flapping client is gone this long (simulated seconds)…
-const FLAP_SECS: f64 = 180.0;
-/// …once in this long.
-const FLAP_EVERY_SECS: f64 = 720.0;
 
 /// What a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,63 +408,74 @@ const WEAK_DBM: i16 = -75;
 /// How much weaker a CPE hears its AP than the AP hears it, in the simulated world, dB.
 const CPE_VIEW_DB: i16 = 1;
 
-/// The mean signal of the clients of access point `ap`'s weakest radio at `t` (its clients the
-/// AP hears, managed or not), as the AP's signal metric takes it; `None` with no client heard.
-fn weakest_radio_mean(world: &World, ap: usize, injected: &Injections<'_>, t: f64) -> Option<f64> {
-    if (injected.down)(ap, t) {
-        return None;
-    }
-    let d = &world.devices[ap];
-    let fade = (injected.fade)(ap, t);
-    d.radios
-        .iter()
-        .enumerate()
-        .filter_map(|(r, radio)| {
-            let heard: Vec<f64> = radio
-                .clients
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.cpe.is_none_or(|cpe| !(injected.down)(cpe, t)))
-                .filter_map(|(slot, c)| client_signal(world.seed, d.site, ap, r, slot, c, t))
-                .map(|s| f64::from(faded(s, fade)))
-                .collect();
-            (!heard.is_empty()).then(|| heard.iter().sum::<f64>() / heard.len() as f64)
-        })
-        .reduce(f64::min)
+/// The truth of one sample, as the scorer reads it.
+struct SampleTruth {
+    /// The signal of each association (access point, radio, slot), `None` when it is down.
+    signal: HashMap<(usize, usize, usize), Option<i16>>,
+    /// The mean signal of each access point's weakest radio's heard clients (managed or not),
+    /// as the AP's signal metric takes it.
+    weakest_radio_mean: HashMap<usize, f64>,
 }
 
-/// What the scenario did to the world: which devices were off, and how much weaker access
-/// points' links were, when.
-struct Injections<'a> {
-    down: &'a dyn Fn(usize, f64) -> bool,
-    fade: &'a dyn Fn(usize, f64) -> f64,
+impl SampleTruth {
+    fn of(snap: &Snapshot) -> Self {
+        let signal = snap
+            .associations
+            .iter()
+            .map(|a| ((a.ap, a.radio, a.slot), a.signal))
+            .collect();
+        let mut radios: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
+        for a in &snap.associations {
+            if let Some(s) = a.signal {
+                radios.entry((a.ap, a.radio)).or_default().push(f64::from(s));
+            }
+        }
+        let mut weakest_radio_mean: HashMap<usize, f64> = HashMap::new();
+        for ((ap, _), heard) in radios {
+            let mean = heard.iter().sum::<f64>() / heard.len() as f64;
+            let m = weakest_radio_mean.entry(ap).or_insert(mean);
+            *m = m.min(mean);
+        }
+        Self {
+            signal,
+            weakest_radio_mean,
+        }
+    }
+
+    /// The signal of a link, `None` when it is down in truth.
+    fn link(&self, l: &TrueLink) -> Option<i16> {
+        self.signal.get(&(l.ap, l.radio, l.slot)).copied().flatten()
+    }
 }
 
-/// The signal of a link at simulated time `t` (the world's own, rain included, less an injected
-/// fade), `None` when it is down in truth.
-fn truth(world: &World, l: &TrueLink, injected: &Injections<'_>, t: f64) -> Option<i16> {
-    if (injected.down)(l.ap, t) || (injected.down)(l.cpe, t) {
-        return None;
-    }
-    let ap = &world.devices[l.ap];
-    let signal = client_signal(
-        world.seed,
-        ap.site,
-        l.ap,
-        l.radio,
-        l.slot,
-        &ap.radios[l.radio].clients[l.slot],
-        t,
-    )?;
-    Some(faded(signal, (injected.fade)(l.ap, t)))
+/// A run's scenario and world, the command line's choices over the scenario's.
+struct RunPlan {
+    scenario: Scenario,
+    devices: usize,
+    minutes: u32,
+    seed: u64,
 }
 
 /// Runs a scenario and scores it. `say` gets progress lines.
 pub async fn run(opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) -> Result<Score, String> {
+    let scenario = Scenario::load(&opts.scenario)?;
+    let plan = RunPlan {
+        devices: opts.devices.or(scenario.run.devices).unwrap_or(DEFAULT_DEVICES),
+        minutes: opts.minutes.or(scenario.run.minutes).unwrap_or(DEFAULT_MINUTES),
+        seed: opts.seed.or(scenario.run.seed).unwrap_or(DEFAULT_SEED),
+        scenario,
+    };
+    if plan.devices == 0 || plan.minutes == 0 {
+        return Err("a run needs at least one device and one minute".into());
+    }
+    // Resolved before anything starts, so a target the world lacks is said at once (the demo
+    // runs one tower per site of the world).
+    let world = World::generate(plan.seed, plan.devices);
+    plan.scenario.plan(&world, world.sites.max(1), 60.0, plan.minutes)?;
     let demo = Demo::start(DemoOptions {
-        devices: opts.devices,
+        devices: plan.devices,
         speed: opts.speed,
-        seed: opts.seed,
+        seed: plan.seed,
         listen: ([127, 0, 0, 1], 0).into(),
         postgres: opts.postgres.clone(),
         outage: false,
@@ -488,12 +484,12 @@ pub async fn run(opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) -> Result<Sco
         ..DemoOptions::default()
     })
     .await?;
-    let result = score(&demo, opts, say).await;
+    let result = score(&demo, opts, &plan, say).await;
     demo.stop().await;
     result
 }
 
-async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) -> Result<Score, String> {
+async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&str) + Sync)) -> Result<Score, String> {
     let tenant = demo.access.tenant.clone();
     let world = demo.sim.world();
     let links = true_links(world);
@@ -533,108 +529,36 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
         "warm: {} devices online, {} true links; observing {} simulated minutes",
         world.devices.len(),
         links.len(),
-        opts.minutes
+        plan.minutes
     ));
 
     // The scenario's faults, from two polls after the warm-up.
     let clock = demo.sim.clock();
     let start = clock.now();
     let began_wall: DateTime<Utc> = Utc::now();
-    let end = start + f64::from(opts.minutes) * 60.0;
-    let mut injected: Vec<Injected> = Vec::new();
-    if opts.scenario == Scenario::ApPowerLoss {
-        let busiest = world
-            .devices
-            .iter()
-            .filter(|d| d.role == Role::Ap)
-            .max_by_key(|d| {
-                (
-                    links.iter().filter(|l| l.ap == d.index).count(),
-                    std::cmp::Reverse(d.index),
-                )
-            })
-            .ok_or("the world has no access point")?
-            .index;
-        let planned = start + 2.0 * poll_sim_secs;
-        injected.push(Injected {
-            kind: "ap_power_loss",
-            target: Target::Device(busiest),
-            planned,
-            length: 1_800.0_f64.min((end - planned) * 0.6),
-            window: None,
-            restarted: false,
-        });
-    }
-    if matches!(opts.scenario, Scenario::DyingCpe | Scenario::FlappingClient) {
-        let busiest = |l: &&TrueLink| links.iter().filter(|o| o.ap == l.ap).count();
-        let cpe = links
-            .iter()
-            .filter(|l| behaviour(world, l) == "steady")
-            .max_by_key(|l| (busiest(l), std::cmp::Reverse(l.cpe)))
-            .ok_or("the world has no steady customer radio")?
-            .cpe;
-        let first = start + 2.0 * poll_sim_secs;
-        if opts.scenario == Scenario::DyingCpe {
-            injected.push(Injected {
-                kind: "dying_cpe",
-                target: Target::Device(cpe),
-                planned: first,
-                // Gone for good: past the end of the run.
-                length: end - first + 86_400.0,
-                window: None,
-                restarted: false,
-            });
-        } else {
-            let mut planned = first;
-            // Whole cycles only, so each drop's return is inside the run.
-            while planned + FLAP_EVERY_SECS <= end {
-                injected.push(Injected {
-                    kind: "client_flap",
-                    target: Target::Device(cpe),
-                    planned,
-                    length: FLAP_SECS,
-                    window: None,
-                    restarted: false,
-                });
-                planned += FLAP_EVERY_SECS;
-            }
-        }
-    }
-    if opts.scenario == Scenario::BackhaulOutage {
-        let planned = start + 2.0 * poll_sim_secs;
-        injected.push(Injected {
-            kind: "backhaul_outage",
-            target: Target::Tower(0),
-            planned,
-            length: (end - planned) * 0.6,
-            window: None,
-            restarted: false,
-        });
-    }
-    if opts.scenario == Scenario::RainFade {
-        let planned = start + 2.0 * poll_sim_secs;
-        for tower in 0..demo.access.towers.min(3) {
-            injected.push(Injected {
-                kind: "rain_fade",
-                target: Target::Rain(tower),
-                planned,
-                length: crate::demo::RAIN_SIM_SECS.min((end - planned) * 0.6),
-                window: None,
-                restarted: false,
-            });
-        }
-    }
-    if opts.scenario == Scenario::MassReboot {
-        injected.push(Injected {
-            kind: "mass_reboot",
-            target: Target::TowerReboot(0),
-            planned: start + 2.0 * poll_sim_secs,
-            length: BOOT_SECS,
-            window: None,
-            restarted: false,
-        });
-    }
+    let end = start + f64::from(plan.minutes) * 60.0;
     let towers = demo.access.towers.max(1);
+    let mut injected: Vec<Injected> = plan
+        .scenario
+        .plan(world, towers, poll_sim_secs, plan.minutes)?
+        .into_iter()
+        .map(|p| Injected {
+            kind: p.label,
+            fault: p.kind,
+            target: match (p.kind, p.target) {
+                (_, PlanTarget::Device(d)) => Target::Device(d),
+                (FaultKind::BackhaulOutage, PlanTarget::Tower(t)) => Target::Tower(t),
+                (FaultKind::TowerReboot, PlanTarget::Tower(t)) => Target::TowerReboot(t),
+                (_, PlanTarget::Tower(t)) => Target::Rain(t),
+            },
+            planned: start + p.at,
+            // For good: past the end of the run.
+            length: p.length.min(end - start - p.at + 86_400.0),
+            fade_db: p.fade_db,
+            window: None,
+            restarted: false,
+        })
+        .collect();
     let members = |target: Target| -> Vec<usize> {
         match target {
             Target::Device(d) => vec![d],
@@ -669,6 +593,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
     let mut links_down: Vec<Option<f64>> = vec![None; injected.len()];
     // Devices with a cause for an alert at some sample: offline, a client link down, weak.
     let mut caused: HashSet<usize> = HashSet::new();
+    let mut sample_times: Vec<f64> = Vec::new();
     loop {
         let t = clock.now();
         if t >= end {
@@ -687,14 +612,19 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                         ..Faults::default()
                     },
                 ),
-                Target::Tower(tower) => demo.stop_agent(tower).await?,
+                Target::Tower(tower) => {
+                    demo.stop_agent(tower).await?;
+                    // Outside the simulator: the network is fine, TOD cannot see it.
+                    demo.sim
+                        .note(f.fault.name(), &format!("Tower {:02}", tower + 1), Some(until));
+                }
                 Target::Rain(_) => {
                     for d in members(f.target) {
                         if world.devices[d].role == Role::Ap {
                             demo.sim.set_faults(
                                 d,
                                 Faults {
-                                    fade_db: crate::demo::RAIN_FADE_DB,
+                                    fade_db: f.fade_db,
                                     fade_until: Some(until),
                                     ..demo.sim.state(d).faults()
                                 },
@@ -725,34 +655,13 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 f.restarted = true;
             }
         }
-        // (device, from, until) of every started fault whose target `kind` picks.
-        let spans = |kind: fn(Target) -> bool| -> Vec<(usize, f64, f64)> {
-            injected
-                .iter()
-                .filter(|f| kind(f.target))
-                .filter_map(|f| f.window.map(|w| (f.target, w)))
-                .flat_map(|(target, (a, b))| members(target).into_iter().map(move |d| (d, a, b)))
-                .collect()
-        };
-        let off = spans(|t| matches!(t, Target::Device(_) | Target::TowerReboot(_)));
-        let wet = spans(|t| matches!(t, Target::Rain(_)));
-        let hits = |spans: &[(usize, f64, f64)], i: usize, t: f64| {
-            spans
-                .iter()
-                .filter(|(d, from, until)| *d == i && t >= *from && t < *until)
-                .count()
-        };
-        let down = |i: usize, t: f64| hits(&off, i, t) > 0;
-        let fade = |ap: usize, t: f64| hits(&wet, ap, t) as f64 * crate::demo::RAIN_FADE_DB;
-        let inj = Injections {
-            down: &down,
-            fade: &fade,
-        };
         let listed = demo.call("GET", format!("/api/tenants/{tenant}/links"), None).await?;
         let devices = demo.call("GET", format!("/api/tenants/{tenant}/devices"), None).await?;
         // The sample's time: the middle of the two reads.
         let t = (t + clock.now()) / 2.0;
         samples += 1;
+        sample_times.push(t);
+        let truth = SampleTruth::of(&demo.sim.truth().at(t));
         let mut reported: HashMap<(usize, usize), bool> = HashMap::new();
         for l in listed.as_array().into_iter().flatten() {
             let (Some(ap), Some(cpe)) = (
@@ -765,7 +674,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             reported.insert((*ap, *cpe), up);
         }
         for l in &links {
-            let signal = truth(world, l, &inj, t);
+            let signal = truth.link(l);
             if signal.is_none() {
                 caused.insert(l.cpe);
                 caused.insert(l.ap);
@@ -787,7 +696,11 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
         }
         // An access point's signal alert is on its weakest radio's mean client signal.
         for ap in world.devices.iter().filter(|d| d.role == Role::Ap) {
-            if weakest_radio_mean(world, ap.index, &inj, t).is_some_and(|m| m < f64::from(WEAK_DBM)) {
+            if truth
+                .weakest_radio_mean
+                .get(&ap.index)
+                .is_some_and(|m| *m < f64::from(WEAK_DBM))
+            {
                 caused.insert(ap.index);
             }
         }
@@ -875,7 +788,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
             // Back: online, and every link of its access points that is up in truth shown up.
             let back = links
                 .iter()
-                .filter(|l| hit.contains(&l.ap) && truth(world, l, &inj, t).is_some())
+                .filter(|l| hit.contains(&l.ap) && truth.link(l).is_some())
                 .all(|l| reported.get(&(l.ap, l.cpe)) == Some(&true));
             if t >= until && recovered[k].is_none() && hit.iter().all(online) && back {
                 recovered[k] = Some(t - until);
@@ -986,7 +899,8 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
                 .collect();
             let kinds = count_kinds(mine.iter().copied());
             FaultReport {
-                kind: f.kind.into(),
+                kind: f.kind.clone(),
+                fault: f.fault.name().into(),
                 device: match f.target {
                     Target::Device(d) => name_of(d),
                     Target::Tower(t) | Target::TowerReboot(t) | Target::Rain(t) => format!("Tower {:02}", t + 1),
@@ -1027,8 +941,13 @@ async fn score(demo: &Demo, opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) ->
         .collect();
     let alerts_with_cause = alerts.iter().filter(|a| has_cause(a)).count();
     let alerts_without_cause = count_kinds(alerts.iter().filter(|a| !has_cause(a)).map(|a| &a.kind));
+    if let Some(path) = &opts.truth {
+        let lines = tod_agent::sim::truth::jsonl(&demo.sim.truth(), start, end, &sample_times);
+        std::fs::write(path, lines).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(Score {
-        scenario: opts.scenario,
+        scenario: plan.scenario.name.clone(),
+        seed: plan.seed,
         devices: world.devices.len(),
         true_links: links.len(),
         samples,

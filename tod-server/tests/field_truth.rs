@@ -7,21 +7,26 @@
 
 mod common;
 
-use tod_server::score::{Scenario, Score, ScoreOptions};
+use tod_server::score::{Score, ScoreOptions};
+
+/// A file of this test run's own in the temporary directory.
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tod-field-truth-{}-{name}", std::process::id()))
+}
 
 /// Runs a scenario on 40 devices at 12× for `minutes` simulated minutes (on PostgreSQL when
 /// `db_url` is one, else on the demo's own SQLite file) and prints its table.
-async fn scored(scenario: Scenario, minutes: u32, db_url: Option<&str>) -> (Score, String) {
+async fn scored(scenario: &str, minutes: u32, db_url: Option<&str>) -> (Score, String) {
     scored_at(scenario, 12.0, minutes, db_url).await
 }
 
 /// The same at `speed` times real time.
-async fn scored_at(scenario: Scenario, speed: f64, minutes: u32, db_url: Option<&str>) -> (Score, String) {
+async fn scored_at(scenario: &str, speed: f64, minutes: u32, db_url: Option<&str>) -> (Score, String) {
     let opts = ScoreOptions {
-        scenario,
-        devices: 40,
+        scenario: scenario.into(),
+        devices: Some(40),
         speed,
-        minutes,
+        minutes: Some(minutes),
         postgres: db_url.filter(|u| u.starts_with("postgres")).map(str::to_owned),
         ..ScoreOptions::default()
     };
@@ -34,7 +39,7 @@ async fn scored_at(scenario: Scenario, speed: f64, minutes: u32, db_url: Option<
 }
 
 async fn an_ap_power_loss_is_scored_against_the_truth(db_url: &str) {
-    let (score, table) = scored(Scenario::ApPowerLoss, 15, Some(db_url)).await;
+    let (score, table) = scored("ap-power-loss", 15, Some(db_url)).await;
 
     assert!(score.true_links > 5, "{score:?}");
     // One sample per poll (a minute of simulated time), give or take scheduling.
@@ -72,7 +77,7 @@ on_both_backends!(an_ap_power_loss_is_scored_against_the_truth, multi_thread);
 /// system under test are the same on both backends, and the run takes a minute and a half).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backhaul_outage_is_one_incident_and_its_return_is_shown() {
-    let (score, _) = scored(Scenario::BackhaulOutage, 18, None).await;
+    let (score, _) = scored("backhaul-outage", 18, None).await;
     let f = &score.faults[0];
     assert_eq!((f.kind.as_str(), f.device.as_str()), ("backhaul_outage", "Tower 01"));
     assert!(f.detected, "the tower's devices must be shown unreachable: {f:?}");
@@ -97,7 +102,7 @@ async fn a_backhaul_outage_is_one_incident_and_its_return_is_shown() {
 /// A firmware upgrade reboots every device of a tower at once (SQLite only, like the outage).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mass_reboot_is_logged_device_by_device_and_recovers() {
-    let (score, table) = scored(Scenario::MassReboot, 12, None).await;
+    let (score, table) = scored("mass-reboot", 12, None).await;
     let f = &score.faults[0];
     assert_eq!((f.kind.as_str(), f.device.as_str()), ("mass_reboot", "Tower 01"));
     assert!(f.devices_hit > 1, "{f:?}");
@@ -119,7 +124,7 @@ async fn a_mass_reboot_is_logged_device_by_device_and_recovers() {
 /// see it in the world's time and clear after it, and no link is taken for down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rain_fade_is_reported_by_the_wet_sectors_and_clears() {
-    let (score, table) = scored_at(Scenario::RainFade, 30.0, 45, None).await;
+    let (score, table) = scored_at("rain-fade", 30.0, 45, None).await;
     assert!(!score.faults.is_empty() && score.faults.len() <= 3, "{score:?}");
     for f in &score.faults {
         assert_eq!(f.kind, "rain_fade");
@@ -143,11 +148,50 @@ async fn a_rain_fade_is_reported_by_the_wet_sectors_and_clears() {
 }
 
 /// A customer's radio dies for good (SQLite only): shown offline, its link shown down, and one
-/// incident raised for it.
+/// incident raised for it. The run's truth, written as JSON lines, has its death and every
+/// sample.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dying_cpe_is_shown_offline_with_its_link_down() {
-    let (score, _) = scored_at(Scenario::DyingCpe, 30.0, 15, None).await;
+    let truth_file = scratch("dying-cpe-truth.jsonl");
+    let opts = ScoreOptions {
+        scenario: "dying-cpe".into(),
+        devices: Some(40),
+        speed: 30.0,
+        minutes: Some(15),
+        truth: Some(truth_file.clone()),
+        ..ScoreOptions::default()
+    };
+    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
+        .await
+        .expect("the scenario runs");
+    eprintln!("{}", score.table());
     let f = &score.faults[0];
+    assert_eq!((f.fault.as_str(), score.seed), ("power_off", 7));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&truth_file)
+        .expect("the truth was written")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let death = lines
+        .iter()
+        .find(|l| l["type"] == "event" && l["kind"] == "power_off" && l["device"] == f.device.as_str())
+        .expect("the radio's power-off is in the truth");
+    assert_eq!(death["source"], "injected");
+    let died = death["at"].as_f64().unwrap();
+    let times: std::collections::BTreeSet<u64> = lines
+        .iter()
+        .filter(|l| l["type"] == "device")
+        .map(|l| l["t"].as_f64().unwrap().to_bits())
+        .collect();
+    assert_eq!(times.len(), score.samples as usize, "one truth per sample");
+    for l in lines
+        .iter()
+        .filter(|l| l["type"] == "device" && l["name"] == f.device.as_str())
+    {
+        let t = l["t"].as_f64().unwrap();
+        assert_eq!(l["up"], t < died, "{l}");
+    }
+    std::fs::remove_file(&truth_file).ok();
     assert_eq!(f.kind, "dying_cpe");
     assert!(f.detected, "the dead radio must be shown offline: {f:?}");
     assert!(f.links_down_secs.is_some(), "its link must be shown down: {f:?}");
@@ -162,7 +206,7 @@ async fn a_dying_cpe_is_shown_offline_with_its_link_down() {
 /// every return too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_client_is_shown_at_each_drop_and_return() {
-    let (score, _) = scored_at(Scenario::FlappingClient, 30.0, 30, None).await;
+    let (score, _) = scored_at("flapping-client", 30.0, 30, None).await;
     assert!(score.faults.len() >= 2, "a drop every 12 minutes: {:?}", score.faults);
     let device = &score.faults[0].device;
     for f in &score.faults {
@@ -170,5 +214,65 @@ async fn a_flapping_client_is_shown_at_each_drop_and_return() {
         assert!((f.until_sim_secs - f.from_sim_secs - 180.0).abs() < 1.0, "{f:?}");
         assert!(f.detected, "each drop must be shown: {f:?}");
         assert!(f.recovered, "and each return: {f:?}");
+    }
+}
+
+/// A scenario file runs as written (SQLite only): its own fault on a device named in it, its own
+/// length and label, and the run's defaults from its `[run]` table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_file_runs_as_written() {
+    let file = scratch("first-ap.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "first-ap-off"
+about = "The first tower's first access point off for 4 minutes, one poll in."
+
+[run]
+devices = 40
+minutes = 8
+
+[[fault]]
+kind = "power_off"
+label = "first_ap_off"
+target = "device:site1-ap1"
+at = "1 poll"
+lasts = "4 min"
+"#,
+    )
+    .unwrap();
+    let opts = ScoreOptions {
+        scenario: file.display().to_string(),
+        speed: 30.0,
+        ..ScoreOptions::default()
+    };
+    let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
+        .await
+        .expect("the scenario runs");
+    eprintln!("{}", score.table());
+    assert_eq!((score.scenario.as_str(), score.devices), ("first-ap-off", 40));
+    assert!((7..=10).contains(&score.samples), "8 simulated minutes: {score:?}");
+    let [f] = score.faults.as_slice() else {
+        panic!("one fault: {:?}", score.faults)
+    };
+    assert_eq!((f.kind.as_str(), f.device.as_str()), ("first_ap_off", "site1-ap1"));
+    assert!((f.until_sim_secs - f.from_sim_secs - 240.0).abs() < 1.0, "{f:?}");
+    assert!(f.from_sim_secs >= 59.0, "one poll in: {f:?}");
+    assert!(f.detected, "{f:?}");
+
+    let bad = scratch("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nabout = \"y\"\n[[fault]]\nkind = \"power_off\"\ntarget = \"device:nobody\"\nat = \"1 poll\"\nlasts = \"1 min\"\n").unwrap();
+    let e = tod_server::score::run(
+        &ScoreOptions {
+            scenario: bad.display().to_string(),
+            ..ScoreOptions::default()
+        },
+        &|_| {},
+    )
+    .await
+    .expect_err("a target the world lacks");
+    assert!(e.contains("no device `nobody`"), "{e}");
+    for f in [file, bad] {
+        std::fs::remove_file(f).ok();
     }
 }

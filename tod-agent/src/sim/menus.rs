@@ -1,7 +1,8 @@
 //! What each menu prints: rows rendered as RouterOS renders them, per package and version.
 
 use super::state::{DeviceState, Faults, Runtime};
-use super::world::{Client, Device, Package, Role, World, client_signal, faded, mix, pick, unit};
+use super::truth::heard;
+use super::world::{Client, Device, Package, Role, World, mix, pick, unit};
 
 /// One row: property names and values in print order.
 pub type Row = Vec<(String, String)>;
@@ -59,28 +60,16 @@ pub struct Ctx<'a> {
     pub now: f64,
     /// For a CPE: its access point is switched off (`offline_until`), so it hears no AP.
     pub ap_offline: bool,
-    /// Extra path loss on the links of this access point (for a CPE: of its AP), dB.
-    pub fade_db: f64,
     /// Every device's state: an access point does not hear a client whose radio is switched off.
     pub states: &'a [DeviceState],
 }
 
 impl Ctx<'_> {
-    /// A client's signal at this moment: the world's, less the injected fades (its access
-    /// point's, and its own radio's); `None` when it is not associated, or its radio is switched
-    /// off.
-    fn signal(&self, site: usize, ap: usize, radio: usize, slot: usize, c: &Client) -> Option<i16> {
-        let own = c.cpe.and_then(|cpe| self.states.get(cpe)).map(|s| s.faults());
-        if own
-            .as_ref()
-            .and_then(|f| f.offline_until)
-            .is_some_and(|until| self.now < until)
-        {
-            return None;
-        }
-        let own_fade = own.map_or(0.0, |f| f.fade_at(self.now));
-        let s = client_signal(self.world.seed, site, ap, radio, slot, c, self.now)?;
-        Some(faded(s, self.fade_db + own_fade))
+    /// A client's signal at this moment, as the access point hears it: the world's, less the
+    /// injected fades (its access point's, and its own radio's); `None` when it is not
+    /// associated, or its radio is switched off. The truth's own rule ([`heard`]).
+    fn signal(&self, ap: usize, radio: usize, slot: usize, c: &Client) -> Option<i16> {
+        heard(self.world, ap, radio, slot, c, self.now, &|d| self.states[d].faults())
     }
 
     fn uptime(&self) -> u64 {
@@ -360,7 +349,7 @@ fn cpe_view(ctx: &Ctx<'_>) -> Option<(String, String, i16, u32)> {
     let radio = &ap_dev.radios[r];
     let slot = radio.clients.iter().position(|c| c.cpe == Some(ctx.device.index))?;
     let c = &radio.clients[slot];
-    let s = ctx.signal(ap_dev.site, ap, r, slot, c)?;
+    let s = ctx.signal(ap, r, slot, c)?;
     let iface = radio_ifaces(ctx).first()?.1.clone();
     Some((
         iface,
@@ -381,7 +370,7 @@ fn registrations(ctx: &Ctx<'_>, package: Package) -> Vec<Row> {
         for (r, radio) in d.radios.iter().enumerate() {
             let iface = d.interfaces[radio.iface].name.clone();
             for (slot, c) in radio.clients.iter().enumerate() {
-                if let Some(s) = ctx.signal(d.site, d.index, r, slot, c) {
+                if let Some(s) = ctx.signal(d.index, r, slot, c) {
                     entries.push((
                         iface.clone(),
                         c.mac.to_string().to_uppercase(),
@@ -476,7 +465,7 @@ pub fn monitor(ctx: &Ctx<'_>, menu: &str, numbers: &str) -> Result<Row, TrapRepl
         r.clients
             .iter()
             .enumerate()
-            .filter(|(slot, c)| ctx.signal(d.site, d.index, pos, *slot, c).is_some())
+            .filter(|(slot, c)| ctx.signal(d.index, pos, *slot, c).is_some())
             .count() as u32
     };
     let noise_floor = -100 - pick(d.seed, 30, 0, 6) as i16;

@@ -10,6 +10,7 @@ pub mod control;
 pub mod menus;
 mod server;
 pub mod state;
+pub mod truth;
 pub mod world;
 
 use std::io;
@@ -23,7 +24,8 @@ use tokio_rustls::TlsAcceptor;
 
 use self::clock::SimClock;
 use self::state::{DeviceState, Faults};
-use self::world::{Device, World, unit};
+use self::truth::{Change, Journal, Record, Truth};
+use self::world::{Device, Package, World, unit};
 
 /// How to run the simulator.
 #[derive(Debug, Clone)]
@@ -77,6 +79,10 @@ pub(crate) struct Shared {
     pub(crate) states: Vec<DeviceState>,
     pub(crate) notify: Vec<Notify>,
     pub(crate) clock: SimClock,
+    /// Every change made to the network, for the truth.
+    journal: Journal,
+    /// When each device booted before the world began.
+    first_boot: Vec<f64>,
     pub(crate) username: String,
     pub(crate) password: String,
     empty_override: Option<bool>,
@@ -88,11 +94,6 @@ impl Shared {
             .faults()
             .offline_until
             .is_some_and(|until| self.clock.now() < until)
-    }
-
-    /// The extra path loss on access point `ap`'s links now, dB.
-    pub(crate) fn fade(&self, ap: usize) -> f64 {
-        self.states[ap].faults().fade_at(self.clock.now())
     }
 
     pub(crate) fn sends_empty(&self, device: &Device) -> bool {
@@ -131,10 +132,16 @@ impl Simulator {
     pub async fn start(config: SimConfig) -> io::Result<Self> {
         let world = World::generate(config.seed, config.devices);
         // Devices booted at different times before the world's t = 0.
+        let first_boot: Vec<f64> = world
+            .devices
+            .iter()
+            .map(|d| -(86_400.0 * 30.0 * unit(d.seed, 99, 0)))
+            .collect();
         let states = world
             .devices
             .iter()
-            .map(|d| DeviceState::new(-(86_400.0 * 30.0 * unit(d.seed, 99, 0)), d.package))
+            .zip(&first_boot)
+            .map(|(d, boot)| DeviceState::new(*boot, d.package))
             .collect();
         let notify = world.devices.iter().map(|_| Notify::new()).collect();
         let shared = Arc::new(Shared {
@@ -142,6 +149,8 @@ impl Simulator {
             states,
             notify,
             clock: SimClock::new(0.0, config.speed),
+            journal: Journal::default(),
+            first_boot,
             username: config.username.clone(),
             password: config.password.clone(),
             empty_override: config.empty_override,
@@ -224,14 +233,52 @@ impl Simulator {
     }
 
     /// Replaces the faults of device `i` (takes effect for new connections and commands at once).
+    /// Recorded in the truth.
     pub fn set_faults(&self, i: usize, faults: Faults) {
+        self.record(Some(i), Change::Faults { faults: faults.clone() });
         self.shared.states[i].set_faults(faults);
         self.shared.notify[i].notify_one();
     }
 
-    /// Reboots device `i`: uptime and counters restart, its sessions drop.
+    /// Reboots device `i`: uptime and counters restart, its sessions drop. Recorded in the truth.
     pub fn reboot(&self, i: usize) {
-        self.shared.states[i].reboot(self.shared.clock.now());
+        let now = self.record(Some(i), Change::Reboot);
+        self.shared.states[i].reboot(now);
+    }
+
+    /// Switches device `i`'s wireless package (an upgrade; it reboots). Recorded in the truth.
+    pub fn switch_package(&self, i: usize, package: Package) {
+        let now = self.record(Some(i), Change::Package { package });
+        self.shared.states[i].switch_package(package, now);
+    }
+
+    /// Records in the truth something that happened outside the simulator (a tower's backhaul
+    /// failing until `until`), so the truth lists every event of a run.
+    pub fn note(&self, kind: &str, target: &str, until: Option<f64>) {
+        self.record(
+            None,
+            Change::Noted {
+                kind: kind.into(),
+                target: target.into(),
+                until,
+            },
+        );
+    }
+
+    /// Appends a change at the simulated time now, and returns that time.
+    fn record(&self, device: Option<usize>, change: Change) -> f64 {
+        let at = self.shared.clock.now();
+        self.shared.journal.push(Record { at, device, change });
+        at
+    }
+
+    /// What really happened: the world's schedule and every change recorded so far.
+    pub fn truth(&self) -> Truth<'_> {
+        Truth::new(
+            &self.shared.world,
+            &self.shared.first_boot,
+            self.shared.journal.records(),
+        )
     }
 
     /// The simulated clock.

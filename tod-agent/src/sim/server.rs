@@ -225,7 +225,6 @@ impl Session {
             faults: &faults,
             now,
             ap_offline: device.ap.is_some_and(|(ap, _)| self.shared.offline(ap)),
-            fade_db: self.shared.fade(device.ap.map_or(self.index, |(ap, _)| ap)),
             states: &self.shared.states,
         };
         match verb {
@@ -356,7 +355,6 @@ impl Session {
                             faults: &faults,
                             now: shared.clock.now(),
                             ap_offline: device.ap.is_some_and(|(ap, _)| shared.offline(ap)),
-                            fade_db: shared.fade(device.ap.map_or(index, |(ap, _)| ap)),
                             states: &shared.states,
                         };
                         let bytes = match menus::monitor(&ctx, &menu, &numbers) {

@@ -499,7 +499,7 @@ pub fn client_signal(
     match c.behaviour {
         Behaviour::Flapping if (minute / 3) % 4 == 1 => return None,
         Behaviour::Roaming { phase } if (minute / 60) % 2 != u64::from(phase) => return None,
-        Behaviour::Dying if t > 3_600.0 * (2.0 + 20.0 * unit(world_seed, h, 9)) => return None,
+        Behaviour::Dying if t > dies_at(world_seed, ap, radio, slot) => return None,
         _ => {}
     }
     let degrade = if c.behaviour == Behaviour::Degrading {
@@ -513,6 +513,13 @@ pub fn client_signal(
     Some(s.round().clamp(-110.0, -20.0) as i16)
 }
 
+/// When a dying client in `slot` of access point `ap`'s radio `radio` dies: 2 to 22 hours into
+/// the world, simulated seconds.
+pub fn dies_at(world_seed: u64, ap: usize, radio: usize, slot: usize) -> f64 {
+    let h = (ap * 64 + radio * 16 + slot) as u64;
+    3_600.0 * (2.0 + 20.0 * unit(world_seed, h, 9))
+}
+
 /// A signal `fade_db` weaker (an injected fade: rain over a tower, an obstruction), clamped as
 /// the world's own signal is.
 pub fn faded(signal: i16, fade_db: f64) -> i16 {
@@ -524,17 +531,29 @@ pub fn faded(signal: i16, fade_db: f64) -> i16 {
 
 /// Rain attenuation over a site at time `t`, dB (0 when dry).
 pub fn rain_fade(world_seed: u64, site: usize, t: f64) -> f64 {
-    let block = (t / 21_600.0).floor() as i64 as u64;
+    let block = (t / RAIN_BLOCK_SECS).floor() as i64 as u64;
+    match rain_window(world_seed, site, block) {
+        Some((start, end, db)) if t >= start && t < end => db,
+        _ => 0.0,
+    }
+}
+
+/// Rain is decided per site in blocks of this many simulated seconds (6 hours).
+const RAIN_BLOCK_SECS: f64 = 21_600.0;
+
+/// The rain on a site in 6-hour block `block`, if it rains in it: (start, end, fade dB). It rains
+/// in one block of six, for 20–60 minutes starting within its first four hours, 8–15 dB deep.
+pub fn rain_window(world_seed: u64, site: usize, block: u64) -> Option<(f64, f64, f64)> {
     if pick(world_seed, site as u64 ^ block << 20, 12, 6) != 0 {
-        return 0.0;
+        return None;
     }
-    let start = 21_600.0 * block as f64 + 3_600.0 * unit(world_seed, site as u64, block ^ 13) * 4.0;
+    let start = RAIN_BLOCK_SECS * block as f64 + 3_600.0 * unit(world_seed, site as u64, block ^ 13) * 4.0;
     let len = 1_200.0 + 2_400.0 * unit(world_seed, site as u64, block ^ 14);
-    if t >= start && t < start + len {
-        8.0 + 7.0 * unit(world_seed, site as u64, block ^ 15)
-    } else {
-        0.0
-    }
+    Some((
+        start,
+        start + len,
+        8.0 + 7.0 * unit(world_seed, site as u64, block ^ 15),
+    ))
 }
 
 #[cfg(test)]
