@@ -7,6 +7,12 @@
 //! [`Notice`] for the channels of its rule, and a resolution is sent to the channels whose last
 //! notice for the same [`Notice::key`] was a firing ([`Notice::resolved`]). An alert that fired
 //! while already flapping is not announced (as in the reference), and so neither is its end.
+//!
+//! Device alerts of one rule at one site that fire together (a mass reboot, rain over a tower)
+//! are one incident, and one incident is one notice: its first alert is announced, keyed by the
+//! incident; an alert that joins it later is announced only to a channel that has not heard of
+//! the incident ([`Incoming::Joined`]); and its end is announced once, when its last open alert
+//! resolves. An operator is paged once per cause, not once per radio.
 
 use std::time::Duration;
 
@@ -103,6 +109,9 @@ pub struct Notice {
     pub message: String,
     /// Why it resolved (`cleared`, `manual`, `rule_disabled`, …).
     pub reason: Option<String>,
+    /// The incident a device alert opened (the alerts that join it are not announced).
+    #[serde(default)]
+    pub incident_id: Option<Uuid>,
     /// When it happened.
     pub at: DateTime<Utc>,
 }
@@ -112,6 +121,9 @@ pub struct Notice {
 pub enum Incoming {
     /// An alert fired: notify the channels of its rule.
     Fired(Box<Notice>),
+    /// An alert fired and joined an incident already open: notify only the channels of its rule
+    /// that have not heard of the incident (its first alert fired before they existed, say).
+    Joined(Box<Notice>),
     /// An alert ended: notify where its firing was sent.
     Resolved {
         /// The alert ([`Notice::key`]).
@@ -153,11 +165,13 @@ impl Incoming {
                     return None;
                 }
                 let (device, rule) = (uuid_at(data, "device_id")?, uuid_at(data, "rule_id")?);
-                Some(Self::Fired(Box::new(Notice {
+                let incident = uuid_at(data, "incident_id");
+                let joined = incident.is_some() && data.get("joined").and_then(Value::as_bool) == Some(true);
+                let notice = Box::new(Notice {
                     event: kind.into(),
                     status: NoticeStatus::Firing,
                     severity: severity_at(data),
-                    key: format!("alert:{device}:{rule}"),
+                    key: alert_key(device, rule, incident),
                     rule_id: Some(rule),
                     device_id: Some(device),
                     hostname: text_at(data, "hostname"),
@@ -168,14 +182,30 @@ impl Incoming {
                     threshold: data.get("threshold").and_then(Value::as_f64),
                     message: text_at(data, "message").unwrap_or_default(),
                     reason: None,
+                    incident_id: incident,
                     at,
-                })))
+                });
+                Some(if joined {
+                    Self::Joined(notice)
+                } else {
+                    Self::Fired(notice)
+                })
             }
-            "alert.resolved" => Some(Self::Resolved {
-                key: format!("alert:{}:{}", uuid_at(data, "device_id")?, uuid_at(data, "rule_id")?),
-                at,
-                reason: text_at(data, "reason"),
-            }),
+            "alert.resolved" => {
+                // An incident ends with its last open alert.
+                if data.get("incident_open").and_then(Value::as_bool) == Some(true) {
+                    return None;
+                }
+                Some(Self::Resolved {
+                    key: alert_key(
+                        uuid_at(data, "device_id")?,
+                        uuid_at(data, "rule_id")?,
+                        uuid_at(data, "incident_id"),
+                    ),
+                    at,
+                    reason: text_at(data, "reason"),
+                })
+            }
             "site_alert.raised" => {
                 let key = site_key(data)?;
                 Some(Self::Fired(Box::new(Notice {
@@ -193,6 +223,7 @@ impl Incoming {
                     threshold: None,
                     message: text_at(data, "message").unwrap_or_default(),
                     reason: None,
+                    incident_id: None,
                     at,
                 })))
             }
@@ -203,6 +234,15 @@ impl Incoming {
             }),
             _ => None,
         }
+    }
+}
+
+/// A device alert's notices are its incident's, when it belongs to one (events written before
+/// incidents were recorded name none, and are the alert's own).
+fn alert_key(device: Uuid, rule: Uuid, incident: Option<Uuid>) -> String {
+    match incident {
+        Some(incident) => format!("incident:{incident}"),
+        None => format!("alert:{device}:{rule}"),
     }
 }
 
@@ -255,6 +295,7 @@ impl Notice {
             threshold: None,
             message: "Test notification from TOD: this channel works.".into(),
             reason: None,
+            incident_id: None,
             at,
         }
     }
@@ -296,6 +337,7 @@ impl Notice {
             "value": self.value,
             "threshold": self.threshold,
             "reason": self.reason,
+            "incident_id": self.incident_id,
             "timestamp": self.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "text": self.line(),
         })
@@ -489,6 +531,39 @@ mod tests {
             None,
             "no device"
         );
+    }
+
+    #[test]
+    fn an_incident_is_announced_by_its_first_alert_and_ended_by_its_last() {
+        let (r, incident) = (Uuid::from_u128(2), Uuid::from_u128(9));
+        let fired = |device: u128, joined: bool| {
+            json!({"device_id": Uuid::from_u128(device), "hostname": format!("cpe-{device}"), "rule_id": r,
+                "status": "firing", "severity": "critical", "message": "Device offline",
+                "incident_id": incident, "joined": joined})
+        };
+        let Some(Incoming::Fired(first)) = Incoming::read("alert.fired", &fired(1, false), at()) else {
+            panic!("the incident's first alert is announced")
+        };
+        assert_eq!(first.key, format!("incident:{incident}"));
+        assert_eq!(first.incident_id, Some(incident));
+        assert_eq!(first.webhook_body()["incident_id"], json!(incident));
+        let Some(Incoming::Joined(second)) = Incoming::read("alert.fired", &fired(2, true), at()) else {
+            panic!("one that joins it is read as joining")
+        };
+        assert_eq!(second.key, first.key, "the same incident");
+        let resolved = |device: u128, open: bool| {
+            json!({"device_id": Uuid::from_u128(device), "rule_id": r, "reason": "cleared",
+                "incident_id": incident, "incident_open": open})
+        };
+        assert_eq!(
+            Incoming::read("alert.resolved", &resolved(1, true), at()),
+            None,
+            "the first resolving while another is open ends nothing"
+        );
+        let Some(Incoming::Resolved { key, .. }) = Incoming::read("alert.resolved", &resolved(2, false), at()) else {
+            panic!("the last one ends the incident")
+        };
+        assert_eq!(key, first.key, "and its end goes where its firing went");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! One replica at a time (the `notifications` lease) reads each tenant's event stream (the
 //! outbox behind SSE) after its own cursor. A firing alert becomes one delivery per channel its
 //! rule links, or per fallback channel when the rule links none; a resolution goes to the
-//! channels whose last notice for that alert was its firing ([`tod_core::notify`]). Deliveries
+//! channels whose last notice for that alert was its firing ([`tod_core::notify`]). Device alerts
+//! that fire together are one incident: a channel hears of it once, and of its end once. Deliveries
 //! and the new cursor are committed together, so each event is planned once. Due deliveries are
 //! then sent; a failure is retried with backoff (or as the receiver's `Retry-After` asks) and
 //! given up after [`tod_core::notify::MAX_ATTEMPTS`], and the delivery log keeps the last status
@@ -413,6 +414,19 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Loads what each channel was last told about `key`, once per pass.
+    async fn recall(&mut self, store: &dyn Store, key: &str) -> Result<(), StoreError> {
+        if self.looked_up.insert(key.to_owned()) {
+            for l in store.last_notices(self.tenant, key).await? {
+                let fired = serde_json::from_str::<Notice>(&l.notice)
+                    .ok()
+                    .filter(|n| n.status == NoticeStatus::Firing);
+                self.last.entry((l.channel_id, key.to_owned())).or_insert(fired);
+            }
+        }
+        Ok(())
+    }
+
     async fn take(&mut self, store: &dyn Store, seq: i64, kind: &str, incoming: Incoming) -> Result<(), StoreError> {
         match incoming {
             Incoming::Fired(notice) => {
@@ -421,15 +435,20 @@ impl<'a> Planner<'a> {
                     self.last.insert((channel, notice.key.clone()), Some((*notice).clone()));
                 }
             }
-            Incoming::Resolved { key, at, reason } => {
-                if self.looked_up.insert(key.clone()) {
-                    for l in store.last_notices(self.tenant, &key).await? {
-                        let fired = serde_json::from_str::<Notice>(&l.notice)
-                            .ok()
-                            .filter(|n| n.status == NoticeStatus::Firing);
-                        self.last.entry((l.channel_id, key.clone())).or_insert(fired);
+            Incoming::Joined(notice) => {
+                // Each channel hears of an incident once.
+                self.recall(store, &notice.key).await?;
+                for channel in self.targets(&notice) {
+                    let slot = (channel, notice.key.clone());
+                    if matches!(self.last.get(&slot), Some(Some(_))) {
+                        continue;
                     }
+                    self.push(channel, seq, kind, &notice);
+                    self.last.insert(slot, Some((*notice).clone()));
                 }
+            }
+            Incoming::Resolved { key, at, reason } => {
+                self.recall(store, &key).await?;
                 let mut ends = Vec::new();
                 for ((channel, k), last) in &mut self.last {
                     if *k == key

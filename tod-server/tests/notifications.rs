@@ -503,3 +503,83 @@ on_both_backends!(
     alerts_reach_their_channels_with_retries_signatures_and_a_delivery_log,
     multi_thread
 );
+
+/// Devices of one site that cross a rule together are one incident, and one incident is one
+/// notice: its first alert's firing, and its end once its last alert resolves — not one page per
+/// radio when a tower's devices all go at once.
+async fn an_incident_is_notified_once_however_many_devices_it_hits(url: &str) {
+    let srv = TestServer::start(url, 1000).await;
+    let w = world(&srv).await;
+    let q = format!("?tenant_id={}", w.tenant);
+    let (recv, base) = Receiver::start().await;
+    let rule = srv
+        .call(
+            "POST",
+            &format!("/api/alerts/rules{q}"),
+            &w.root,
+            Some(
+                json!({ "name": "Warm", "metric": "cpu_load", "operator": "gt", "threshold": 50.0,
+                "duration_polls": 2 }),
+            ),
+        )
+        .await;
+    assert_eq!(rule.status, 201, "{:?}", rule.json);
+    let hook = srv
+        .call(
+            "POST",
+            &format!("/api/alerts/channels{q}"),
+            &w.root,
+            Some(json!({ "name": "NOC hook", "channel_type": "webhook", "url": format!("{base}/hook") })),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{:?}", hook.json);
+    let linked = srv
+        .call(
+            "PUT",
+            &format!("/api/alerts/rules/{}/channels{q}", rule.json["id"].as_str().unwrap()),
+            &w.root,
+            Some(json!({ "channel_ids": [hook.json["id"]] })),
+        )
+        .await;
+    assert_eq!(linked.status, 200, "{:?}", linked.json);
+
+    // The tower's three devices: cool, all hot at once (two polls, as the rule wants), one cools,
+    // all cool.
+    let loads: [[f64; 3]; 5] = [[10.0; 3], [80.0; 3], [80.0; 3], [10.0, 80.0, 80.0], [10.0; 3]];
+    for (seq, load) in loads.iter().enumerate() {
+        let reports = (0..3).map(|d| cpu(&w, d, seq as u64 + 1, load[d])).collect();
+        deliver(&srv, &w, &format!("i-{seq}"), reports).await;
+    }
+    let history = srv
+        .call("GET", &format!("/api/alerts{q}&per_page=50"), &w.root, None)
+        .await;
+    let items = history.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "three alerts: {}", history.json);
+    let incidents: HashSet<&str> = items.iter().filter_map(|a| a["incident_id"].as_str()).collect();
+    assert_eq!(incidents.len(), 1, "in one incident: {}", history.json);
+
+    let pass = srv.state.notifier.pass(Utc::now()).await.expect("pass");
+    assert_eq!(
+        (pass.planned, pass.delivered),
+        (2, 2),
+        "one firing and one end for the incident: {pass:?}"
+    );
+    let hits = recv.at("/hook");
+    let mut events: Vec<String> = hits
+        .iter()
+        .map(|h| h.headers["x-tod-event"].to_str().unwrap().to_owned())
+        .collect();
+    events.sort();
+    assert_eq!(events, ["alert.fired", "alert.resolved"]);
+    let incident = *incidents.iter().next().unwrap();
+    for h in &hits {
+        assert_eq!(h.body["incident_id"], incident, "{:?}", h.body);
+        assert_eq!(
+            h.body["device"], "dev-0",
+            "as the first device that crossed: {:?}",
+            h.body
+        );
+    }
+}
+
+on_both_backends!(an_incident_is_notified_once_however_many_devices_it_hits, multi_thread);

@@ -158,7 +158,7 @@ pub struct DeviceAlert {
     /// The incident it belongs to: an alert of one rule at one site that fires within
     /// [`INCIDENT_POLLS`] of its device's poll intervals after an open alert of another device
     /// joins that one's incident (a mass reboot, rain over a tower). An alert alone is its own
-    /// incident. Every alert is still notified on its own.
+    /// incident. Notifications go per incident: its first alert's firing, its last one's end.
     #[schema(value_type = Option<String>, format = Uuid)]
     pub incident_id: Option<Uuid>,
 }
@@ -790,26 +790,44 @@ macro_rules! impl_device_alerts {
                         rule, subject, at, reason, ..
                     } => {
                         let Subject::Device(device) = subject else { continue };
-                        stream.push(StreamItem {
-                            kind: "alert.resolved",
-                            data: serde_json::json!({
-                                "device_id": device, "hostname": names.get(&device.0), "rule_id": rule,
-                                "reason": reason_str(*reason),
-                            }),
-                            at: *at,
-                        });
-                        sqlx::query(
+                        let incident: Option<Option<Uuid>> = sqlx::query_scalar(
                             "UPDATE alert_events SET status = 'resolved', resolved_at = $4, resolve_reason = $5 \
-                             WHERE tenant_id = $1 AND device_id = $2 AND rule_id = $3 AND resolved_at IS NULL",
+                             WHERE tenant_id = $1 AND device_id = $2 AND rule_id = $3 AND resolved_at IS NULL \
+                             RETURNING incident_id",
                         )
                         .bind(tenant.0)
                         .bind(device.0)
                         .bind(rule.0)
                         .bind(micros(*at))
                         .bind(reason_str(*reason))
-                        .execute(&mut **tx)
+                        .fetch_optional(&mut **tx)
                         .await
                         .map_err(map_err)?;
+                        let incident = incident.flatten();
+                        // Whether another alert of its incident is still open: the incident ends
+                        // with its last one (one notice per cause).
+                        let incident_open = match incident {
+                            Some(incident) => sqlx::query_scalar::<_, i64>(
+                                "SELECT COUNT(*) FROM alert_events WHERE tenant_id = $1 AND incident_id = $2 \
+                                 AND resolved_at IS NULL",
+                            )
+                            .bind(tenant.0)
+                            .bind(incident)
+                            .fetch_one(&mut **tx)
+                            .await
+                            .map_err(map_err)?
+                                > 0,
+                            None => false,
+                        };
+                        stream.push(StreamItem {
+                            kind: "alert.resolved",
+                            data: serde_json::json!({
+                                "device_id": device, "hostname": names.get(&device.0), "rule_id": rule,
+                                "reason": reason_str(*reason), "incident_id": incident,
+                                "incident_open": incident_open,
+                            }),
+                            at: *at,
+                        });
                     }
                     AlertEvent::Suppressed {
                         rule,
