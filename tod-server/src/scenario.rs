@@ -264,6 +264,9 @@ pub struct Planned {
     pub fade_db: f64,
 }
 
+/// The most faults one run may plan (repeats and tower ranges unrolled).
+pub const MAX_FAULTS: usize = 10_000;
+
 /// The fade of rain when a file gives none, dB.
 pub const DEFAULT_RAIN_DB: f64 = 14.0;
 
@@ -322,6 +325,11 @@ impl Scenario {
                 {
                     // Whole cycles only, so each one's return is inside the run.
                     break;
+                }
+                if out.len() + targets.len() > MAX_FAULTS {
+                    return Err(err(format!(
+                        "more than {MAX_FAULTS} faults in one run: repeat it less often"
+                    )));
                 }
                 for target in &targets {
                     out.push(Planned {
@@ -549,6 +557,16 @@ mod tests {
             far.plan(&world, world.sites, 60.0, 60)
                 .unwrap_err()
                 .contains("tower 99")
+        );
+        let often = Scenario::parse(&fault(
+            "kind = \"power_off\"\ntarget = \"busiest-ap\"\nat = \"0 s\"\nlasts = \"0.01 s\"\nevery = \"0.02 s\"",
+        ))
+        .unwrap();
+        assert!(
+            often
+                .plan(&world, world.sites, 60.0, 60)
+                .unwrap_err()
+                .contains("more than")
         );
     }
 }

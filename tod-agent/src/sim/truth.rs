@@ -86,7 +86,8 @@ pub struct Event {
     /// What: `client_drop`, `roam_away`, `client_death`, `rain`, `drift`, `power_off`, `fade`,
     /// `faults`, `reboot`, `package_switch`, or a noted event's own kind.
     pub kind: String,
-    /// The device it hit, by name (a client's own radio, when it is a managed device).
+    /// The device it hit, by name (a client's own radio, when it is a managed device); for a
+    /// noted event, what it hit (`Tower 01`).
     pub device: Option<String>,
     /// The site (world numbering, from 1).
     pub site: Option<usize>,
