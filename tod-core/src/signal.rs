@@ -217,10 +217,20 @@ pub fn bucket(samples: impl IntoIterator<Item = Sample>, range: Range, now: Date
 }
 
 /// Trend detection settings.
+///
+/// The recent window is compared with one that ended `gap_secs` before it began: with the
+/// defaults, the last week with the week two weeks before it, so the verdict is a change over two
+/// weeks (as the reference's message promises). A slow drift of `r` dB a day shows as
+/// `r × (window + gap)` — 7 dB for the −0.5 dB a day of a creeping antenna alignment — where
+/// adjacent weeks (the gap at 0) would show only `r × window`, 3.5 dB, under the threshold for
+/// ever. A sudden drop shows as soon as the recent window holds it, either way.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrendConfig {
     /// Length of each of the two disjoint windows.
     pub window_secs: i64,
+    /// Time between the end of the earlier window and the start of the recent one.
+    #[serde(default)]
+    pub gap_secs: i64,
     /// A drop of at least this many dB (previous mean − recent mean) raises the trend.
     pub threshold_db: f64,
     /// An active trend clears only when the drop falls below `threshold_db − clear_margin_db`.
@@ -233,6 +243,7 @@ impl Default for TrendConfig {
     fn default() -> Self {
         Self {
             window_secs: 7 * 86_400,
+            gap_secs: 7 * 86_400,
             threshold_db: 5.0,
             clear_margin_db: 2.0,
             min_samples: 12,
@@ -253,13 +264,24 @@ pub struct TrendStats {
     pub previous_samples: u32,
     /// Usable samples in the recent window.
     pub recent_samples: u32,
+    /// Time between the windows' starts (the span the change is over), seconds.
+    #[serde(default)]
+    pub span_secs: i64,
 }
 
 impl TrendStats {
-    /// What an operator reads: `Signal degraded 6.3 dB week over week (from -60 dBm to -66 dBm)`.
+    /// What an operator reads: `Signal degraded 6.3 dB over 2 weeks (from -60 dBm to -66 dBm)`.
     pub fn describe(&self) -> String {
+        let over = match self.span_secs {
+            s if s > 0 && s % (7 * 86_400) == 0 => match s / (7 * 86_400) {
+                1 => "a week".to_owned(),
+                n => format!("{n} weeks"),
+            },
+            s if s >= 86_400 => format!("{:.0} days", s as f64 / 86_400.0),
+            s => format!("{:.0} hours", s as f64 / 3_600.0),
+        };
         format!(
-            "Signal degraded {:.1} dB week over week (from {:.0} dBm to {:.0} dBm)",
+            "Signal degraded {:.1} dB over {over} (from {:.0} dBm to {:.0} dBm)",
             self.delta_db, self.previous_avg, self.recent_avg
         )
     }
@@ -279,7 +301,8 @@ pub enum TrendVerdict {
     },
 }
 
-/// Compares the recent window `(now − w, now]` with the previous one `(now − 2w, now − w]`.
+/// Compares the recent window `(now − w, now]` with the previous one `(now − 2w − g, now − w − g]`
+/// (`w` the window, `g` the gap).
 ///
 /// `currently_degraded` is the state after the previous evaluation; it selects the threshold
 /// (raise at `threshold_db`, clear below `threshold_db − clear_margin_db`) so a delta that hovers
@@ -291,8 +314,12 @@ pub fn detect_trend(
     config: &TrendConfig,
     currently_degraded: bool,
 ) -> TrendVerdict {
-    let w = Duration::seconds(config.window_secs);
-    let (recent_start, previous_start) = (now - w, now - w - w);
+    let (w, g) = (
+        Duration::seconds(config.window_secs),
+        Duration::seconds(config.gap_secs.max(0)),
+    );
+    let recent_start = now - w;
+    let (previous_start, previous_end) = (recent_start - g - w, recent_start - g);
     let (mut rs, mut rn, mut ps, mut pn) = (0i64, 0u32, 0i64, 0u32);
     for s in samples {
         if s.dbm == 0 || s.at > now || s.at <= previous_start {
@@ -301,7 +328,7 @@ pub fn detect_trend(
         if s.at > recent_start {
             rs += i64::from(s.dbm);
             rn += 1;
-        } else {
+        } else if s.at <= previous_end {
             ps += i64::from(s.dbm);
             pn += 1;
         }
@@ -310,7 +337,8 @@ pub fn detect_trend(
 }
 
 /// [`detect_trend`]'s judgement from the windows' sums and counts of usable samples (a database
-/// can sum the windows itself): `previous` is `(now − 2w, now − w]`, `recent` `(now − w, now]`.
+/// can sum the windows itself): `previous` is `(now − 2w − g, now − w − g]`, `recent`
+/// `(now − w, now]`.
 pub fn judge_trend(
     previous: (i64, u32),
     recent: (i64, u32),
@@ -337,6 +365,7 @@ pub fn judge_trend(
             delta_db,
             previous_samples: pn,
             recent_samples: rn,
+            span_secs: config.window_secs + config.gap_secs.max(0),
         },
         degraded,
     }
@@ -457,9 +486,11 @@ mod tests {
         );
     }
 
+    /// Three weeks of hourly samples: the last week at `level_recent`, the two before at
+    /// `level_prev`.
     fn steady(level_prev: i16, level_recent: i16) -> Vec<Sample> {
         let mut v = Vec::new();
-        for h in 1..=14 * 24 {
+        for h in 1..=21 * 24 {
             let dbm = if h <= 7 * 24 { level_recent } else { level_prev };
             v.push(Sample {
                 at: at(NOW - h * 3_600 + 1),
@@ -503,6 +534,53 @@ mod tests {
             detect_trend(steady(-60, -62), at(NOW), &cfg, true),
             TrendVerdict::Evaluated { degraded: false, .. }
         ));
+    }
+
+    /// The simulator's drifting link: −0.5 dB a day from `start_days` ago, with its diurnal
+    /// swing and ±2 dB of per-minute noise, sampled every 10 minutes over four weeks.
+    fn drifting(start_days: i64, db_per_day: f64) -> Vec<Sample> {
+        (1..=28 * 144)
+            .map(|k: i64| {
+                let t = NOW - k * 600;
+                let days_in = (f64::from(i32::try_from(start_days * 86_400 - k * 600).unwrap()) / 86_400.0).max(0.0);
+                let diurnal = (t as f64 / 86_400.0 * std::f64::consts::TAU).sin();
+                let noise = (k * 7_919 % 5 - 2) as f64;
+                let dbm = -60.0 - db_per_day * days_in + diurnal + noise;
+                Sample {
+                    at: at(t + 1),
+                    dbm: dbm.round() as i16,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_slow_drift_is_seen_over_two_weeks_where_adjacent_weeks_miss_it() {
+        let cfg = TrendConfig::default();
+        let delta = |samples: Vec<Sample>, cfg: &TrendConfig| match detect_trend(samples, at(NOW), cfg, false) {
+            TrendVerdict::Evaluated { stats, degraded } => (stats.delta_db, degraded),
+            v => panic!("{v:?}"),
+        };
+        // Three weeks of a −0.5 dB/day drift: 7 dB over two weeks, raised.
+        let (d, raised) = delta(drifting(21, 0.5), &cfg);
+        assert!((6.5..=7.5).contains(&d) && raised, "{d}");
+        // Week over week it is 3.5 dB, and would never be raised.
+        let adjacent = TrendConfig { gap_secs: 0, ..cfg };
+        let (d, raised) = delta(drifting(21, 0.5), &adjacent);
+        assert!((3.0..=4.0).contains(&d) && !raised, "{d}");
+        // Two weeks into the drift it is already past the threshold (the earlier week is clean).
+        assert!(delta(drifting(14, 0.5), &cfg).1);
+        // A steady link with the same noise is not.
+        let (d, raised) = delta(drifting(0, 0.5), &cfg);
+        assert!(d.abs() < 0.5 && !raised, "{d}");
+        match detect_trend(drifting(21, 0.5), at(NOW), &cfg, false) {
+            TrendVerdict::Evaluated { stats, .. } => assert!(
+                stats.describe().starts_with("Signal degraded 7.") && stats.describe().contains("over 2 weeks"),
+                "{}",
+                stats.describe()
+            ),
+            v => panic!("{v:?}"),
+        }
     }
 
     #[test]

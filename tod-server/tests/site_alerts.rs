@@ -548,9 +548,10 @@ async fn signal_degradation_names_the_link(url: &str) {
     let (ap, cpe) = (&w.devices[0], &w.devices[1]);
     let mac = client(9);
     let now = Utc::now();
-    // Two weeks of an AP's view of one client: -60 dBm the week before last, -68 dBm last week.
+    // An AP's view of one client: -60 dBm three weeks back, -68 dBm last week (the trend is over
+    // two weeks: the last week against the week two weeks before it).
     let mut seq = 0;
-    for (days_ago, dbm) in [(12i64, -60i16), (3, -68)] {
+    for (days_ago, dbm) in [(19i64, -60i16), (3, -68)] {
         let reports: Vec<DeviceReport> = (0..14)
             .map(|h| {
                 seq += 1;
@@ -612,9 +613,9 @@ async fn the_trend_detector_reports_a_fading_link_once_and_clears_it(url: &str) 
     let mac = client(7);
     let t1 = Utc::now() - Duration::hours(2);
     // The CPE is known first, so every AP report resolves to it: the link is active.
-    deliver(&srv, &w, "cpe", vec![cpe_report(cpe, t1 - Duration::days(15), mac)]).await;
+    deliver(&srv, &w, "cpe", vec![cpe_report(cpe, t1 - Duration::days(22), mac)]).await;
     let mut seq = 0;
-    for (days_ago, dbm) in [(12i64, -60i16), (3, -67)] {
+    for (days_ago, dbm) in [(19i64, -60i16), (3, -67)] {
         let reports: Vec<DeviceReport> = (0..14)
             .map(|h| {
                 seq += 1;
@@ -657,7 +658,7 @@ async fn the_trend_detector_reports_a_fading_link_once_and_clears_it(url: &str) 
     assert!(active[0]["rule_id"].is_null());
     let message = active[0]["message"].as_str().unwrap();
     assert!(
-        message.starts_with("dev-1: Signal degraded 7.0 dB week over week (from -60 dBm to -67 dBm)"),
+        message.starts_with("dev-1: Signal degraded 7.0 dB over 2 weeks (from -60 dBm to -67 dBm)"),
         "{message}"
     );
     assert_eq!(
@@ -747,12 +748,12 @@ async fn signal_degradation_backtests_over_the_hourly_sums(url: &str) {
     let mac = client(5);
     let now = Utc::now();
     let base = trend_end(now) - Duration::hours(3);
-    deliver(&srv, &w, "cpe", vec![cpe_report(cpe, base - Duration::days(15), mac)]).await;
-    // -60 dBm ten days back, -68 dBm three days back: fourteen hourly readings each, and a 0 dBm
+    deliver(&srv, &w, "cpe", vec![cpe_report(cpe, base - Duration::days(22), mac)]).await;
+    // -60 dBm seventeen days back, -68 dBm three days back: fourteen hourly readings each, and a 0 dBm
     // reading in each of those hours that must not count (counted, the drop would be 4 dB).
     let mut seq = 0;
     let mut reports = Vec::new();
-    for (days, dbm) in [(10i64, -60i16), (3, -68)] {
+    for (days, dbm) in [(17i64, -60i16), (3, -68)] {
         for h in 0..14 {
             let hour = base - Duration::days(days) + Duration::hours(h);
             for (minute, dbm) in [(7, dbm), (37, 0)] {

@@ -607,8 +607,7 @@ macro_rules! impl_plugin_store {
                 if links.is_empty() {
                     return Ok(std::collections::HashMap::new());
                 }
-                let window = chrono::Duration::seconds(config.window_secs);
-                let sums = trend_sums(&mut tx, tenant, site.map(|s| s.0), at, window).await?;
+                let sums = trend_sums(&mut tx, tenant, site.map(|s| s.0), at, config).await?;
                 let deltas = $crate::store::trends::trend_deltas(&sums, config);
                 Ok(links
                     .into_iter()

@@ -64,8 +64,8 @@ const SUM_SIGNAL_HOUR: &str = "INSERT INTO signal_hourly (tenant_id, device_id, 
 const TREND_RAW: &str = "SELECT d.id, x.mac, x.rs, x.rn, x.ps, x.pn FROM devices d CROSS JOIN LATERAL \
      (SELECT r.mac, SUM(CASE WHEN r.collected_at >= $4 THEN r.signal_dbm ELSE 0 END) AS rs, \
      COUNT(*) FILTER (WHERE r.collected_at >= $4) AS rn, \
-     SUM(CASE WHEN r.collected_at < $4 THEN r.signal_dbm ELSE 0 END) AS ps, \
-     COUNT(*) FILTER (WHERE r.collected_at < $4) AS pn FROM registrations r \
+     SUM(CASE WHEN r.collected_at < $6 THEN r.signal_dbm ELSE 0 END) AS ps, \
+     COUNT(*) FILTER (WHERE r.collected_at < $6) AS pn FROM registrations r \
      WHERE r.tenant_id = d.tenant_id AND r.device_id = d.id AND r.collected_at >= $2 AND r.collected_at < $3 \
      AND r.signal_dbm IS NOT NULL AND r.signal_dbm <> 0 GROUP BY r.mac) x \
      WHERE d.tenant_id = $1 AND ($5::uuid IS NULL OR d.site_id = $5)";

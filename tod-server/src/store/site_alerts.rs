@@ -267,7 +267,7 @@ pub trait SiteAlertStore: Send + Sync {
     async fn tenants_with_open_rule_events(&self) -> Result<Vec<TenantId>, StoreError>;
     /// What `rules` need to be judged at `now`: the devices of their sites, their sectors'
     /// aggregates over `windows`, and — for `signal_degradation` rules — their sites' links
-    /// with the trend of the last week against the week before.
+    /// with the trend of the last week against the week two weeks before it.
     async fn site_alert_snapshot(
         &self,
         tenant: TenantId,
@@ -557,7 +557,6 @@ macro_rules! impl_site_alert_store {
                 trend_sites.sort();
                 trend_sites.dedup();
                 let trend = tod_core::signal::TrendConfig::default();
-                let window = chrono::Duration::seconds(trend.window_secs);
                 for site in trend_sites {
                     let links: Vec<LinkRow> = sqlx::query_as(
                         "SELECT w.* FROM wireless_links w JOIN devices d ON d.id = w.ap_device_id \
@@ -569,7 +568,7 @@ macro_rules! impl_site_alert_store {
                     .await
                     .map_err(map_err)?;
                     let links: Vec<tod_core::links::Link> = links.iter().filter_map(LinkRow::to_link).collect();
-                    let sums = trend_sums(&mut tx, tenant, Some(site.0), now, window).await?;
+                    let sums = trend_sums(&mut tx, tenant, Some(site.0), now, &trend).await?;
                     let deltas = $crate::store::trends::trend_deltas(&sums, &trend);
                     for l in &links {
                         let sector = snap.devices.iter().find(|d| d.id == l.key.ap).and_then(|d| d.sector);

@@ -67,8 +67,8 @@ const SUM_SIGNAL_HOUR: &str = "INSERT INTO signal_hourly (tenant_id, device_id, 
 /// AP and client MAC of the tenant `$1` (of one site `$5`), split at `$4`: recent sum and count,
 /// then previous. Device by device, as above.
 const TREND_RAW: &str = "SELECT r.device_id, r.mac, SUM(CASE WHEN r.collected_at >= $4 THEN r.signal_dbm ELSE 0 END), \
-     SUM(r.collected_at >= $4), SUM(CASE WHEN r.collected_at < $4 THEN r.signal_dbm ELSE 0 END), \
-     SUM(r.collected_at < $4) FROM devices d CROSS JOIN registrations r \
+     SUM(r.collected_at >= $4), SUM(CASE WHEN r.collected_at < $6 THEN r.signal_dbm ELSE 0 END), \
+     SUM(r.collected_at < $6) FROM devices d CROSS JOIN registrations r \
      WHERE d.tenant_id = $1 AND ($5 IS NULL OR d.site_id = $5) AND r.tenant_id = d.tenant_id \
      AND r.device_id = d.id AND r.collected_at >= $2 AND r.collected_at < $3 \
      AND r.signal_dbm IS NOT NULL AND r.signal_dbm <> 0 GROUP BY r.device_id, r.mac";

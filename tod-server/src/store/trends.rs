@@ -1,6 +1,6 @@
 //! The fleet-wide signal trend detector (hourly, one replica under the `trend-detection` lease):
 //! every active or degraded link whose AP is at a site is judged by tod-core's
-//! [`judge_trend`](tod_core::signal::judge_trend) — last week's mean signal against the week before,
+//! [`judge_trend`](tod_core::signal::judge_trend) — last week's mean signal against the week two weeks before it,
 //! disjoint windows, 0 dBm sentinels ignored, a clear margin — and a link whose signal fell raises
 //! one `signal_trend` site alert event (no rule; the CPE in `device_id`, the AP in
 //! `ap_device_id`). The event resolves when the signal recovers, and also when the link stops
@@ -80,7 +80,6 @@ macro_rules! impl_trend_store {
             ) -> Result<$crate::store::trends::TrendPass, StoreError> {
                 use tod_core::signal::TrendVerdict;
                 let mut pass = $crate::store::trends::TrendPass::default();
-                let window = chrono::Duration::seconds(config.window_secs);
                 let tenants: Vec<Uuid> = {
                     let mut tx = self.tx(None).await?;
                     sqlx::query_scalar(
@@ -112,7 +111,7 @@ macro_rules! impl_trend_store {
                         let sums = if links.is_empty() {
                             $crate::store::trends::TrendSums::new()
                         } else {
-                            trend_sums(&mut tx, tenant, None, now, window).await?
+                            trend_sums(&mut tx, tenant, None, now, config).await?
                         };
                         (links, sums)
                     };
@@ -212,7 +211,8 @@ macro_rules! impl_trend_store {
         }
 
         /// Every client's signal sums of the tenant's APs (of one site) for a trend judged at
-        /// `at`: the two windows of whole hours before [`trend_end`](crate::store::trends::trend_end),
+        /// `at`: the two windows of whole hours before [`trend_end`](crate::store::trends::trend_end)
+        /// (the recent one ending there, the earlier one the config's gap before it),
         /// from the hourly sums where an hour is summed and clean, and from the registrations
         /// for the rest (hours not summed yet, dirty ones) — the same sums either way. 0 dBm is
         /// the "unknown" sentinel and does not count.
@@ -221,11 +221,14 @@ macro_rules! impl_trend_store {
             tenant: TenantId,
             site: Option<Uuid>,
             at: DateTime<Utc>,
-            window: chrono::Duration,
+            config: &tod_core::signal::TrendConfig,
         ) -> Result<$crate::store::trends::TrendSums, StoreError> {
+            let window = chrono::Duration::seconds(config.window_secs);
             let end = $crate::store::trends::trend_end(at);
+            // The recent window starts at `mid`; the earlier one ends at `previous_end`.
             let mid = end - window;
-            let start = mid - window;
+            let previous_end = mid - chrono::Duration::seconds(config.gap_secs.max(0));
+            let start = previous_end - window;
             let hour = chrono::Duration::hours(1);
             let mut sums = $crate::store::trends::TrendSums::new();
             let mut add = |rows: Vec<(Uuid, String, i64, i64, i64, i64)>| {
@@ -259,8 +262,8 @@ macro_rules! impl_trend_store {
                     "SELECT h.device_id, h.mac, \
                      CAST(SUM(CASE WHEN h.hour >= $4 THEN h.signal_sum ELSE 0 END) AS BIGINT), \
                      CAST(SUM(CASE WHEN h.hour >= $4 THEN h.samples - h.zero_samples ELSE 0 END) AS BIGINT), \
-                     CAST(SUM(CASE WHEN h.hour < $4 THEN h.signal_sum ELSE 0 END) AS BIGINT), \
-                     CAST(SUM(CASE WHEN h.hour < $4 THEN h.samples - h.zero_samples ELSE 0 END) AS BIGINT) \
+                     CAST(SUM(CASE WHEN h.hour < $6 THEN h.signal_sum ELSE 0 END) AS BIGINT), \
+                     CAST(SUM(CASE WHEN h.hour < $6 THEN h.samples - h.zero_samples ELSE 0 END) AS BIGINT) \
                      FROM signal_hourly h WHERE h.tenant_id = $1 AND h.hour >= $2 AND h.hour < $3 \
                      AND ($5 IS NULL OR h.device_id IN (SELECT id FROM devices WHERE tenant_id = $1 AND site_id = $5)) \
                      AND NOT EXISTS (SELECT 1 FROM signal_hourly_dirty x WHERE x.tenant_id = $1 AND x.hour = h.hour) \
@@ -271,6 +274,7 @@ macro_rules! impl_trend_store {
                 .bind(summed_to)
                 .bind(mid)
                 .bind(site)
+                .bind(previous_end)
                 .fetch_all(&mut **tx)
                 .await
                 .map_err(map_err)?);
@@ -285,6 +289,7 @@ macro_rules! impl_trend_store {
                     .bind(to)
                     .bind(mid)
                     .bind(site)
+                    .bind(previous_end)
                     .fetch_all(&mut **tx)
                     .await
                     .map_err(map_err)?);
