@@ -218,12 +218,12 @@ pub fn bucket(samples: impl IntoIterator<Item = Sample>, range: Range, now: Date
 
 /// Trend detection settings.
 ///
-/// The recent window is compared with one that ended `gap_secs` before it began: with the
-/// defaults, the last week with the week two weeks before it, so the verdict is a change over two
-/// weeks (as the reference's message promises). A slow drift of `r` dB a day shows as
-/// `r × (window + gap)` — 7 dB for the −0.5 dB a day of a creeping antenna alignment — where
-/// adjacent weeks (the gap at 0) would show only `r × window`, 3.5 dB, under the threshold for
-/// ever. A sudden drop shows as soon as the recent window holds it, either way.
+/// The recent window is compared with one that ended `gap_secs` before it began. The defaults
+/// are the design's: the last week against the week before (no gap). A slow drift of `r` dB a
+/// day shows as `r × (window + gap)`: adjacent weeks see the −0.5 dB a day of a creeping antenna
+/// alignment as 3.5 dB, under the 5 dB threshold for ever, where a week's gap (the last week
+/// against the week two weeks before it, a change over two weeks) sees 7 dB. A sudden drop shows
+/// as soon as the recent window holds it, either way.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrendConfig {
     /// Length of each of the two disjoint windows.
@@ -243,7 +243,7 @@ impl Default for TrendConfig {
     fn default() -> Self {
         Self {
             window_secs: 7 * 86_400,
-            gap_secs: 7 * 86_400,
+            gap_secs: 0,
             threshold_db: 5.0,
             clear_margin_db: 2.0,
             min_samples: 12,
@@ -270,18 +270,17 @@ pub struct TrendStats {
 }
 
 impl TrendStats {
-    /// What an operator reads: `Signal degraded 6.3 dB over 2 weeks (from -60 dBm to -66 dBm)`.
+    /// What an operator reads: `Signal degraded 6.3 dB week over week (from -60 dBm to -66 dBm)`,
+    /// or `… over 2 weeks …` when the windows are two weeks apart.
     pub fn describe(&self) -> String {
         let over = match self.span_secs {
-            s if s > 0 && s % (7 * 86_400) == 0 => match s / (7 * 86_400) {
-                1 => "a week".to_owned(),
-                n => format!("{n} weeks"),
-            },
-            s if s >= 86_400 => format!("{:.0} days", s as f64 / 86_400.0),
-            s => format!("{:.0} hours", s as f64 / 3_600.0),
+            s if s == 7 * 86_400 => "week over week".to_owned(),
+            s if s > 0 && s % (7 * 86_400) == 0 => format!("over {} weeks", s / (7 * 86_400)),
+            s if s >= 86_400 => format!("over {:.0} days", s as f64 / 86_400.0),
+            s => format!("over {:.0} hours", s as f64 / 3_600.0),
         };
         format!(
-            "Signal degraded {:.1} dB over {over} (from {:.0} dBm to {:.0} dBm)",
+            "Signal degraded {:.1} dB {over} (from {:.0} dBm to {:.0} dBm)",
             self.delta_db, self.previous_avg, self.recent_avg
         )
     }
@@ -555,32 +554,36 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_drift_is_seen_over_two_weeks_where_adjacent_weeks_miss_it() {
-        let cfg = TrendConfig::default();
+    fn a_slow_drift_is_missed_week_over_week_and_seen_over_two_weeks() {
         let delta = |samples: Vec<Sample>, cfg: &TrendConfig| match detect_trend(samples, at(NOW), cfg, false) {
             TrendVerdict::Evaluated { stats, degraded } => (stats.delta_db, degraded),
             v => panic!("{v:?}"),
         };
-        // Three weeks of a −0.5 dB/day drift: 7 dB over two weeks, raised.
-        let (d, raised) = delta(drifting(21, 0.5), &cfg);
-        assert!((6.5..=7.5).contains(&d) && raised, "{d}");
-        // Week over week it is 3.5 dB, and would never be raised.
-        let adjacent = TrendConfig { gap_secs: 0, ..cfg };
+        // The design's windows, week over week: three weeks of a −0.5 dB/day drift is 3.5 dB,
+        // never raised.
+        let adjacent = TrendConfig::default();
         let (d, raised) = delta(drifting(21, 0.5), &adjacent);
         assert!((3.0..=4.0).contains(&d) && !raised, "{d}");
+        // With a week's gap (a change over two weeks) it is 7 dB, raised.
+        let two_weeks = TrendConfig {
+            gap_secs: 7 * 86_400,
+            ..adjacent
+        };
+        let (d, raised) = delta(drifting(21, 0.5), &two_weeks);
+        assert!((6.5..=7.5).contains(&d) && raised, "{d}");
         // Two weeks into the drift it is already past the threshold (the earlier week is clean).
-        assert!(delta(drifting(14, 0.5), &cfg).1);
-        // A steady link with the same noise is not.
-        let (d, raised) = delta(drifting(0, 0.5), &cfg);
-        assert!(d.abs() < 0.5 && !raised, "{d}");
-        match detect_trend(drifting(21, 0.5), at(NOW), &cfg, false) {
-            TrendVerdict::Evaluated { stats, .. } => assert!(
-                stats.describe().starts_with("Signal degraded 7.") && stats.describe().contains("over 2 weeks"),
-                "{}",
-                stats.describe()
-            ),
-            v => panic!("{v:?}"),
+        assert!(delta(drifting(14, 0.5), &two_weeks).1);
+        // A steady link with the same noise is not, either way.
+        for cfg in [&adjacent, &two_weeks] {
+            let (d, raised) = delta(drifting(0, 0.5), cfg);
+            assert!(d.abs() < 0.5 && !raised, "{d}");
         }
+        let said = |cfg: &TrendConfig| match detect_trend(drifting(21, 0.5), at(NOW), cfg, false) {
+            TrendVerdict::Evaluated { stats, .. } => stats.describe(),
+            v => panic!("{v:?}"),
+        };
+        assert!(said(&adjacent).contains("dB week over week"), "{}", said(&adjacent));
+        assert!(said(&two_weeks).contains("dB over 2 weeks"), "{}", said(&two_weeks));
     }
 
     #[test]

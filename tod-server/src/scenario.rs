@@ -267,8 +267,8 @@ pub struct Planned {
 /// The most faults one run may plan (repeats and tower ranges unrolled).
 pub const MAX_FAULTS: usize = 10_000;
 
-/// The fade of rain when a file gives none, dB.
-pub const DEFAULT_RAIN_DB: f64 = 14.0;
+/// The fade of rain when a file gives none, dB: the demo's heavy rain.
+pub const DEFAULT_RAIN_DB: f64 = crate::demo::RAIN_FADE_DB;
 
 impl Scenario {
     /// A standard scenario by name, or a scenario file (a path ending in `.toml`).

@@ -3,10 +3,12 @@
 //!
 //! The simulator's world is a pure function of its seed and the simulated clock: which clients
 //! are associated (flapping, roaming and dying clients drop out on schedule), their signal (drift,
-//! rain fades), and which devices a scenario switched off. The scorer runs the whole system — the
-//! demo's server, simulator, agents and tunnels — injects a scenario's faults, and samples the API
-//! once per poll interval, comparing each (link, sample) with the truth at the sample's simulated
-//! time. It reports link-state accuracy with its confusion matrix, whether and how fast each
+//! rain fades); and it journals every change made to it (which devices a scenario switched off,
+//! faded, rebooted), so its truth at any past moment is exact ([`tod_agent::sim::truth`]). The
+//! scorer runs the whole system — the demo's server, simulator, agents and tunnels — injects a
+//! scenario's faults ([`crate::scenario`]: a TOML file's timeline), and samples the API once per
+//! poll interval, comparing each (link, sample) with the simulator's truth at the sample's
+//! simulated time. It reports link-state accuracy with its confusion matrix, whether and how fast each
 //! injected fault was reported and about the right device, how many alerts one upstream failure
 //! raised, and how many of all alerts have a cause in the truth.
 

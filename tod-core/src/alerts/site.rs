@@ -347,7 +347,7 @@ impl Rule for SiteRule {
                         && delta >= t
                     {
                         let detail = format!(
-                            "link signal degraded {delta:.1} dB over two weeks (≥ {} dB)",
+                            "link signal degraded {delta:.1} dB week over week (≥ {} dB)",
                             fmt_num(t)
                         );
                         let ev = vec![

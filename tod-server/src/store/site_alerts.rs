@@ -267,7 +267,7 @@ pub trait SiteAlertStore: Send + Sync {
     async fn tenants_with_open_rule_events(&self) -> Result<Vec<TenantId>, StoreError>;
     /// What `rules` need to be judged at `now`: the devices of their sites, their sectors'
     /// aggregates over `windows`, and — for `signal_degradation` rules — their sites' links
-    /// with the trend of the last week against the week two weeks before it.
+    /// with the trend of the last week against the week before.
     async fn site_alert_snapshot(
         &self,
         tenant: TenantId,

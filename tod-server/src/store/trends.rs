@@ -1,6 +1,6 @@
 //! The fleet-wide signal trend detector (hourly, one replica under the `trend-detection` lease):
 //! every active or degraded link whose AP is at a site is judged by tod-core's
-//! [`judge_trend`](tod_core::signal::judge_trend) — last week's mean signal against the week two weeks before it,
+//! [`judge_trend`](tod_core::signal::judge_trend) — last week's mean signal against the week before (or the config's gap before),
 //! disjoint windows, 0 dBm sentinels ignored, a clear margin — and a link whose signal fell raises
 //! one `signal_trend` site alert event (no rule; the CPE in `device_id`, the AP in
 //! `ap_device_id`). The event resolves when the signal recovers, and also when the link stops

@@ -111,9 +111,9 @@ pub struct Link {
     pub state: LinkState,
     pub signal_dbm: Option<i16>,
     pub tx_ccq: Option<u8>,
-    /// The mean of the week two weeks before last week minus last week's, dB (positive:
-    /// weaker): TOD's own trend, a change over two weeks, in whole hours before the evaluation,
-    /// 0 dBm readings left out. `None` when either week has fewer than 12 readings.
+    /// Previous week's mean minus last week's, dB (positive: weaker): TOD's own trend, over
+    /// the two weeks of whole hours before the evaluation, 0 dBm readings left out. `None`
+    /// when either week has fewer than 12 readings.
     pub trend_delta_db: Option<f64>,
 }
 
