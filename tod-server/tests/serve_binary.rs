@@ -38,17 +38,21 @@ async fn serve_answers_health_and_stops_on_sigterm() {
         .unwrap();
     let mut child = Reap(child);
     let deadline = Instant::now() + Duration::from_secs(20);
+    // Until it answers: a refused connection, or one reset while the server starts, is tried again.
+    let ready = async || -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        s.write_all(b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).await?;
+        Ok(text)
+    };
     let body = loop {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            s.write_all(b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await
-                .unwrap();
-            let mut text = String::new();
-            s.read_to_string(&mut text).await.unwrap();
-            break text;
+        match ready().await {
+            Ok(text) if !text.is_empty() => break text,
+            answer => assert!(Instant::now() < deadline, "tod-server did not come up: {answer:?}"),
         }
-        assert!(Instant::now() < deadline, "tod-server did not come up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
