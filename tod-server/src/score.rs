@@ -383,7 +383,6 @@ fn behaviour(world: &World, l: &TrueLink) -> String {
 struct Injected {
     /// What the scenario calls it.
     kind: String,
-    fault: FaultKind,
     target: Target,
     planned: f64,
     length: f64,
@@ -403,6 +402,18 @@ enum Target {
     TowerReboot(usize),
     /// Rain over a tower: its access points' links fade.
     Rain(usize),
+}
+
+impl Target {
+    /// The scenario's kind of fault that hits it.
+    fn kind(self) -> FaultKind {
+        match self {
+            Self::Device(_) => FaultKind::PowerOff,
+            Self::Tower(_) => FaultKind::BackhaulOutage,
+            Self::TowerReboot(_) => FaultKind::TowerReboot,
+            Self::Rain(_) => FaultKind::Rain,
+        }
+    }
 }
 
 /// The default signal rule's threshold, dBm: a weaker signal is a cause for its alert.
@@ -546,7 +557,6 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         .into_iter()
         .map(|p| Injected {
             kind: p.label,
-            fault: p.kind,
             target: match (p.kind, p.target) {
                 (_, PlanTarget::Device(d)) => Target::Device(d),
                 (FaultKind::BackhaulOutage, PlanTarget::Tower(t)) => Target::Tower(t),
@@ -618,7 +628,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                     demo.stop_agent(tower).await?;
                     // Outside the simulator: the network is fine, TOD cannot see it.
                     demo.sim
-                        .note(f.fault.name(), &format!("Tower {:02}", tower + 1), Some(until));
+                        .note(f.target.kind().name(), &format!("Tower {:02}", tower + 1), Some(until));
                 }
                 Target::Rain(_) => {
                     for d in members(f.target) {
@@ -902,7 +912,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
             let kinds = count_kinds(mine.iter().copied());
             FaultReport {
                 kind: f.kind.clone(),
-                fault: f.fault.name().into(),
+                fault: f.target.kind().name().into(),
                 device: match f.target {
                     Target::Device(d) => name_of(d),
                     Target::Tower(t) | Target::TowerReboot(t) | Target::Rain(t) => format!("Tower {:02}", t + 1),

@@ -600,6 +600,46 @@ async fn signal_degradation_names_the_link(url: &str) {
 }
 on_both_backends!(signal_degradation_names_the_link);
 
+/// A link the trend detector judges at `t1`, between the world's first two devices (AP, CPE): the
+/// CPE known `known_days` before (so every AP report resolves to it and the link is active), then
+/// fourteen hourly readings of it by the AP at each (days back, dBm), and one a minute before
+/// `t1` at the last level.
+async fn fading_link(
+    srv: &TestServer,
+    w: &World,
+    t1: DateTime<Utc>,
+    mac: MacAddr,
+    known_days: i64,
+    weeks: &[(i64, i16)],
+) {
+    let (ap, cpe) = (&w.devices[0], &w.devices[1]);
+    deliver(
+        srv,
+        w,
+        "cpe",
+        vec![cpe_report(cpe, t1 - Duration::days(known_days), mac)],
+    )
+    .await;
+    let mut seq = 0;
+    for (days_ago, dbm) in weeks {
+        let reports: Vec<DeviceReport> = (0..14)
+            .map(|h| {
+                seq += 1;
+                ap_report(ap, seq, t1 - Duration::days(*days_ago) + Duration::hours(h), mac, *dbm)
+            })
+            .collect();
+        deliver(srv, w, &format!("trend-{days_ago}"), reports).await;
+    }
+    let last = weeks.last().map_or(-60, |(_, dbm)| *dbm);
+    deliver(
+        srv,
+        w,
+        "ap-t1",
+        vec![ap_report(ap, 100, t1 - Duration::minutes(1), mac, last)],
+    )
+    .await;
+}
+
 /// The fleet-wide trend detector (no rule): one `signal_trend` event per fading link, not raised
 /// twice, handed over to a site's own `signal_degradation` rule, and resolved when the signal
 /// recovers — with its raise and resolution in the live stream.
@@ -611,25 +651,7 @@ async fn the_trend_detector_reports_a_fading_link_once_and_clears_it(url: &str) 
     let (ap, cpe) = (&w.devices[0], &w.devices[1]);
     let mac = client(7);
     let t1 = Utc::now() - Duration::hours(2);
-    // The CPE is known first, so every AP report resolves to it: the link is active.
-    deliver(&srv, &w, "cpe", vec![cpe_report(cpe, t1 - Duration::days(15), mac)]).await;
-    let mut seq = 0;
-    for (days_ago, dbm) in [(12i64, -60i16), (3, -67)] {
-        let reports: Vec<DeviceReport> = (0..14)
-            .map(|h| {
-                seq += 1;
-                ap_report(ap, seq, t1 - Duration::days(days_ago) + Duration::hours(h), mac, dbm)
-            })
-            .collect();
-        deliver(&srv, &w, &format!("trend-{days_ago}"), reports).await;
-    }
-    deliver(
-        &srv,
-        &w,
-        "ap-t1",
-        vec![ap_report(ap, 100, t1 - Duration::minutes(1), mac, -67)],
-    )
-    .await;
+    fading_link(&srv, &w, t1, mac, 15, &[(12, -60), (3, -67)]).await;
     let store = srv.state.store.clone();
     let cfg = TrendConfig::default();
     let head = store.stream_head(w.tenant.parse().unwrap()).await.unwrap();
@@ -859,28 +881,10 @@ async fn trend_windows_a_gap_apart_are_summed_as_configured(url: &str) {
     use tod_server::store::TrendPass;
     let srv = server(url).await;
     let w = world(&srv).await;
-    let (ap, cpe) = (&w.devices[0], &w.devices[1]);
     let mac = client(7);
     let t1 = Utc::now() - Duration::hours(2);
-    deliver(&srv, &w, "cpe", vec![cpe_report(cpe, t1 - Duration::days(22), mac)]).await;
     // -60 dBm three weeks back, -67 dBm last week, nothing in the week between.
-    let mut seq = 0;
-    for (days_ago, dbm) in [(19i64, -60i16), (3, -67)] {
-        let reports: Vec<DeviceReport> = (0..14)
-            .map(|h| {
-                seq += 1;
-                ap_report(ap, seq, t1 - Duration::days(days_ago) + Duration::hours(h), mac, dbm)
-            })
-            .collect();
-        deliver(&srv, &w, &format!("gap-{days_ago}"), reports).await;
-    }
-    deliver(
-        &srv,
-        &w,
-        "ap-t1",
-        vec![ap_report(ap, 100, t1 - Duration::minutes(1), mac, -67)],
-    )
-    .await;
+    fading_link(&srv, &w, t1, mac, 22, &[(19, -60), (3, -67)]).await;
     let store = srv.state.store.clone();
     let adjacent = TrendConfig::default();
     assert_eq!(

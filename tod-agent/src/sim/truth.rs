@@ -365,11 +365,13 @@ pub fn heard(
     t: f64,
     faults: &dyn Fn(usize) -> Faults,
 ) -> Option<i16> {
-    let off = |d: usize| faults(d).offline_until.is_some_and(|until| t < until);
-    if off(ap) || c.cpe.is_some_and(off) {
+    // Each device's faults read once: the registration tables call this for every client.
+    let (at_ap, at_cpe) = (faults(ap), c.cpe.map(faults));
+    let off = |f: &Faults| f.offline_until.is_some_and(|until| t < until);
+    if off(&at_ap) || at_cpe.as_ref().is_some_and(off) {
         return None;
     }
-    let fade = faults(ap).fade_at(t) + c.cpe.map_or(0.0, |cpe| faults(cpe).fade_at(t));
+    let fade = at_ap.fade_at(t) + at_cpe.map_or(0.0, |f| f.fade_at(t));
     let site = world.devices[ap].site;
     let s = client_signal(world.seed, site, ap, radio, slot, c, t)?;
     Some(faded(s, fade))
