@@ -742,10 +742,46 @@ pub(crate) type RegistrationRow<'a> = (
 /// The columns of a link upsert and what a conflict updates (the key and `discovered_at` stay).
 pub(crate) const LINK_COLUMNS: &str = "tenant_id, ap_device_id, cpe_device_id, interface, client_mac, signal_dbm, \
      tx_ccq, tx_rate, rx_rate, state, missed_polls, discovered_at, last_seen, state_since";
+/// What a link's row needs after a batch, against the row as it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkWrite {
+    /// Nothing changed.
+    Nothing,
+    /// Only what each poll brings: signal, CCQ, rates, missed polls, last seen. The upsert
+    /// assigns just those columns, which leaves the state's index alone (SQLite rewrites an
+    /// index entry for every indexed column assigned, changed or not: a link's write cost a
+    /// third more with the state in it).
+    Readings,
+    /// A new link, or one whose state, interface or MAC changed: the whole row, upserted.
+    Whole,
+}
+
+impl LinkWrite {
+    pub(crate) fn of(stored: Option<&tod_core::links::Link>, now: &tod_core::links::Link) -> LinkWrite {
+        match stored {
+            Some(was) if was == now => LinkWrite::Nothing,
+            Some(was)
+                if was.state == now.state
+                    && was.state_since == now.state_since
+                    && was.interface == now.interface
+                    && was.client_mac == now.client_mac
+                    && was.discovered_at == now.discovered_at =>
+            {
+                LinkWrite::Readings
+            }
+            _ => LinkWrite::Whole,
+        }
+    }
+}
+
 pub(crate) const LINK_CONFLICT: &str = " ON CONFLICT (ap_device_id, cpe_device_id) DO UPDATE SET \
      interface = excluded.interface, client_mac = excluded.client_mac, signal_dbm = excluded.signal_dbm, \
      tx_ccq = excluded.tx_ccq, tx_rate = excluded.tx_rate, rx_rate = excluded.rx_rate, state = excluded.state, \
      missed_polls = excluded.missed_polls, last_seen = excluded.last_seen, state_since = excluded.state_since";
+/// The upsert's clause that assigns only a link's per-poll values.
+pub(crate) const LINK_READINGS_CONFLICT: &str = " ON CONFLICT (ap_device_id, cpe_device_id) DO UPDATE SET \
+     signal_dbm = excluded.signal_dbm, tx_ccq = excluded.tx_ccq, tx_rate = excluded.tx_rate, \
+     rx_rate = excluded.rx_rate, missed_polls = excluded.missed_polls, last_seen = excluded.last_seen";
 /// A link as a JSON array in SQLite, in [`LinkRow::from_json_arrays`]' order (ids as hex).
 pub(crate) const LINKS_JSON: &str = "json_array(hex(ap_device_id), hex(cpe_device_id), interface, client_mac, \
      signal_dbm, tx_ccq, tx_rate, rx_rate, state, missed_polls, discovered_at, last_seen, state_since)";
@@ -2726,8 +2762,12 @@ macro_rules! impl_discover_links {
                     tracker.set_device_macs(DeviceId(device), m);
                 }
             }
+            // The links as stored, to write back only what the batch changed.
+            let mut stored: std::collections::HashMap<tod_core::links::LinkKey, tod_core::links::Link> =
+                std::collections::HashMap::new();
             for row in links_of_aps(tx, tenant, &aps).await? {
                 if let Some(link) = row.to_link() {
+                    stored.insert(link.key, link.clone());
                     tracker.restore_link(link);
                 }
             }
@@ -2768,10 +2808,15 @@ macro_rules! impl_discover_links {
                 q.push(" ON CONFLICT (ap_device_id) DO UPDATE SET last_report_at = excluded.last_report_at");
                 q.build().execute(&mut **tx).await.map_err(map_err)?;
             }
-            let links: Vec<&tod_core::links::Link> = aps
-                .iter()
-                .flat_map(|ap| tracker.links_of_ap(DeviceId(*ap)))
-                .collect();
+            let (mut links, mut readings) = (Vec::new(), Vec::new());
+            for link in aps.iter().flat_map(|ap| tracker.links_of_ap(DeviceId(*ap))) {
+                match $crate::store::fleet::LinkWrite::of(stored.get(&link.key), link) {
+                    $crate::store::fleet::LinkWrite::Nothing => {}
+                    $crate::store::fleet::LinkWrite::Readings => readings.push(link),
+                    $crate::store::fleet::LinkWrite::Whole => links.push(link),
+                }
+            }
+            update_link_readings(tx, tenant, &readings).await?;
             write_links(tx, tenant, &links, &changes, stream).await
         }
 
@@ -2907,5 +2952,65 @@ mod tests {
         assert_eq!(s.at, DateTime::<Utc>::from_timestamp(1_800_000_240, 0));
         assert_eq!(s.status, "offline");
         assert_eq!((s.version.as_deref(), s.uptime_secs), (Some("7.16"), Some(220)));
+    }
+
+    #[test]
+    fn a_link_is_written_whole_only_when_more_than_its_readings_changed() {
+        use tod_core::links::{Link, LinkKey, LinkState};
+        let t = |m: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + 60 * m, 0).unwrap();
+        let was = Link {
+            key: LinkKey {
+                ap: DeviceId(Uuid::from_u128(1)),
+                cpe: DeviceId(Uuid::from_u128(2)),
+            },
+            interface: "wlan1".into(),
+            client_mac: "02:00:00:00:00:01".parse().unwrap(),
+            signal_dbm: Some(-61),
+            tx_ccq: Some(90),
+            tx_rate: Some("300Mbps".into()),
+            rx_rate: Some("270Mbps".into()),
+            state: LinkState::Active,
+            missed_polls: 0,
+            discovered_at: t(0),
+            last_seen: t(5),
+            state_since: t(1),
+        };
+        assert_eq!(LinkWrite::of(Some(&was), &was), LinkWrite::Nothing);
+        assert_eq!(LinkWrite::of(None, &was), LinkWrite::Whole, "a new link");
+        let polled = Link {
+            signal_dbm: Some(-64),
+            tx_ccq: None,
+            tx_rate: None,
+            rx_rate: Some("240Mbps".into()),
+            missed_polls: 1,
+            last_seen: t(6),
+            ..was.clone()
+        };
+        assert_eq!(LinkWrite::of(Some(&was), &polled), LinkWrite::Readings);
+        let whole: [Link; 5] = [
+            Link {
+                state: LinkState::Degraded,
+                ..polled.clone()
+            },
+            Link {
+                state_since: t(6),
+                ..polled.clone()
+            },
+            Link {
+                interface: "wlan2".into(),
+                ..polled.clone()
+            },
+            Link {
+                client_mac: "02:00:00:00:00:09".parse().unwrap(),
+                ..polled.clone()
+            },
+            Link {
+                discovered_at: t(6),
+                ..polled.clone()
+            },
+        ];
+        for now in &whole {
+            assert_eq!(LinkWrite::of(Some(&was), now), LinkWrite::Whole, "{now:?}");
+        }
     }
 }

@@ -15,9 +15,9 @@ use super::device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind, SetRow, 
 use super::events::{DeviceEvent, EVENT_TIMELINE, EventFilter, EventStore, impl_event_store};
 use super::fleet::{
     AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, KnownDevice, LINK_COLUMNS, LINK_CONFLICT,
-    LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow,
-    SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links,
-    impl_fleet_store, lowest_free, placeholders, status_str,
+    LINK_READINGS_CONFLICT, LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector,
+    SectorFields, SectorRow, SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of,
+    impl_discover_links, impl_fleet_store, lowest_free, placeholders, status_str,
 };
 use super::maintenance::{
     MaintenanceStore, SuppressedAlert, Suppression, WINDOW_COLUMNS, Window, WindowRow, ids_json,
@@ -221,7 +221,6 @@ async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[Registratio
     Ok(())
 }
 
-/// Link upserts in one `UNNEST` statement.
 /// The tenant's devices with an interface of one of these MACs, with the MAC.
 async fn mac_owners(
     tx: &mut Tx,
@@ -256,14 +255,35 @@ async fn links_of_aps(
     q.fetch_all(&mut **tx).await.map_err(map_err)
 }
 
+/// The per-poll values of links that exist ([`super::fleet::LinkWrite::Readings`]): the upsert
+/// of [`upsert_links`] assigning only those columns. (An `UPDATE … FROM UNNEST` may be planned
+/// as a scan of the tenant's links; the upsert probes each link's key.)
+async fn update_link_readings(
+    tx: &mut Tx,
+    tenant: TenantId,
+    links: &[&tod_core::links::Link],
+) -> Result<(), StoreError> {
+    upsert(tx, tenant, links, LINK_READINGS_CONFLICT).await
+}
+
 async fn upsert_links(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::Link]) -> Result<(), StoreError> {
+    upsert(tx, tenant, links, LINK_CONFLICT).await
+}
+
+/// Link rows upserted in one `UNNEST` statement, with `conflict` as the `ON CONFLICT` clause.
+async fn upsert(
+    tx: &mut Tx,
+    tenant: TenantId,
+    links: &[&tod_core::links::Link],
+    conflict: &str,
+) -> Result<(), StoreError> {
     if links.is_empty() {
         return Ok(());
     }
     let sql = format!(
         "INSERT INTO wireless_links ({LINK_COLUMNS}) SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], \
          $5::text[], $6::int2[], $7::int2[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::timestamptz[], \
-         $13::timestamptz[], $14::timestamptz[]){LINK_CONFLICT}"
+         $13::timestamptz[], $14::timestamptz[]){conflict}"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant.0)

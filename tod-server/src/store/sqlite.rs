@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{Connection, Sqlite, SqlitePool};
 use tod_core::alerts::{DeviceRule, Hysteresis, Metric, ResolveReason, SiteRule, SiteRuleKind, Snapshot};
 use tod_core::{AgentId, ApiKeyId, DeviceId, GroupId, RuleId, SectorId, SiteId, TenantId, UserId, WindowId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -20,9 +20,9 @@ use super::device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind, SetRow, 
 use super::events::{DeviceEvent, EVENT_TIMELINE, EventFilter, EventStore, impl_event_store};
 use super::fleet::{
     AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, KnownDevice, LINK_COLUMNS, LINK_CONFLICT,
-    LINKS_JSON, LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields,
-    SectorRow, SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links,
-    impl_fleet_store, lowest_free, placeholders, status_str,
+    LINK_READINGS_CONFLICT, LINKS_JSON, LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow,
+    Sector, SectorFields, SectorRow, SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of,
+    impl_discover_links, impl_fleet_store, lowest_free, placeholders, status_str,
 };
 use super::maintenance::{
     MaintenanceStore, SuppressedAlert, Suppression, WINDOW_COLUMNS, Window, WindowRow, ids_json,
@@ -87,6 +87,43 @@ pub struct SqliteStore {
     /// wrote behind drops its whole cache at its next transaction and reads the pages again.
     write_pool: SqlitePool,
     writer: Arc<Mutex<()>>,
+    /// Copies the WAL back into the database beside the writer, until the last clone goes.
+    _checkpointer: Arc<Checkpointer>,
+}
+
+/// How often a connection of its own copies committed WAL frames into the database file. With
+/// SQLite's default, the writer itself does it inside the commit that takes the WAL past 1 000
+/// pages — with a thousand clients' index pages dirtied per tower batch, that was every commit,
+/// and half of the ingest's commit time. Beside it, the copy runs on the other core, and a page
+/// written by several batches in between is copied once.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The writer still checkpoints itself past this many WAL pages (64 MiB of 4 KiB pages), should
+/// the checkpointer fall behind (long readers keep it from finishing).
+const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
+/// The WAL file is cut back to this size when it starts over.
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// The checkpointing task; stopped when dropped.
+#[derive(Debug)]
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs a passive checkpoint every [`CHECKPOINT_EVERY`]: it never blocks the writer or readers,
+/// and copies what no reader still needs.
+async fn checkpoint_wal(mut conn: sqlx::SqliteConnection) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+            tracing::warn!(error = %e, "SQLite WAL checkpoint failed; the writer checkpoints past its bound");
+        }
+    }
 }
 
 /// The writer's page cache, in KiB (SQLite's default is 2 MiB): a 20 000-device fleet's
@@ -104,13 +141,22 @@ impl SqliteStore {
             .busy_timeout(std::time::Duration::from_secs(5));
         let write_pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone().pragma("cache_size", format!("-{WRITER_CACHE_KIB}")))
+            .connect_with(
+                opts.clone()
+                    .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+                    // Multi-row statements keep each page's prior image for their own rollback
+                    // (the statement journal): in memory, not through a temporary file.
+                    .pragma("temp_store", "memory")
+                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string()),
+            )
             .await
             .map_err(map_err)?;
         sqlx::migrate!("migrations/sqlite")
             .run(&write_pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrations: {e}")))?;
+        let checkpoints = sqlx::SqliteConnection::connect_with(&opts).await.map_err(map_err)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
@@ -120,6 +166,7 @@ impl SqliteStore {
             pool,
             write_pool,
             writer: Arc::new(Mutex::new(())),
+            _checkpointer: Arc::new(Checkpointer(tokio::spawn(checkpoint_wal(checkpoints)))),
         })
     }
 
@@ -215,7 +262,7 @@ async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[Registratio
     let sql = format!(
         "INSERT INTO registrations ({REGISTRATION_COLUMNS}) SELECT $1, unhex(value->>0), value->>1, \
          value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, \
-         value->>11 FROM json_each($2)"
+         value->>11 FROM jsonb_each($2)"
     );
     write_as_json(tx, tenant, rows, &sql, |(r, g)| {
         (
@@ -238,11 +285,21 @@ async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[Registratio
 
 /// Link upserts with the links as one JSON parameter, as registration rows.
 async fn upsert_links(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::Link]) -> Result<(), StoreError> {
+    upsert(tx, tenant, links, LINK_CONFLICT).await
+}
+
+/// Link rows upserted with `conflict` as the `ON CONFLICT` clause.
+async fn upsert(
+    tx: &mut Tx,
+    tenant: TenantId,
+    links: &[&tod_core::links::Link],
+    conflict: &str,
+) -> Result<(), StoreError> {
     // `WHERE true` tells SQLite's parser that ON CONFLICT is the upsert, not a join's ON.
     let sql = format!(
         "INSERT INTO wireless_links ({LINK_COLUMNS}) SELECT $1, unhex(value->>0), unhex(value->>1), \
          value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, \
-         value->>11, value->>12 FROM json_each($2) WHERE true{LINK_CONFLICT}"
+         value->>11, value->>12 FROM jsonb_each($2) WHERE true{conflict}"
     );
     write_as_json(tx, tenant, links, &sql, |l| {
         (
@@ -262,6 +319,17 @@ async fn upsert_links(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::
         )
     })
     .await
+}
+
+/// The per-poll values of links that exist ([`super::fleet::LinkWrite::Readings`]): the upsert
+/// of [`upsert_links`] assigning only those columns. (An `UPDATE … FROM json_each` joined by
+/// primary key was planned with the links outside and the JSON rescanned for each.)
+async fn update_link_readings(
+    tx: &mut Tx,
+    tenant: TenantId,
+    links: &[&tod_core::links::Link],
+) -> Result<(), StoreError> {
+    upsert(tx, tenant, links, LINK_READINGS_CONFLICT).await
 }
 
 /// The tenant's devices with an interface of one of these MACs, with the MAC: the MACs go in as
