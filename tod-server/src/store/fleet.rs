@@ -750,7 +750,9 @@ pub(crate) enum LinkWrite {
     /// Only what each poll brings: signal, CCQ, rates, missed polls, last seen. The upsert
     /// assigns just those columns, which leaves the state's index alone (SQLite rewrites an
     /// index entry for every indexed column assigned, changed or not: a link's write cost a
-    /// third more with the state in it).
+    /// third more with the state in it). An `UPDATE … FROM` the rows instead was planned by
+    /// SQLite with the links outside and the JSON rescanned for each, and may be planned by
+    /// PostgreSQL as a scan of the tenant's links; the upsert probes each link's key.
     Readings,
     /// A new link, or one whose state, interface or MAC changed: the whole row, upserted.
     Whole,
@@ -2816,7 +2818,7 @@ macro_rules! impl_discover_links {
                     $crate::store::fleet::LinkWrite::Whole => links.push(link),
                 }
             }
-            update_link_readings(tx, tenant, &readings).await?;
+            upsert_links(tx, tenant, &readings, $crate::store::fleet::LINK_READINGS_CONFLICT).await?;
             write_links(tx, tenant, &links, &changes, stream).await
         }
 
@@ -2828,7 +2830,7 @@ macro_rules! impl_discover_links {
             changes: &[tod_core::links::LinkChange],
             stream: &mut Vec<StreamItem>,
         ) -> Result<(), StoreError> {
-            upsert_links(tx, tenant, links).await?;
+            upsert_links(tx, tenant, links, $crate::store::fleet::LINK_CONFLICT).await?;
             stream.extend(changes.iter().map(|c| StreamItem {
                 kind: "link.state",
                 data: serde_json::json!({

@@ -14,10 +14,10 @@ use super::device_alerts::{
 use super::device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind, SetRow, impl_device_set_store, set_conflict};
 use super::events::{DeviceEvent, EVENT_TIMELINE, EventFilter, EventStore, impl_event_store};
 use super::fleet::{
-    AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, KnownDevice, LINK_COLUMNS, LINK_CONFLICT,
-    LINK_READINGS_CONFLICT, LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector,
-    SectorFields, SectorRow, SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of,
-    impl_discover_links, impl_fleet_store, lowest_free, placeholders, status_str,
+    AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, KnownDevice, LINK_COLUMNS, LinkRow,
+    REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow,
+    SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links,
+    impl_fleet_store, lowest_free, placeholders, status_str,
 };
 use super::maintenance::{
     MaintenanceStore, SuppressedAlert, Suppression, WINDOW_COLUMNS, Window, WindowRow, ids_json,
@@ -255,23 +255,9 @@ async fn links_of_aps(
     q.fetch_all(&mut **tx).await.map_err(map_err)
 }
 
-/// The per-poll values of links that exist ([`super::fleet::LinkWrite::Readings`]): the upsert
-/// of [`upsert_links`] assigning only those columns. (An `UPDATE … FROM UNNEST` may be planned
-/// as a scan of the tenant's links; the upsert probes each link's key.)
-async fn update_link_readings(
-    tx: &mut Tx,
-    tenant: TenantId,
-    links: &[&tod_core::links::Link],
-) -> Result<(), StoreError> {
-    upsert(tx, tenant, links, LINK_READINGS_CONFLICT).await
-}
-
-async fn upsert_links(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::Link]) -> Result<(), StoreError> {
-    upsert(tx, tenant, links, LINK_CONFLICT).await
-}
-
-/// Link rows upserted in one `UNNEST` statement, with `conflict` as the `ON CONFLICT` clause.
-async fn upsert(
+/// Link upserts in one `UNNEST` statement, `conflict` the `ON CONFLICT` clause
+/// ([`super::fleet::LinkWrite`]).
+async fn upsert_links(
     tx: &mut Tx,
     tenant: TenantId,
     links: &[&tod_core::links::Link],

@@ -19,10 +19,10 @@ use super::device_alerts::{
 use super::device_sets::{DeviceSet, DeviceSetStore, SetFields, SetKind, SetRow, impl_device_set_store, set_conflict};
 use super::events::{DeviceEvent, EVENT_TIMELINE, EventFilter, EventStore, impl_event_store};
 use super::fleet::{
-    AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, KnownDevice, LINK_COLUMNS, LINK_CONFLICT,
-    LINK_READINGS_CONFLICT, LINKS_JSON, LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow,
-    Sector, SectorFields, SectorRow, SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of,
-    impl_discover_links, impl_fleet_store, lowest_free, placeholders, status_str,
+    AgentRow, ClientEntry, ClientRow, DeviceFilter, DeviceRow, DeviceUpdate, KnownDevice, LINK_COLUMNS, LINKS_JSON,
+    LinkRow, REGISTRATION_COLUMNS, REGISTRATION_ROWS_PER_INSERT, RegistrationRow, Sector, SectorFields, SectorRow,
+    SiteAlertEvent, SiteAlertRow, TunnelPeer, TunnelPeerRow, WirelessLink, i64_of, impl_discover_links,
+    impl_fleet_store, lowest_free, placeholders, status_str,
 };
 use super::maintenance::{
     MaintenanceStore, SuppressedAlert, Suppression, WINDOW_COLUMNS, Window, WindowRow, ids_json,
@@ -235,7 +235,7 @@ fn json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Other(format!("encoding rows as JSON: {e}")))
 }
 
-/// Runs `sql` (the tenant `$1`, the rows `$2` as one JSON array of arrays for `json_each`) over
+/// Runs `sql` (the tenant `$1`, the rows `$2` as one JSON array of arrays for `jsonb_each`) over
 /// `items`, each made a row by `row`, [`JSON_ROWS_PER_STATEMENT`] at a time.
 async fn write_as_json<T, R: serde::Serialize>(
     tx: &mut Tx,
@@ -256,7 +256,7 @@ async fn write_as_json<T, R: serde::Serialize>(
     Ok(())
 }
 
-/// Registration rows as one JSON parameter that SQLite unpacks with `json_each`, the way
+/// Registration rows as one JSON parameter that SQLite unpacks with `jsonb_each`, the way
 /// PostgreSQL takes arrays: 1 000 rows as 13 000 binds cost about as much to bind as to insert.
 async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[RegistrationRow<'_>]) -> Result<(), StoreError> {
     let sql = format!(
@@ -283,13 +283,9 @@ async fn insert_registrations(tx: &mut Tx, tenant: TenantId, rows: &[Registratio
     .await
 }
 
-/// Link upserts with the links as one JSON parameter, as registration rows.
-async fn upsert_links(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::Link]) -> Result<(), StoreError> {
-    upsert(tx, tenant, links, LINK_CONFLICT).await
-}
-
-/// Link rows upserted with `conflict` as the `ON CONFLICT` clause.
-async fn upsert(
+/// Link upserts with the links as one JSON parameter, as registration rows, `conflict` the
+/// `ON CONFLICT` clause ([`super::fleet::LinkWrite`]).
+async fn upsert_links(
     tx: &mut Tx,
     tenant: TenantId,
     links: &[&tod_core::links::Link],
@@ -319,17 +315,6 @@ async fn upsert(
         )
     })
     .await
-}
-
-/// The per-poll values of links that exist ([`super::fleet::LinkWrite::Readings`]): the upsert
-/// of [`upsert_links`] assigning only those columns. (An `UPDATE … FROM json_each` joined by
-/// primary key was planned with the links outside and the JSON rescanned for each.)
-async fn update_link_readings(
-    tx: &mut Tx,
-    tenant: TenantId,
-    links: &[&tod_core::links::Link],
-) -> Result<(), StoreError> {
-    upsert(tx, tenant, links, LINK_READINGS_CONFLICT).await
 }
 
 /// The tenant's devices with an interface of one of these MACs, with the MAC: the MACs go in as
