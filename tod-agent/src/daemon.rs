@@ -511,10 +511,11 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
             axum::routing::get(move || {
                 let p = p.clone();
                 async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4")],
-                        metrics_text(&snapshot(&p)),
-                    )
+                    // Off the runtime's workers: the spool's lock is held across disk syncs.
+                    let text = tokio::task::spawn_blocking(move || metrics_text(&snapshot(&p)))
+                        .await
+                        .expect("metrics render");
+                    ([("content-type", "text/plain; version=0.0.4")], text)
                 }
             }),
         );
@@ -524,8 +525,13 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
         let (p, path) = (observed.clone(), status_file.clone());
         tokio::spawn(async move {
             loop {
-                let json = serde_json::to_vec_pretty(&snapshot(&p)).expect("status serialises");
-                if let Err(e) = write_atomically(&path, &json) {
+                let (p, path) = (p.clone(), path.clone());
+                let written = tokio::task::spawn_blocking(move || {
+                    let json = serde_json::to_vec_pretty(&snapshot(&p)).expect("status serialises");
+                    write_atomically(&path, &json)
+                })
+                .await;
+                if let Ok(Err(e)) = written {
                     tracing::warn!(error = %e, "cannot write the status file");
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;

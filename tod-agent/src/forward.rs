@@ -70,7 +70,14 @@ pub async fn run(
     // key, so if the server committed it and only its answer was lost, it recognises it.
     let mut retrying: Option<(Batch, u64, u64)> = None;
     loop {
-        let Some((mut batch, first, last)) = retrying.take().or_else(|| next_batch(&spool, &config)) else {
+        let next = match retrying.take() {
+            Some(b) => Some(b),
+            None => {
+                let config = config.clone();
+                on_spool(&spool, move |s| next_batch(s, &config)).await
+            }
+        };
+        let Some((mut batch, first, last)) = next else {
             if *stop.borrow() {
                 return;
             }
@@ -88,11 +95,11 @@ pub async fn run(
             }
             continue;
         };
-        batch.spool_dropped = spool.lock().expect("spool lock").stats().dropped;
+        batch.spool_dropped = on_spool(&spool, |s| s.stats().dropped).await;
         match uplink.deliver(&batch).await {
             Ok(()) => {
                 delay = config.retry_min;
-                if let Err(e) = spool.lock().expect("spool lock").ack(last + 1) {
+                if let Err(e) = on_spool(&spool, move |s| s.ack(last + 1)).await {
                     tracing::error!(error = %e, "cannot record delivery in the spool; the batch will be sent again");
                 }
                 let mut s = stats.lock().expect("stats lock");
@@ -102,11 +109,14 @@ pub async fn run(
             }
             Err(UplinkError::Rejected(reason)) => {
                 tracing::error!(%reason, first, last, "batch rejected by the server; kept in rejected/");
-                let _ = std::fs::create_dir_all(&config.rejected_dir);
-                let path = config.rejected_dir.join(format!("batch-{first}-{last}.json"));
-                if std::fs::write(&path, batch.to_json()).is_ok() {
-                    let _ = spool.lock().expect("spool lock").ack(last + 1);
-                }
+                let dir = config.rejected_dir.clone();
+                let json = batch.to_json();
+                let _ = on_spool(&spool, move |s| {
+                    let _ = std::fs::create_dir_all(&dir);
+                    let path = dir.join(format!("batch-{first}-{last}.json"));
+                    std::fs::write(&path, json).and_then(|()| s.ack(last + 1))
+                })
+                .await;
                 stats.lock().expect("stats lock").rejected += 1;
             }
             Err(UplinkError::Retry { reason, after }) => {
@@ -128,11 +138,20 @@ pub async fn run(
     }
 }
 
+/// Runs `f` on the spool on a blocking thread. The spool reads files and syncs its cursor, and
+/// the writer holds its lock across appends and segment syncs: waiting for it on a runtime worker
+/// would stall the poller (and everything else on the runtime) for as long as the disk does.
+async fn on_spool<T: Send + 'static>(spool: &Arc<Mutex<Spool>>, f: impl FnOnce(&mut Spool) -> T + Send + 'static) -> T {
+    let spool = spool.clone();
+    tokio::task::spawn_blocking(move || f(&mut spool.lock().expect("spool lock")))
+        .await
+        .expect("spool operation panicked")
+}
+
 /// The next batch from the spool, with its first and last record, if there is anything to send.
 /// The batch in flight when the agent stopped is rebuilt with the same extent (so the same key);
 /// a new batch's extent is recorded before it is sent.
-fn next_batch(spool: &Mutex<Spool>, config: &ForwardConfig) -> Option<(Batch, u64, u64)> {
-    let mut spool = spool.lock().expect("spool lock");
+fn next_batch(spool: &mut Spool, config: &ForwardConfig) -> Option<(Batch, u64, u64)> {
     let mut records = match spool.read(config.max_batch) {
         Ok(r) => r,
         Err(e) => {
