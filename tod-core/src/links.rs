@@ -9,6 +9,7 @@
 //! (new) ──seen──▶ discovered ──seen again──▶ active ⇄ degraded   (below −80 dBm; back at ≥ −77)
 //!   any live state ──3 missed polls──▶ down ──24 h──▶ stale
 //!   down | stale ──seen──▶ active | degraded
+//!   any live state ──its radio seen on another AP──▶ down
 //! ```
 //! A poll is missed when the AP reports without the client (an empty table counts), when the AP is
 //! polled and does not answer ([`LinkTracker::apply_offline`]), and — for an AP that stops
@@ -381,6 +382,7 @@ impl LinkTracker {
                     _ => self.classify(reg.signal_dbm, prev),
                 };
                 let l = &mut self.links[i];
+                let other_radio = l.client_mac != reg.mac;
                 l.interface.clone_from(&reg.interface);
                 l.client_mac = reg.mac;
                 l.signal_dbm = reg.signal_dbm;
@@ -398,6 +400,9 @@ impl LinkTracker {
                         to: next,
                         at,
                     });
+                }
+                if (next != prev && !prev.is_up()) || other_radio {
+                    self.roamed_to(key, reg.mac, at, changes);
                 }
             }
             None => {
@@ -424,7 +429,39 @@ impl LinkTracker {
                     to: LinkState::Discovered,
                     at,
                 });
+                self.roamed_to(key, reg.mac, at, changes);
             }
+        }
+    }
+
+    /// The client radio `mac` of `to.cpe` has just associated with `to.ap`. A radio is associated
+    /// with one AP at a time, so its links to other APs that last saw that same radio before `at`
+    /// are down now, not three missed polls later. Only the same radio counts: a CPE with two
+    /// radios may well hang off two APs at once.
+    fn roamed_to(&mut self, to: LinkKey, mac: MacAddr, at: DateTime<Utc>, changes: &mut Vec<LinkChange>) {
+        for l in &mut self.links {
+            if l.key.cpe == to.cpe && l.key.ap != to.ap && l.client_mac == mac && l.state.is_up() && l.last_seen < at {
+                changes.push(LinkChange {
+                    key: l.key,
+                    from: Some(l.state),
+                    to: LinkState::Down,
+                    at,
+                });
+                l.state = LinkState::Down;
+                l.state_since = at;
+                l.missed_polls = self.config.missed_polls_down;
+            }
+        }
+    }
+
+    /// The device `mac` resolves to as a client of `ap`, if exactly one other device of the tenant
+    /// owns it: what [`apply_registrations`](Self::apply_registrations) would link it to. A store
+    /// that loads links on demand uses it to load, before applying a table, the other links of
+    /// CPEs that may have roamed to this AP.
+    pub fn resolve_client(&self, ap: DeviceId, mac: &MacAddr) -> Option<DeviceId> {
+        match self.resolve(ap, mac) {
+            Resolved::Device(d) => Some(d),
+            Resolved::Unknown | Resolved::Ambiguous => None,
         }
     }
 
@@ -619,6 +656,42 @@ mod tests {
         assert_eq!(state(&tr, CPE1), LinkState::Active);
         assert_eq!(tr.link(LinkKey { ap: AP, cpe: CPE1 }).unwrap().missed_polls, 0);
         assert_eq!(tr.link(LinkKey { ap: AP, cpe: CPE1 }).unwrap().client_mac, mac(100));
+    }
+
+    #[test]
+    fn a_radio_seen_on_another_ap_has_left_the_first_at_once_but_a_second_radio_has_not() {
+        const AP2: DeviceId = DeviceId::from_u128(2);
+        let mut tr = tracker();
+        tr.set_device_macs(AP2, [mac(50)]);
+        tr.apply_registrations(AP, t(0), &[reg(mac(1), Some(-60))]);
+        tr.apply_registrations(AP, t(1), &[reg(mac(1), Some(-60))]);
+        assert_eq!(state(&tr, CPE1), LinkState::Active);
+        // CPE1's other radio on AP2: both links stand.
+        let out = tr.apply_registrations(AP2, t(2), &[reg(mac(100), Some(-70))]);
+        assert_eq!(out.changes.len(), 1, "{:?}", out.changes);
+        assert_eq!(state(&tr, CPE1), LinkState::Active);
+        // The first radio itself on AP2 (a roam): its link to AP goes down with that report.
+        let out = tr.apply_registrations(AP2, t(3), &[reg(mac(1), Some(-70))]);
+        assert_eq!(state(&tr, CPE1), LinkState::Down);
+        assert!(
+            out.changes.contains(&LinkChange {
+                key: LinkKey { ap: AP, cpe: CPE1 },
+                from: Some(LinkState::Active),
+                to: LinkState::Down,
+                at: t(3),
+            }),
+            "{:?}",
+            out.changes
+        );
+        // Seen back on AP, after AP2 last saw it: AP2's link goes down in turn.
+        let out = tr.apply_registrations(AP, t(4), &[reg(mac(1), Some(-60))]);
+        assert_eq!(state(&tr, CPE1), LinkState::Active);
+        assert_eq!(tr.link(LinkKey { ap: AP2, cpe: CPE1 }).unwrap().state, LinkState::Down);
+        assert_eq!(out.changes.len(), 2, "{:?}", out.changes);
+        // A stale table that still lists it does not take down a link seen since.
+        let out = tr.apply_registrations(AP2, t(4) - Duration::seconds(1), &[reg(mac(1), Some(-70))]);
+        assert!(out.ignored_as_stale || out.changes.iter().all(|c| c.key.ap == AP2));
+        assert_eq!(state(&tr, CPE1), LinkState::Active);
     }
 
     #[test]

@@ -818,6 +818,122 @@ async fn links_age_and_agents_go_unreachable(url: &str) {
 
 on_both_backends!(links_age_and_agents_go_unreachable);
 
+/// A customer radio that roams to another AP has left the first: its old link goes down with the
+/// report that shows it on the new AP, even when that report comes in a batch without the old
+/// AP, not three polls later. A CPE's second radio on another AP leaves the first link alone.
+async fn a_roaming_radio_leaves_its_old_link_at_once(url: &str) {
+    use tod_core::telemetry::Interface;
+    let srv = TestServer::start(url, 1000).await;
+    let f = fleet(&srv, 3).await;
+    let store = srv.state.store.clone();
+    let tenant: tod_core::TenantId = f.tenant.parse().unwrap();
+    let agent = store.list_agents(tenant).await.unwrap().remove(0);
+    let (ap1, ap2, cpe) = (f.devices[0].clone(), f.devices[1].clone(), f.devices[2].clone());
+    let radio: MacAddr = "02:00:00:00:00:01".parse().unwrap();
+    let second: MacAddr = "02:00:00:00:00:02".parse().unwrap();
+    let t0 = chrono::Utc::now();
+    let min = |m: i64| t0 + chrono::Duration::minutes(m);
+    let mut c = DeviceReport::new(cpe.parse().unwrap(), 1, min(0), PollStatus::Online);
+    c.interfaces = Some(
+        [("wlan1", radio), ("wlan2", second)]
+            .into_iter()
+            .map(|(name, mac)| Interface {
+                name: name.into(),
+                mac: Some(mac),
+                kind: "wlan".into(),
+                running: true,
+                rx_bytes: None,
+                tx_bytes: None,
+            })
+            .collect(),
+    );
+    let ap_report = |ap: &str, at: chrono::DateTime<chrono::Utc>, clients: &[MacAddr]| {
+        let seq = (at - t0).num_minutes() as u64 + 1;
+        let mut r = DeviceReport::new(ap.parse().unwrap(), seq, at, PollStatus::Online);
+        r.registrations = Some(
+            clients
+                .iter()
+                .map(|m| {
+                    let mut g = Registration::new("wlan1", *m);
+                    g.signal_dbm = Some(-60);
+                    g
+                })
+                .collect(),
+        );
+        r
+    };
+    let mut n = 0;
+    let mut deliver = |reports: Vec<DeviceReport>, now| {
+        n += 1;
+        let b = Batch::new(agent.id, format!("roam{n}"), now, reports);
+        let (store, agent) = (store.clone(), agent.clone());
+        async move { store.ingest(&agent, &b, now).await.unwrap() }
+    };
+    let links = || {
+        let path = format!("/api/tenants/{}/devices/{cpe}/links", f.tenant);
+        let (root, srv, ap1) = (f.root.clone(), &srv, ap1.clone());
+        async move {
+            let r = srv.call("GET", &path, &root, None).await;
+            assert_eq!(r.status, 200, "{:?}", r.json);
+            let mut out: Vec<(String, String)> = r
+                .json
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    let ap = l["ap_device_id"].as_str().unwrap();
+                    let name = if ap == ap1 { "ap1" } else { "ap2" };
+                    (name.to_owned(), l["state"].as_str().unwrap().to_owned())
+                })
+                .collect();
+            out.sort();
+            out
+        }
+    };
+    let pair = |a: &str, b: &str| vec![("ap1".to_owned(), a.to_owned()), ("ap2".to_owned(), b.to_owned())];
+    deliver(vec![c], min(0)).await;
+    deliver(vec![ap_report(&ap1, min(0), &[radio])], min(0)).await;
+    deliver(vec![ap_report(&ap1, min(1), &[radio])], min(1)).await;
+    // The CPE's second radio on AP 2: a link of its own, the first one stands.
+    deliver(vec![ap_report(&ap2, min(1), &[second])], min(1)).await;
+    deliver(vec![ap_report(&ap2, min(2), &[second])], min(2)).await;
+    assert_eq!(links().await, pair("active", "active"));
+    // The first radio on AP 2 too: it has left AP 1, whose link goes down now, in a batch
+    // that does not name AP 1.
+    deliver(vec![ap_report(&ap2, min(3), &[radio])], min(3)).await;
+    assert_eq!(links().await, pair("down", "active"));
+    // Back on AP 1 (listed there after AP 2 last saw it): AP 2's link goes down in turn.
+    deliver(vec![ap_report(&ap1, min(4), &[radio])], min(4)).await;
+    assert_eq!(links().await, pair("active", "down"));
+    // The event log says when AP 1's link went down: with the report from AP 2 at minute 3.
+    let events = srv
+        .call(
+            "GET",
+            &format!("/api/events?tenant_id={}&kind=link_state&device_id={cpe}", f.tenant),
+            &f.root,
+            None,
+        )
+        .await;
+    assert_eq!(events.status, 200, "{:?}", events.json);
+    let downs: Vec<(&str, &str)> = events.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["to_value"] == "down")
+        .map(|e| (e["device_id"].as_str().unwrap(), e["at"].as_str().unwrap()))
+        .collect();
+    assert_eq!(downs.len(), 2, "{}", events.json);
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    assert!(
+        downs
+            .iter()
+            .any(|(d, t)| *d == ap1 && (at(t) - min(3)).num_milliseconds().abs() < 1),
+        "{downs:?}"
+    );
+}
+
+on_both_backends!(a_roaming_radio_leaves_its_old_link_at_once);
+
 /// Skips a broker test with a message, or fails it when `TOD_REQUIRE_SERVICES` makes the broker
 /// mandatory.
 fn skip_without(service: &str, url: &str, error: &str) {

@@ -742,6 +742,24 @@ pub(crate) type RegistrationRow<'a> = (
 /// The columns of a link upsert and what a conflict updates (the key and `discovered_at` stay).
 pub(crate) const LINK_COLUMNS: &str = "tenant_id, ap_device_id, cpe_device_id, interface, client_mac, signal_dbm, \
      tx_ccq, tx_rate, rx_rate, state, missed_polls, discovered_at, last_seen, state_since";
+/// Which end of a link a lookup goes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkEnd {
+    /// The access point.
+    Ap,
+    /// The client radio's device.
+    Cpe,
+}
+
+impl LinkEnd {
+    pub(crate) const fn column(self) -> &'static str {
+        match self {
+            Self::Ap => "ap_device_id",
+            Self::Cpe => "cpe_device_id",
+        }
+    }
+}
+
 /// What a link's row needs after a batch, against the row as it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LinkWrite {
@@ -2767,7 +2785,7 @@ macro_rules! impl_discover_links {
             // The links as stored, to write back only what the batch changed.
             let mut stored: std::collections::HashMap<tod_core::links::LinkKey, tod_core::links::Link> =
                 std::collections::HashMap::new();
-            for row in links_of_aps(tx, tenant, &aps).await? {
+            for row in links_by(tx, tenant, $crate::store::fleet::LinkEnd::Ap, &aps).await? {
                 if let Some(link) = row.to_link() {
                     stored.insert(link.key, link.clone());
                     tracker.restore_link(link);
@@ -2783,6 +2801,33 @@ macro_rules! impl_discover_links {
             }
             for (ap, at) in q.fetch_all(&mut **tx).await.map_err(map_err)? {
                 tracker.restore_ap_last_report(DeviceId(ap), at);
+            }
+
+            // A radio new on one of these APs (or back, or another radio of its CPE) may have
+            // roamed from an AP outside the batch, whose link then goes down with this report
+            // (the tracker's roam rule): load the CPE's links elsewhere, which steady polls
+            // never need.
+            let mut roamers: BTreeSet<Uuid> = BTreeSet::new();
+            for (r, table) in batch.reports.iter().zip(&ap_tables) {
+                for g in table.iter().flatten() {
+                    let Some(cpe) = tracker.resolve_client(r.device_id, &g.mac) else { continue };
+                    let key = tod_core::links::LinkKey { ap: r.device_id, cpe };
+                    if !tracker.link(key).is_some_and(|l| l.state.is_up() && l.client_mac == g.mac) {
+                        roamers.insert(cpe.0);
+                    }
+                }
+            }
+            let mut elsewhere: BTreeSet<Uuid> = BTreeSet::new();
+            if !roamers.is_empty() {
+                for row in links_by(tx, tenant, $crate::store::fleet::LinkEnd::Cpe, &roamers).await? {
+                    if let Some(link) = row.to_link()
+                        && !aps.contains(&link.key.ap.0)
+                    {
+                        elsewhere.insert(link.key.ap.0);
+                        stored.insert(link.key, link.clone());
+                        tracker.restore_link(link);
+                    }
+                }
             }
 
             let mut changes = Vec::new();
@@ -2811,7 +2856,7 @@ macro_rules! impl_discover_links {
                 q.build().execute(&mut **tx).await.map_err(map_err)?;
             }
             let (mut links, mut readings) = (Vec::new(), Vec::new());
-            for link in aps.iter().flat_map(|ap| tracker.links_of_ap(DeviceId(*ap))) {
+            for link in aps.iter().chain(&elsewhere).flat_map(|ap| tracker.links_of_ap(DeviceId(*ap))) {
                 match $crate::store::fleet::LinkWrite::of(stored.get(&link.key), link) {
                     $crate::store::fleet::LinkWrite::Nothing => {}
                     $crate::store::fleet::LinkWrite::Readings => readings.push(link),

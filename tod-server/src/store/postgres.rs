@@ -238,19 +238,21 @@ async fn mac_owners(
     q.fetch_all(&mut **tx).await.map_err(map_err)
 }
 
-/// Every link of these APs.
-async fn links_of_aps(
+/// Every link whose `end` (`ap_device_id` or `cpe_device_id`) is one of `ids`.
+async fn links_by(
     tx: &mut Tx,
     tenant: TenantId,
-    aps: &std::collections::BTreeSet<Uuid>,
+    end: super::fleet::LinkEnd,
+    ids: &std::collections::BTreeSet<Uuid>,
 ) -> Result<Vec<LinkRow>, StoreError> {
     let sql = format!(
-        "SELECT * FROM wireless_links WHERE tenant_id = $1 AND ap_device_id IN ({})",
-        placeholders(2, aps.len())
+        "SELECT * FROM wireless_links WHERE tenant_id = $1 AND {} IN ({})",
+        end.column(),
+        placeholders(2, ids.len())
     );
     let mut q = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
-    for ap in aps {
-        q = q.bind(*ap);
+    for id in ids {
+        q = q.bind(*id);
     }
     q.fetch_all(&mut **tx).await.map_err(map_err)
 }

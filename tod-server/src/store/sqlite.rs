@@ -345,19 +345,22 @@ async fn mac_owners(
         .collect()
 }
 
-/// Every link of these APs, as one JSON array ([`LinkRow::from_json_arrays`]).
-async fn links_of_aps(
+/// Every link whose `end` (`ap_device_id` or `cpe_device_id`) is one of `ids`, as one JSON
+/// array ([`LinkRow::from_json_arrays`]).
+async fn links_by(
     tx: &mut Tx,
     tenant: TenantId,
-    aps: &std::collections::BTreeSet<Uuid>,
+    end: super::fleet::LinkEnd,
+    ids: &std::collections::BTreeSet<Uuid>,
 ) -> Result<Vec<LinkRow>, StoreError> {
     let sql = format!(
-        "SELECT json_group_array({LINKS_JSON}) FROM wireless_links WHERE tenant_id = $1 AND ap_device_id IN ({})",
-        placeholders(2, aps.len())
+        "SELECT json_group_array({LINKS_JSON}) FROM wireless_links WHERE tenant_id = $1 AND {} IN ({})",
+        end.column(),
+        placeholders(2, ids.len())
     );
     let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
-    for ap in aps {
-        q = q.bind(*ap);
+    for id in ids {
+        q = q.bind(*id);
     }
     LinkRow::from_json_arrays(&q.fetch_one(&mut **tx).await.map_err(map_err)?)
 }
