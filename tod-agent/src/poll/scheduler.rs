@@ -305,20 +305,40 @@ async fn device_loop(target: Target, ctx: LoopCtx, mut stop: watch::Receiver<boo
     }
 }
 
-/// Whether the device's API port accepts a TCP connection (closed at once; nothing is sent), under
-/// the connect gate and timeout, and within `deadline`.
+/// How long a knock watches the connection it opened. A RouterOS API (plain or TLS) waits for its
+/// client to speak first, so a connection closed or reset within this moment is no answer: an API
+/// service restricted to other addresses, a port forward to a host that is gone, a device not yet
+/// serving. Counting it as one would cut the wait short for a poll bound to fail, and stop the
+/// knocks until the backoff ran out on its own.
+const KNOCK_LINGER: Duration = Duration::from_millis(200);
+
+/// Whether the device's API port accepts a TCP connection and keeps it open for a moment
+/// ([`KNOCK_LINGER`]; nothing is sent), connecting under the connect gate and timeout, and all
+/// within `deadline`.
 async fn knock(target: &Target, gate: &Semaphore, client: &ClientConfig, deadline: Duration) -> bool {
-    let Ok(_permit) = gate.acquire().await else {
-        return false;
-    };
-    matches!(
-        timeout(
+    use tokio::io::AsyncReadExt;
+    let mut stream = {
+        let Ok(_permit) = gate.acquire().await else {
+            return false;
+        };
+        match timeout(
             client.connect_timeout.min(deadline),
-            tokio::net::TcpStream::connect(target.addr)
+            tokio::net::TcpStream::connect(target.addr),
         )
-        .await,
-        Ok(Ok(_))
-    )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            _ => return false,
+        }
+    };
+    let mut byte = [0u8; 1];
+    match timeout(KNOCK_LINGER.min(deadline), stream.read(&mut byte)).await {
+        // Open and silent, as an API waiting for a login.
+        Err(_) => true,
+        // Something to say is an answer too; closed (0) or reset is not.
+        Ok(Ok(n)) => n > 0,
+        Ok(Err(_)) => false,
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +355,49 @@ mod tests {
             buckets[(p.as_secs() / 10) as usize] += 1;
         }
         assert!(buckets.iter().all(|&b| (60..=140).contains(&b)), "{buckets:?}");
+    }
+
+    #[tokio::test]
+    async fn a_knock_is_answered_by_a_port_that_stays_open_not_by_one_that_closes_at_once() {
+        use crate::routeros::client::{Credentials, Transport};
+        let target = |addr| Target {
+            id: DeviceId::from_u128(1),
+            addr,
+            host: "127.0.0.1".into(),
+            transport: Transport::Plain,
+            credentials: Credentials {
+                username: "admin".into(),
+                password: String::new(),
+            },
+        };
+        let gate = Semaphore::new(1);
+        let client = ClientConfig::default();
+        let deadline = Duration::from_secs(2);
+        // Accepts and holds the connection, as an API waiting for its login.
+        let holding = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let holding_addr = holding.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let (s, _) = holding.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(s);
+        });
+        assert!(knock(&target(holding_addr), &gate, &client, deadline).await);
+        // Accepts and closes at once, as an address-restricted API service.
+        let closing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closing_addr = closing.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = closing.accept().await else { return };
+                drop(s);
+            }
+        });
+        assert!(!knock(&target(closing_addr), &gate, &client, deadline).await);
+        // Nothing listening: refused.
+        let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gone_addr = gone.local_addr().unwrap();
+        drop(gone);
+        assert!(!knock(&target(gone_addr), &gate, &client, deadline).await);
+        held.abort();
     }
 
     #[test]

@@ -369,10 +369,21 @@ async fn listen(shared: Arc<Shared>, index: usize, listener: TcpListener, tls: O
     };
     let mut listener = Some(listener);
     loop {
-        if shared.states[index].faults().refuse {
+        let faults = shared.states[index].faults();
+        if faults.refuse {
             // Refusing for real: no listener, so connects get RST.
             listener = None;
             shared.notify[index].notified().await;
+            continue;
+        }
+        if shared.offline(index) {
+            // Switched off: nothing answers until the simulated clock passes `offline_until`
+            // (looked at every 50 ms of real time: the clock may be sped up or stepped).
+            listener = None;
+            tokio::select! {
+                _ = shared.notify[index].notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
             continue;
         }
         let l = match listener.take() {
