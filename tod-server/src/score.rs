@@ -166,6 +166,12 @@ pub struct FaultReport {
     pub alert_kinds: Vec<(String, usize)>,
     /// The device alerts in them, one per device and rule.
     pub device_alerts: usize,
+    /// Weak-signal incidents raised in the same window about the same devices that the fault
+    /// does not explain and the truth does: the device heard its link (or an AP its clients)
+    /// below the rule's threshold around the alert, for a reason of the world's own (a
+    /// degrading or distant client, a roamer on its other AP). Not counted above. A fault that
+    /// weakens signal (rain) explains all of them.
+    pub incidents_explained_otherwise: usize,
     /// The most alerts it should raise: one for an upstream failure, one per sector for rain.
     pub alert_budget: usize,
     /// Devices it hit.
@@ -208,6 +214,25 @@ pub struct Score {
     pub alerts_with_cause: usize,
     /// What the others were (rule or event kind, with counts).
     pub alerts_without_cause: Vec<(String, usize)>,
+    /// Every alert of the window, oldest first: what to read when a figure above surprises.
+    pub alert_log: Vec<AlertEntry>,
+}
+
+/// One alert raised in the observed window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertEntry {
+    /// When it fired, simulated seconds from the start of the observation.
+    pub at_sim_secs: f64,
+    /// The device it is about, if any.
+    pub device: Option<String>,
+    /// The site of a site alert event.
+    pub site: Option<String>,
+    /// Its rule's metric, or the site event's kind.
+    pub kind: String,
+    /// The incident of a device alert.
+    pub incident: Option<String>,
+    /// Whether its device or site had a cause in the truth during the window.
+    pub with_cause: bool,
 }
 
 impl Score {
@@ -280,8 +305,12 @@ impl Score {
             if kinds.is_empty() {
                 kinds.push("none".into());
             }
+            let otherwise = match f.incidents_explained_otherwise {
+                0 => String::new(),
+                n => format!("; {n} weak-signal explained by the world, not counted"),
+            };
             out += &format!(
-                "| {} of {}: incidents raised for it | {} ({}; {} device alerts in them) | {} ({}) |\n",
+                "| {} of {}: incidents raised for it | {} ({}; {} device alerts in them{otherwise}) | {} ({}) |\n",
                 f.kind,
                 f.device,
                 f.alerts_raised,
@@ -605,6 +634,9 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
     let mut links_down: Vec<Option<f64>> = vec![None; injected.len()];
     // Devices with a cause for an alert at some sample: offline, a client link down, weak.
     let mut caused: HashSet<usize> = HashSet::new();
+    // The samples at which each device was weak in the truth (a CPE hearing its AP, or an AP
+    // its clients on average, below the signal rule's threshold).
+    let mut weak_at_samples: HashMap<usize, Vec<f64>> = HashMap::new();
     let mut sample_times: Vec<f64> = Vec::new();
     loop {
         let t = clock.now();
@@ -693,6 +725,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
             } else if signal.is_some_and(|s| s - CPE_VIEW_DB < WEAK_DBM) {
                 // The CPE's own alert is on its own view of the link.
                 caused.insert(l.cpe);
+                weak_at_samples.entry(l.cpe).or_default().push(t);
             }
             let seen = reported.get(&(l.ap, l.cpe)).copied();
             confusion.add(signal.is_some(), seen);
@@ -714,6 +747,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                 .is_some_and(|m| *m < f64::from(WEAK_DBM))
             {
                 caused.insert(ap.index);
+                weak_at_samples.entry(ap.index).or_default().push(t);
             }
         }
         let status: HashMap<usize, String> = devices
@@ -832,6 +866,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
     };
     // Simulated time as wall time (the server stamps alerts with its own clock).
     let wall = |sim: f64| began_wall + chrono::Duration::milliseconds(((sim - start) / opts.speed * 1000.0) as i64);
+    let sim = |wall: DateTime<Utc>| start + (wall - began_wall).as_seconds_f64() * opts.speed;
     let mut alerts: Vec<Alert> = Vec::new();
     for a in device_alerts["items"].as_array().into_iter().flatten() {
         if let Some(at) = since(a, "fired_at") {
@@ -901,6 +936,27 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                         || (site.is_some() && a.device.is_none() && a.site == site)
                 })
                 .collect();
+            // A weak-signal alert about a device the truth had weak around it (two polls before,
+            // one after) is the world's own, unless the fault is what weakens signal.
+            let weak_anyway = |a: &Alert| {
+                let Some(d) = a.device else { return false };
+                let at = sim(a.at);
+                !matches!(f.target, Target::Rain(_))
+                    && a.kind == "signal_strength"
+                    && weak_at_samples.get(&d).is_some_and(|ts| {
+                        ts.iter()
+                            .any(|t| *t >= at - 2.0 * poll_sim_secs && *t <= at + poll_sim_secs)
+                    })
+            };
+            let (otherwise, mine): (Vec<&Alert>, Vec<&Alert>) = mine.into_iter().partition(|a| weak_anyway(a));
+            let incidents = |alerts: &[&Alert]| {
+                let mut seen: HashSet<&str> = HashSet::new();
+                alerts
+                    .iter()
+                    .filter(|a| a.incident.as_deref().is_none_or(|i| seen.insert(i)))
+                    .count()
+            };
+            let incidents_explained_otherwise = incidents(&otherwise);
             let device_alerts = mine.iter().filter(|a| a.incident.is_some()).count();
             // One per incident: the first alert of each.
             let mut seen: HashSet<&str> = HashSet::new();
@@ -937,6 +993,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                 alerts_raised: mine.len(),
                 alert_kinds: kinds,
                 device_alerts,
+                incidents_explained_otherwise,
                 alert_budget: match f.target {
                     Target::Rain(_) => hit
                         .iter()
@@ -952,6 +1009,18 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         })
         .collect();
     let alerts_with_cause = alerts.iter().filter(|a| has_cause(a)).count();
+    let mut alert_log: Vec<AlertEntry> = alerts
+        .iter()
+        .map(|a| AlertEntry {
+            at_sim_secs: sim(a.at) - start,
+            device: a.device.map(name_of),
+            site: a.site.clone(),
+            kind: a.kind.clone(),
+            incident: a.incident.clone(),
+            with_cause: has_cause(a),
+        })
+        .collect();
+    alert_log.sort_by(|a, b| a.at_sim_secs.total_cmp(&b.at_sim_secs));
     let alerts_without_cause = count_kinds(alerts.iter().filter(|a| !has_cause(a)).map(|a| &a.kind));
     if let Some(path) = &opts.truth {
         let lines = tod_agent::sim::truth::jsonl(&demo.sim.truth(), start, end, &sample_times);
@@ -972,6 +1041,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         alerts: alerts.len(),
         alerts_with_cause,
         alerts_without_cause,
+        alert_log,
     })
 }
 

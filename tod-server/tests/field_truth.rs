@@ -63,6 +63,21 @@ async fn an_ap_power_loss_is_scored_against_the_truth(db_url: &str) {
     );
     assert!(score.confusion.down_reported_down > 0, "{score:?}");
     assert!(score.alerts_with_cause <= score.alerts);
+    // Every alert is in the log, oldest first, and the log agrees with the counts.
+    assert_eq!(score.alert_log.len(), score.alerts, "{score:?}");
+    assert_eq!(
+        score.alert_log.iter().filter(|a| a.with_cause).count(),
+        score.alerts_with_cause
+    );
+    assert!(score.alert_log.windows(2).all(|w| w[0].at_sim_secs <= w[1].at_sim_secs));
+    assert!(
+        score
+            .alert_log
+            .iter()
+            .any(|a| a.kind == "device_offline" && a.device.as_deref() == Some(f.device.as_str())),
+        "the dead access point's own offline alert: {:?}",
+        score.alert_log
+    );
     assert!(
         table.contains("link-state accuracy") && table.contains("ap_power_loss"),
         "{table}"
