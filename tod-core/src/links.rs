@@ -180,6 +180,8 @@ pub struct LinkTracker {
     links: Vec<Link>,
     index: HashMap<LinkKey, usize>,
     aps: HashMap<DeviceId, ApState>,
+    /// Each CPE's links, by position in `links` (for the roam rule).
+    cpes: HashMap<DeviceId, Vec<usize>>,
 }
 
 enum Resolved {
@@ -253,12 +255,14 @@ impl LinkTracker {
 
     fn reindex(&mut self) {
         self.index.clear();
+        self.cpes.clear();
         for ap in self.aps.values_mut() {
             ap.links.clear();
         }
         for (i, l) in self.links.iter().enumerate() {
             self.index.insert(l.key, i);
             self.aps.entry(l.key.ap).or_default().links.push(i);
+            self.cpes.entry(l.key.cpe).or_default().push(i);
         }
     }
 
@@ -270,6 +274,7 @@ impl LinkTracker {
             let i = self.links.len();
             self.index.insert(link.key, i);
             self.aps.entry(link.key.ap).or_default().links.push(i);
+            self.cpes.entry(link.key.cpe).or_default().push(i);
             self.links.push(link);
         }
     }
@@ -423,6 +428,7 @@ impl LinkTracker {
                 });
                 self.index.insert(key, i);
                 self.aps.entry(key.ap).or_default().links.push(i);
+                self.cpes.entry(key.cpe).or_default().push(i);
                 changes.push(LinkChange {
                     key,
                     from: None,
@@ -439,8 +445,10 @@ impl LinkTracker {
     /// are down now, not three missed polls later. Only the same radio counts: a CPE with two
     /// radios may well hang off two APs at once.
     fn roamed_to(&mut self, to: LinkKey, mac: MacAddr, at: DateTime<Utc>, changes: &mut Vec<LinkChange>) {
-        for l in &mut self.links {
-            if l.key.cpe == to.cpe && l.key.ap != to.ap && l.client_mac == mac && l.state.is_up() && l.last_seen < at {
+        let Some(theirs) = self.cpes.get(&to.cpe) else { return };
+        for &i in theirs {
+            let l = &mut self.links[i];
+            if l.key.ap != to.ap && l.client_mac == mac && l.state.is_up() && l.last_seen < at {
                 changes.push(LinkChange {
                     key: l.key,
                     from: Some(l.state),

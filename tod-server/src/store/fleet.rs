@@ -2785,7 +2785,8 @@ macro_rules! impl_discover_links {
             // The links as stored, to write back only what the batch changed.
             let mut stored: std::collections::HashMap<tod_core::links::LinkKey, tod_core::links::Link> =
                 std::collections::HashMap::new();
-            for row in links_by(tx, tenant, $crate::store::fleet::LinkEnd::Ap, &aps).await? {
+            let ap_list: Vec<Uuid> = aps.iter().copied().collect();
+            for row in links_by(tx, tenant, $crate::store::fleet::LinkEnd::Ap, &ap_list).await? {
                 if let Some(link) = row.to_link() {
                     stored.insert(link.key, link.clone());
                     tracker.restore_link(link);
@@ -2818,8 +2819,10 @@ macro_rules! impl_discover_links {
                 }
             }
             let mut elsewhere: BTreeSet<Uuid> = BTreeSet::new();
-            if !roamers.is_empty() {
-                for row in links_by(tx, tenant, $crate::store::fleet::LinkEnd::Cpe, &roamers).await? {
+            // In chunks: a tower's first batch after a start names every client as new.
+            let roamers: Vec<Uuid> = roamers.into_iter().collect();
+            for chunk in roamers.chunks(1000) {
+                for row in links_by(tx, tenant, $crate::store::fleet::LinkEnd::Cpe, chunk).await? {
                     if let Some(link) = row.to_link()
                         && !aps.contains(&link.key.ap.0)
                     {

@@ -243,7 +243,7 @@ async fn links_by(
     tx: &mut Tx,
     tenant: TenantId,
     end: super::fleet::LinkEnd,
-    ids: &std::collections::BTreeSet<Uuid>,
+    ids: &[Uuid],
 ) -> Result<Vec<LinkRow>, StoreError> {
     let sql = format!(
         "SELECT * FROM wireless_links WHERE tenant_id = $1 AND {} IN ({})",
