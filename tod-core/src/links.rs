@@ -133,6 +133,20 @@ pub struct Link {
     pub state_since: DateTime<Utc>,
 }
 
+impl Link {
+    /// Moves the link to `to` at `at` and records the transition.
+    fn turn(&mut self, to: LinkState, at: DateTime<Utc>, changes: &mut Vec<LinkChange>) {
+        changes.push(LinkChange {
+            key: self.key,
+            from: Some(self.state),
+            to,
+            at,
+        });
+        self.state = to;
+        self.state_since = at;
+    }
+}
+
 /// One state transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkChange {
@@ -406,7 +420,8 @@ impl LinkTracker {
                         at,
                     });
                 }
-                if (next != prev && !prev.is_up()) || other_radio {
+                // The same condition as `roam_candidate`.
+                if !prev.is_up() || other_radio {
                     self.roamed_to(key, reg.mac, at, changes);
                 }
             }
@@ -449,28 +464,24 @@ impl LinkTracker {
         for &i in theirs {
             let l = &mut self.links[i];
             if l.key.ap != to.ap && l.client_mac == mac && l.state.is_up() && l.last_seen < at {
-                changes.push(LinkChange {
-                    key: l.key,
-                    from: Some(l.state),
-                    to: LinkState::Down,
-                    at,
-                });
-                l.state = LinkState::Down;
-                l.state_since = at;
+                l.turn(LinkState::Down, at, changes);
                 l.missed_polls = self.config.missed_polls_down;
             }
         }
     }
 
-    /// The device `mac` resolves to as a client of `ap`, if exactly one other device of the tenant
-    /// owns it: what [`apply_registrations`](Self::apply_registrations) would link it to. A store
-    /// that loads links on demand uses it to load, before applying a table, the other links of
-    /// CPEs that may have roamed to this AP.
-    pub fn resolve_client(&self, ap: DeviceId, mac: &MacAddr) -> Option<DeviceId> {
-        match self.resolve(ap, mac) {
-            Resolved::Device(d) => Some(d),
-            Resolved::Unknown | Resolved::Ambiguous => None,
-        }
+    /// The CPE whose links to other APs a registration of `mac` on `ap` would take down by the
+    /// roam rule, if it may: the radio resolves to a device whose link to `ap` is new, not up, or
+    /// was seen through another of its radios. A store that loads links on demand loads that
+    /// CPE's other links before applying the table; steady polls name none.
+    pub fn roam_candidate(&self, ap: DeviceId, mac: &MacAddr) -> Option<DeviceId> {
+        let Resolved::Device(cpe) = self.resolve(ap, mac) else {
+            return None;
+        };
+        let steady = self
+            .link(LinkKey { ap, cpe })
+            .is_some_and(|l| l.state.is_up() && l.client_mac == *mac);
+        (!steady).then_some(cpe)
     }
 
     fn age_unseen(&mut self, ap: DeviceId, at: DateTime<Utc>, changes: &mut Vec<LinkChange>) {
@@ -484,28 +495,14 @@ impl LinkTracker {
             match l.state {
                 LinkState::Down => {
                     if l.state_since + stale_after <= at {
-                        changes.push(LinkChange {
-                            key: l.key,
-                            from: Some(l.state),
-                            to: LinkState::Stale,
-                            at,
-                        });
-                        l.state = LinkState::Stale;
-                        l.state_since = at;
+                        l.turn(LinkState::Stale, at, changes);
                     }
                 }
                 LinkState::Stale => {}
-                prev => {
+                _ => {
                     l.missed_polls += 1;
                     if l.missed_polls >= self.config.missed_polls_down {
-                        l.state = LinkState::Down;
-                        l.state_since = at;
-                        changes.push(LinkChange {
-                            key: l.key,
-                            from: Some(prev),
-                            to: LinkState::Down,
-                            at,
-                        });
+                        l.turn(LinkState::Down, at, changes);
                     }
                 }
             }
@@ -542,27 +539,13 @@ impl LinkTracker {
                 let needed = i64::from(self.config.missed_polls_down.saturating_sub(l.missed_polls).max(1));
                 let due = last + Duration::seconds(interval * needed) + grace;
                 if due <= now {
-                    changes.push(LinkChange {
-                        key: l.key,
-                        from: Some(l.state),
-                        to: LinkState::Down,
-                        at: due,
-                    });
-                    l.state = LinkState::Down;
-                    l.state_since = due;
+                    l.turn(LinkState::Down, due, &mut changes);
                     l.missed_polls = self.config.missed_polls_down;
                 }
             }
             if l.state == LinkState::Down && l.state_since + stale_after <= now {
                 let at = l.state_since + stale_after;
-                changes.push(LinkChange {
-                    key: l.key,
-                    from: Some(LinkState::Down),
-                    to: LinkState::Stale,
-                    at,
-                });
-                l.state = LinkState::Stale;
-                l.state_since = at;
+                l.turn(LinkState::Stale, at, &mut changes);
             }
         }
         changes

@@ -949,22 +949,9 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                     })
             };
             let (otherwise, mine): (Vec<&Alert>, Vec<&Alert>) = mine.into_iter().partition(|a| weak_anyway(a));
-            let incidents = |alerts: &[&Alert]| {
-                let mut seen: HashSet<&str> = HashSet::new();
-                alerts
-                    .iter()
-                    .filter(|a| a.incident.as_deref().is_none_or(|i| seen.insert(i)))
-                    .count()
-            };
-            let incidents_explained_otherwise = incidents(&otherwise);
+            let incidents_explained_otherwise = first_of_each_incident(&otherwise).len();
             let device_alerts = mine.iter().filter(|a| a.incident.is_some()).count();
-            // One per incident: the first alert of each.
-            let mut seen: HashSet<&str> = HashSet::new();
-            let mine: Vec<&String> = mine
-                .into_iter()
-                .filter(|a| a.incident.as_deref().is_none_or(|i| seen.insert(i)))
-                .map(|a| &a.kind)
-                .collect();
+            let mine: Vec<&String> = first_of_each_incident(&mine).into_iter().map(|a| &a.kind).collect();
             let kinds = count_kinds(mine.iter().copied());
             FaultReport {
                 kind: f.kind.clone(),
@@ -1043,6 +1030,16 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         alerts_without_cause,
         alert_log,
     })
+}
+
+/// One alert per incident, the first of each (a site alert event is an incident of its own).
+fn first_of_each_incident<'a>(alerts: &[&'a Alert]) -> Vec<&'a Alert> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    alerts
+        .iter()
+        .copied()
+        .filter(|a| a.incident.as_deref().is_none_or(|i| seen.insert(i)))
+        .collect()
 }
 
 /// Kinds with how often each occurs, in first-seen order.

@@ -2811,9 +2811,7 @@ macro_rules! impl_discover_links {
             let mut roamers: BTreeSet<Uuid> = BTreeSet::new();
             for (r, table) in batch.reports.iter().zip(&ap_tables) {
                 for g in table.iter().flatten() {
-                    let Some(cpe) = tracker.resolve_client(r.device_id, &g.mac) else { continue };
-                    let key = tod_core::links::LinkKey { ap: r.device_id, cpe };
-                    if !tracker.link(key).is_some_and(|l| l.state.is_up() && l.client_mac == g.mac) {
+                    if let Some(cpe) = tracker.roam_candidate(r.device_id, &g.mac) {
                         roamers.insert(cpe.0);
                     }
                 }
