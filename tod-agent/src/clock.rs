@@ -49,6 +49,24 @@ impl Clock {
     pub fn now_ms(&self) -> i64 {
         self.now().timestamp_millis()
     }
+
+    /// Clock seconds per real second (1 for the system clock).
+    pub fn speed(&self) -> f64 {
+        match *self {
+            Self::System => 1.0,
+            Self::Accelerated { speed, .. } => speed,
+        }
+    }
+
+    /// The real time in which this clock moves `clock_secs` (for a stopped clock, never: the
+    /// longest a timer takes).
+    pub fn real(&self, clock_secs: f64) -> std::time::Duration {
+        let speed = self.speed();
+        if speed <= 0.0 {
+            return std::time::Duration::MAX;
+        }
+        std::time::Duration::try_from_secs_f64(clock_secs.max(0.0) / speed).unwrap_or(std::time::Duration::MAX)
+    }
 }
 
 #[cfg(test)]
@@ -66,5 +84,8 @@ mod tests {
         assert!(advanced < chrono::Duration::seconds(3_600), "{advanced}");
         let s = Clock::System.now();
         assert!((Utc::now() - s).num_seconds().abs() < 5);
+        assert_eq!(c.real(7_200.0), std::time::Duration::from_secs(2));
+        assert_eq!(Clock::System.real(3.0), std::time::Duration::from_secs(3));
+        assert_eq!(Clock::accelerated(0.0).real(1.0), std::time::Duration::MAX);
     }
 }

@@ -439,7 +439,18 @@ pub async fn start_tunnel(cfg: &mut AgentConfig) -> Result<Option<(Arc<Tunnel>, 
 }
 
 /// Runs the agent until `shutdown` resolves, then stops gracefully.
-pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
+pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
+    run_with_clock(cfg, Clock::System, shutdown).await
+}
+
+/// [`run`] with the wall clock the agent stamps its data with: an accelerated one plays weeks in
+/// minutes (the field-truth scorer's long runs, where the server reads the same clock). Waiting
+/// stays real time: the poll interval and backoff are the configuration's.
+pub async fn run_with_clock(
+    mut cfg: AgentConfig,
+    clock: Clock,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
     let tunnel = start_tunnel(&mut cfg).await?;
     let targets = targets(&cfg).await?;
     let interval = Duration::from_secs(cfg.poll.interval_secs);
@@ -453,7 +464,7 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
             max_secs: cfg.poll.backoff_max_secs,
             ..BreakerConfig::default()
         },
-        clock: Clock::System,
+        clock,
     };
     let limits = SpoolLimits {
         max_bytes: cfg.spool.max_bytes,
@@ -494,7 +505,7 @@ pub async fn run(mut cfg: AgentConfig, shutdown: impl std::future::Future<Output
         retry_max: Duration::from_secs(60),
         rejected_dir: cfg.spool.dir.join("rejected"),
         linger: Duration::from_secs(1),
-        clock: Clock::System,
+        clock,
     };
     let configured = targets.clone();
     let mut pipeline = Pipeline::start(targets, poller, cfg.spool.dir.join("queue"), limits, uplink, forward)

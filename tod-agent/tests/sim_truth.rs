@@ -157,6 +157,78 @@ async fn the_truth_is_what_the_access_points_answered_at_the_time() {
     assert_eq!(truth.at(t2 + 300.0).devices[ap].fade_db, 0.0, "the fade ran out");
 }
 
+/// A drift deepens day by day on the one link it is set on, is journaled once with its rate, and
+/// is put right when it ends.
+#[tokio::test]
+async fn a_drift_weakens_its_link_day_by_day_until_it_is_put_right() {
+    let s = stopped_sim(120).await;
+    let ap = busiest_ap(&s);
+    let (cpe, mac) = s.world().devices[ap]
+        .radios
+        .iter()
+        .flat_map(|r| &r.clients)
+        .find_map(|c| {
+            Some((
+                c.cpe.filter(|_| c.behaviour == Behaviour::Steady)?,
+                c.mac.to_string().to_uppercase(),
+            ))
+        })
+        .expect("a steady managed client");
+    let t0 = s.clock().now();
+    s.set_faults(
+        cpe,
+        Faults {
+            fade_db_per_day: 2.0,
+            fade_since: Some(t0),
+            fade_until: Some(t0 + 10.0 * 86_400.0),
+            ..Faults::default()
+        },
+    );
+    // Three days in, 6 dB weaker than the world alone would have it, and the AP's table agrees.
+    s.clock().advance(3.0 * 86_400.0);
+    let now = s.clock().now();
+    let answered = table(&s, ap).await[&mac];
+    let truth = s.truth();
+    let (signal, fade) = {
+        let snap = truth.at(now);
+        let a = snap
+            .associations
+            .iter()
+            .find(|a| a.ap == ap && a.mac.eq_ignore_ascii_case(&mac))
+            .expect("the link")
+            .clone();
+        (a.signal.expect("associated"), snap.devices[cpe].fade_db)
+    };
+    assert_eq!(answered, signal, "the table is the truth");
+    assert!((fade - 6.0).abs() < 0.01, "{fade}");
+    let w = s.world();
+    let (r, slot, c) = w.devices[ap]
+        .radios
+        .iter()
+        .enumerate()
+        .flat_map(|(r, radio)| radio.clients.iter().enumerate().map(move |(k, c)| (r, k, c)))
+        .find(|(_, _, c)| c.cpe == Some(cpe))
+        .unwrap();
+    let clear = client_signal(w.seed, w.devices[ap].site, ap, r, slot, c, now).unwrap();
+    assert_eq!(clear - signal, 6, "{clear} {signal}");
+    // Put right at its end.
+    s.clock().advance(8.0 * 86_400.0);
+    let after = s.clock().now();
+    let truth = s.truth();
+    let snap = truth.at(after);
+    assert_eq!(snap.devices[cpe].fade_db, 0.0);
+    let clear = client_signal(w.seed, w.devices[ap].site, ap, r, slot, c, after).unwrap();
+    assert_eq!(table(&s, ap).await[&mac], clear);
+    let drift: Vec<_> = truth
+        .events(t0 - 1.0, after)
+        .into_iter()
+        .filter(|e| e.kind == "drift" && e.source == "injected")
+        .collect();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(drift[0].detail["db_per_day"], -2.0);
+    assert_eq!(drift[0].until, Some(t0 + 10.0 * 86_400.0));
+}
+
 #[tokio::test]
 async fn a_change_ended_early_ends_its_event_and_the_past_stays_as_it_was() {
     let s = stopped_sim(120).await;

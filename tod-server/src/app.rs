@@ -56,6 +56,10 @@ pub struct AppState {
     /// The windows sector aggregates and signal history are taken over (site rules, plugins,
     /// backtests).
     pub windows: tod_core::alerts::SnapshotWindows,
+    /// The clock background work and ingest read ([`Settings::clock`]).
+    pub clock: tod_agent::clock::Clock,
+    /// The fleet trend detector's windows and threshold.
+    pub trend: tod_core::signal::TrendConfig,
 }
 
 impl std::fmt::Debug for AppState {
@@ -126,6 +130,11 @@ impl AppState {
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             reads: Arc::new(crate::readcache::ReadCache::new(Duration::from_secs(1))),
             windows: settings.snapshot_windows(),
+            clock: settings.clock,
+            trend: tod_core::signal::TrendConfig {
+                gap_secs: i64::from(settings.trend_gap_secs),
+                ..tod_core::signal::TrendConfig::default()
+            },
         })
     }
 }
@@ -284,16 +293,18 @@ const ROLLUP_BUDGET: Duration = Duration::from_secs(2);
 /// lease deletes registrations older than 30 days, metrics and link events older than 90 days,
 /// and expired sessions.
 pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::task::JoinHandle<()> {
-    let store = state.store.clone();
+    let (store, clock) = (state.store.clone(), state.clock);
     let me = uuid::Uuid::new_v4();
-    let every = Duration::from_secs(u64::from(poll_interval_secs / 2).clamp(1, 30));
-    let ttl = chrono::Duration::from_std(every * 3).unwrap_or(chrono::Duration::seconds(90));
+    let every = clock
+        .real(f64::from(poll_interval_secs / 2))
+        .clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let ttl = lease_ttl(&clock, every * 3);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
-        let mut last_retention: Option<std::time::Instant> = None;
+        let mut last_retention: Option<chrono::DateTime<chrono::Utc>> = None;
         loop {
             tick.tick().await;
-            let now = chrono::Utc::now();
+            let now = clock.now();
             match store.try_lease("fleet-aging", me, now, ttl).await {
                 Ok(true) => match store.age_fleet(now, i64::from(poll_interval_secs)).await {
                     Ok(a) if a.link_changes > 0 || a.devices_unreachable > 0 => {
@@ -334,12 +345,17 @@ pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::tas
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "statistics lease"),
             }
-            if last_retention.is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(3600)) {
-                last_retention = Some(std::time::Instant::now());
+            if last_retention.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
+                last_retention = Some(now);
                 let hour = chrono::Duration::hours(1);
                 if let Ok(true) = store.try_lease("retention", me, now, hour).await {
                     match store
-                        .retain(now, chrono::Duration::days(30), chrono::Duration::days(90))
+                        .retain(
+                            now,
+                            chrono::Utc::now(),
+                            chrono::Duration::days(30),
+                            chrono::Duration::days(90),
+                        )
                         .await
                     {
                         Ok(n) if n > 0 => tracing::info!(rows = n, "retention"),
@@ -355,18 +371,18 @@ pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::tas
 /// Site and sector alert rules: a pass at start and then every `interval_secs`, by whichever
 /// replica holds the `site-alerts` lease ([`crate::site_alerts`]).
 pub fn spawn_site_alerts(state: &AppState, interval_secs: u32) -> tokio::task::JoinHandle<()> {
-    let store = state.store.clone();
+    let (store, clock) = (state.store.clone(), state.clock);
     let host = state.plugins.clone();
     let windows = state.windows;
     let me = uuid::Uuid::new_v4();
-    let every = Duration::from_secs(u64::from(interval_secs.max(1)));
-    let ttl = chrono::Duration::from_std(every * 3).unwrap_or(chrono::Duration::minutes(15));
+    let every = clock_interval(&clock, interval_secs);
+    let ttl = lease_ttl(&clock, every * 3);
     tokio::spawn(async move {
         let mut evaluator = crate::site_alerts::SiteAlerts::with_host(host).with_windows(windows);
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            let now = chrono::Utc::now();
+            let now = clock.now();
             match store.try_lease("site-alerts", me, now, ttl).await {
                 Ok(true) => match evaluator.pass(store.as_ref(), now).await {
                     Ok(p) if p.raised + p.resolved + p.failed > 0 => {
@@ -391,16 +407,15 @@ pub fn spawn_site_alerts(state: &AppState, interval_secs: u32) -> tokio::task::J
 /// The fleet-wide signal trend detector: a pass at start and then every `interval_secs`, by
 /// whichever replica holds the `trend-detection` lease ([`crate::store::TrendStore`]).
 pub fn spawn_trends(state: &AppState, interval_secs: u32) -> tokio::task::JoinHandle<()> {
-    let store = state.store.clone();
+    let (store, clock, config) = (state.store.clone(), state.clock, state.trend);
     let me = uuid::Uuid::new_v4();
-    let every = Duration::from_secs(u64::from(interval_secs.max(1)));
-    let ttl = chrono::Duration::from_std(every * 2).unwrap_or(chrono::Duration::hours(2));
+    let every = clock_interval(&clock, interval_secs);
+    let ttl = lease_ttl(&clock, every * 2);
     tokio::spawn(async move {
-        let config = tod_core::signal::TrendConfig::default();
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            let now = chrono::Utc::now();
+            let now = clock.now();
             match store.try_lease("trend-detection", me, now, ttl).await {
                 Ok(true) => match store.detect_trends(now, &config).await {
                     Ok(p) if p.raised + p.resolved > 0 => {
@@ -419,6 +434,19 @@ pub fn spawn_trends(state: &AppState, interval_secs: u32) -> tokio::task::JoinHa
             }
         }
     })
+}
+
+/// How often, in real time, a job runs that runs every `clock_secs` of the server's clock (at
+/// least every 200 ms however fast the clock).
+fn clock_interval(clock: &tod_agent::clock::Clock, clock_secs: u32) -> Duration {
+    clock
+        .real(f64::from(clock_secs.max(1)))
+        .clamp(Duration::from_millis(200), Duration::from_secs(86_400))
+}
+
+/// A lease that lasts `real` on the server's clock.
+fn lease_ttl(clock: &tod_agent::clock::Clock, real: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(real.mul_f64(clock.speed().max(1.0))).unwrap_or(chrono::Duration::hours(2))
 }
 
 /// The whole HTTP surface.

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tod_agent::clock::Clock;
 use tod_agent::sim::state::Faults;
 use tod_agent::sim::world::{Behaviour, Client, Role, World};
 use tod_agent::sim::{SimConfig, Simulator};
@@ -70,6 +71,11 @@ pub struct DemoOptions {
     /// 20 simulated minutes, stays weak for 10, then the radio goes dark for good.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub dying: bool,
+    /// The server and agents read the simulated world's accelerated clock instead of the wall
+    /// clock (the field-truth scorer's runs of weeks): the server's windows and intervals are
+    /// then its own settings' in simulated time, not shrunk by the speed.
+    #[arg(skip)]
+    pub simulated_clock: bool,
 }
 
 impl Default for DemoOptions {
@@ -86,6 +92,7 @@ impl Default for DemoOptions {
             outage: true,
             rain: true,
             dying: true,
+            simulated_clock: false,
         }
     }
 }
@@ -160,9 +167,9 @@ struct AgentSlot {
     running: Option<RunningAgent>,
 }
 
-fn spawn_agent(cfg: tod_agent::config::AgentConfig) -> RunningAgent {
+fn spawn_agent(cfg: tod_agent::config::AgentConfig, clock: Clock) -> RunningAgent {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(tod_agent::daemon::run(cfg, async move {
+    let task = tokio::spawn(tod_agent::daemon::run_with_clock(cfg, clock, async move {
         let _ = stopped.await;
     }));
     (stop, task)
@@ -177,6 +184,11 @@ pub struct Demo {
     pub sim: Arc<Simulator>,
     /// The agents' poll interval, seconds of wall time.
     pub interval_secs: u64,
+    /// The clock the server and agents read: the system's, or the world's accelerated one
+    /// ([`DemoOptions::simulated_clock`]).
+    pub clock: Clock,
+    /// The server's trend detector settings.
+    pub trend: tod_core::signal::TrendConfig,
     token: String,
     note: Arc<std::sync::Mutex<Option<String>>>,
     agents: tokio::sync::Mutex<Vec<AgentSlot>>,
@@ -236,18 +248,31 @@ impl Demo {
         settings.listen = opts.listen;
         settings.admin_email = Some(ADMIN_EMAIL.into());
         settings.admin_password = Some(password.clone());
-        // The server notices silent agents after three of its intervals (it allows 5 s at least).
-        settings.agent_poll_interval_secs = interval_secs.max(5) as u32;
-        // Site rules see the world at its own pace: judged every 5 simulated minutes, over sector
-        // windows of 10 simulated minutes against an hour before.
-        settings.alert_evaluation_interval_secs = ((300.0 / opts.speed).round() as u32).clamp(1, 300);
-        let windows = SnapshotWindows::scaled(opts.speed);
-        let whole_secs = |d: chrono::Duration| u32::try_from(d.num_seconds().max(1)).unwrap_or(u32::MAX);
-        settings.sector_window_secs = whole_secs(windows.recent).min(600);
-        settings.sector_lookback_secs = whole_secs(windows.lookback).clamp(settings.sector_window_secs, 3600);
+        let clock = if opts.simulated_clock {
+            Clock::accelerated(opts.speed)
+        } else {
+            Clock::System
+        };
+        if opts.simulated_clock {
+            // The server reads the world's clock: its settings are in simulated seconds, as a
+            // real deployment's (an agent poll is `interval_secs` of wall time).
+            settings.clock = clock;
+            settings.agent_poll_interval_secs = ((interval_secs as f64 * opts.speed).round() as u32).clamp(5, 86_400);
+        } else {
+            // The server notices silent agents after three of its intervals (it allows 5 s at least).
+            settings.agent_poll_interval_secs = interval_secs.max(5) as u32;
+            // Site rules see the world at its own pace: judged every 5 simulated minutes, over
+            // sector windows of 10 simulated minutes against an hour before.
+            settings.alert_evaluation_interval_secs = ((300.0 / opts.speed).round() as u32).clamp(1, 300);
+            let windows = SnapshotWindows::scaled(opts.speed);
+            let whole_secs = |d: chrono::Duration| u32::try_from(d.num_seconds().max(1)).unwrap_or(u32::MAX);
+            settings.sector_window_secs = whole_secs(windows.recent).min(600);
+            settings.sector_lookback_secs = whole_secs(windows.lookback).clamp(settings.sector_window_secs, 3600);
+        }
         settings.nats_url = opts.nats.clone();
         let server = crate::app::Server::start(&settings).await?;
         let api = server.local_addr();
+        let trend = server.state.trend;
         let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(server.serve(async move {
             let _ = server_stopped.await;
@@ -393,7 +418,7 @@ impl Demo {
         let outage = (opts.outage && agents >= 2).then(|| {
             (
                 Duration::from_secs(10 * interval_secs),
-                Duration::from_secs(5 * u64::from(settings.agent_poll_interval_secs)),
+                clock.real(5.0 * f64::from(settings.agent_poll_interval_secs)),
             )
         });
         let mut outage_cfg = None;
@@ -444,7 +469,7 @@ impl Demo {
             }
             slots.push(AgentSlot {
                 tower: i,
-                running: Some(spawn_agent(cfg.clone())),
+                running: Some(spawn_agent(cfg.clone(), clock)),
                 cfg,
             });
         }
@@ -453,7 +478,7 @@ impl Demo {
         if let (Some((after, length)), Some((name, cfg))) = (outage, outage_cfg) {
             tasks.push(tokio::spawn(scripted_outage(
                 name,
-                cfg,
+                (cfg, clock),
                 after,
                 length,
                 quit_rx.clone(),
@@ -500,6 +525,8 @@ impl Demo {
             access,
             sim,
             interval_secs,
+            clock,
+            trend,
             token,
             note,
             agents: tokio::sync::Mutex::new(slots),
@@ -578,7 +605,7 @@ impl Demo {
             .find(|s| s.tower == tower)
             .ok_or_else(|| format!("no agent at tower {tower}"))?;
         if slot.running.is_none() {
-            slot.running = Some(spawn_agent(slot.cfg.clone()));
+            slot.running = Some(spawn_agent(slot.cfg.clone(), self.clock));
         }
         Ok(())
     }
@@ -627,7 +654,7 @@ impl Demo {
 /// `length` (it backfills from its spool), then runs until the demo quits.
 async fn scripted_outage(
     name: String,
-    cfg: tod_agent::config::AgentConfig,
+    (cfg, clock): (tod_agent::config::AgentConfig, Clock),
     after: Duration,
     length: Duration,
     mut quit: tokio::sync::watch::Receiver<bool>,
@@ -636,7 +663,7 @@ async fn scripted_outage(
     let say = |s: String| *note.lock().expect("note lock") = Some(s);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut q = quit.clone();
-    let first = tokio::spawn(tod_agent::daemon::run(cfg.clone(), async move {
+    let first = tokio::spawn(tod_agent::daemon::run_with_clock(cfg.clone(), clock, async move {
         tokio::select! {
             _ = stopped => {}
             _ = quitting(&mut q) => {}
@@ -656,7 +683,7 @@ async fn scripted_outage(
         return Ok(());
     }
     say(format!("scripted: {name}'s backhaul is back; its agent backfills"));
-    tod_agent::daemon::run(cfg, async move { quitting(&mut quit).await }).await
+    tod_agent::daemon::run_with_clock(cfg, clock, async move { quitting(&mut quit).await }).await
 }
 
 /// Heavy rain over a tower: after `after`, each of `aps`' links fades by [`RAIN_FADE_DB`] for

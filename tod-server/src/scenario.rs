@@ -9,9 +9,12 @@
 //! devices = 120
 //! minutes = 60       # simulated minutes observed after the warm-up
 //! seed = 7
+//! speed = 12         # time acceleration (default 30; `--speed` overrides)
+//! clock = "wall"     # or "simulated": the server and agents read the simulator's accelerated
+//!                    # clock (runs of weeks: the trend detector's windows are real weeks)
 //!
 //! [[fault]]
-//! kind = "power_off"        # power_off | backhaul_outage | tower_reboot | rain
+//! kind = "power_off"        # power_off | backhaul_outage | tower_reboot | rain | drift
 //! label = "ap_power_loss"   # what the report calls it (default: the kind)
 //! target = "busiest-ap"     # busiest-ap | busiest-steady-cpe | device:NAME | tower:N | tower:N-M
 //! at = "2 polls"            # after the observation begins: s, min, h, d or polls
@@ -19,6 +22,7 @@
 //! at_most = "60 %"          # of the run left when it begins (optional)
 //! every = "12 min"          # repeat while a whole cycle fits in the run (optional)
 //! fade_db = 14              # rain only: how much weaker every link gets
+//! db_per_day = 0.5          # drift only: how much weaker its links get each day
 //! ```
 //!
 //! The standard scenarios are files like this one, compiled in (`tod-server/scenarios/`).
@@ -30,7 +34,7 @@ use serde::Deserialize;
 use tod_agent::sim::world::{Behaviour, Role, World};
 
 /// The standard scenarios, by name, as their files read.
-pub const STANDARD: [(&str, &str); 7] = [
+pub const STANDARD: [(&str, &str); 8] = [
     ("quiet", include_str!("../scenarios/quiet.toml")),
     ("ap-power-loss", include_str!("../scenarios/ap-power-loss.toml")),
     ("dying-cpe", include_str!("../scenarios/dying-cpe.toml")),
@@ -38,6 +42,7 @@ pub const STANDARD: [(&str, &str); 7] = [
     ("backhaul-outage", include_str!("../scenarios/backhaul-outage.toml")),
     ("mass-reboot", include_str!("../scenarios/mass-reboot.toml")),
     ("rain-fade", include_str!("../scenarios/rain-fade.toml")),
+    ("drift", include_str!("../scenarios/drift.toml")),
 ];
 
 /// A scenario: what the world is, and what happens to it.
@@ -66,6 +71,23 @@ pub struct RunDefaults {
     pub minutes: Option<u32>,
     /// World seed.
     pub seed: Option<u64>,
+    /// Time acceleration.
+    pub speed: Option<f64>,
+    /// Which clock the server and agents read.
+    pub clock: Option<RunClock>,
+}
+
+/// Which clock the server and agents read during a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunClock {
+    /// The wall clock: the server sees the accelerated world at its own pace, its windows and
+    /// evaluation intervals shrunk by the speed (runs of minutes and hours).
+    #[default]
+    Wall,
+    /// The simulator's accelerated clock: the server's background work, its ingest and the
+    /// agents' stamps run as fast as the world, its windows as configured (runs of weeks).
+    Simulated,
 }
 
 /// What a fault does.
@@ -80,6 +102,9 @@ pub enum FaultKind {
     TowerReboot,
     /// Rain over a tower: every link of its access points `fade_db` weaker, both ways.
     Rain,
+    /// A device's links get `db_per_day` weaker each day (a customer radio's antenna slowly
+    /// knocked out of alignment), until it is put right when the fault ends.
+    Drift,
 }
 
 impl FaultKind {
@@ -90,6 +115,7 @@ impl FaultKind {
             Self::BackhaulOutage => "backhaul_outage",
             Self::TowerReboot => "tower_reboot",
             Self::Rain => "rain",
+            Self::Drift => "drift",
         }
     }
 }
@@ -114,6 +140,8 @@ pub struct FaultSpec {
     pub every: Option<Span>,
     /// Rain's fade, dB.
     pub fade_db: Option<f64>,
+    /// A drift's rate, dB a day.
+    pub db_per_day: Option<f64>,
 }
 
 /// A length of simulated time, as a file writes it.
@@ -262,10 +290,15 @@ pub struct Planned {
     pub length: f64,
     /// Rain's fade, dB.
     pub fade_db: f64,
+    /// A drift's rate, dB a day.
+    pub db_per_day: f64,
 }
 
 /// The most faults one run may plan (repeats and tower ranges unrolled).
 pub const MAX_FAULTS: usize = 10_000;
+
+/// A drift's rate when a file gives none, dB a day: a slowly misaligning antenna.
+pub const DEFAULT_DRIFT_DB_PER_DAY: f64 = 0.5;
 
 /// The fade of rain when a file gives none, dB: the demo's heavy rain.
 pub const DEFAULT_RAIN_DB: f64 = crate::demo::RAIN_FADE_DB;
@@ -294,6 +327,11 @@ impl Scenario {
         }
         if s.run.devices == Some(0) || s.run.minutes == Some(0) {
             return Err("[run] devices and minutes must be at least 1".into());
+        }
+        if let Some(speed) = s.run.speed
+            && !(1.0..=100_000.0).contains(&speed)
+        {
+            return Err(format!("[run] speed {speed}: 1 to 100000"));
         }
         for (i, f) in s.faults.iter().enumerate() {
             f.check()
@@ -339,6 +377,7 @@ impl Scenario {
                         at,
                         length,
                         fade_db: f.fade_db.unwrap_or(DEFAULT_RAIN_DB),
+                        db_per_day: f.db_per_day.unwrap_or(DEFAULT_DRIFT_DB_PER_DAY),
                     });
                 }
                 match every {
@@ -359,7 +398,9 @@ impl FaultSpec {
             TargetSpec::BusiestAp | TargetSpec::BusiestSteadyCpe | TargetSpec::Device(_)
         );
         match (self.kind, device) {
-            (FaultKind::PowerOff, false) => return Err(format!("`{}`: power_off hits a device", self.target)),
+            (FaultKind::PowerOff | FaultKind::Drift, false) => {
+                return Err(format!("`{}`: {} hits a device", self.target, self.kind.name()));
+            }
             (FaultKind::BackhaulOutage | FaultKind::TowerReboot | FaultKind::Rain, true) => {
                 return Err(format!("`{}`: {} hits towers (tower:N)", self.target, self.kind.name()));
             }
@@ -383,6 +424,15 @@ impl FaultSpec {
         }
         if self.lasts == Span::Secs(0.0) || self.lasts == Span::Polls(0.0) || self.lasts == Span::Share(0.0) {
             return Err("`lasts` must be more than 0".into());
+        }
+        match (self.kind, self.db_per_day) {
+            (FaultKind::Drift, Some(db)) if !(db > 0.0 && db <= 20.0) => {
+                return Err(format!(
+                    "`db_per_day` {db}: a drift weakens links by more than 0 and at most 20 dB a day"
+                ));
+            }
+            (FaultKind::Drift, _) | (_, None) => {}
+            (_, Some(_)) => return Err("`db_per_day` is for drift".into()),
         }
         match (self.kind, self.fade_db) {
             (FaultKind::Rain, Some(db)) if !(db > 0.0 && db <= 60.0) => Err(format!(
@@ -447,10 +497,14 @@ mod tests {
         for (name, _) in STANDARD {
             let s = Scenario::load(name).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(s.name, name);
-            let plan = s.plan(&world, world.sites, 60.0, 60).unwrap();
+            let minutes = s.run.minutes.unwrap_or(60);
+            let plan = s.plan(&world, world.sites, 60.0, minutes).unwrap();
             assert_eq!(plan.is_empty(), name == "quiet", "{name}: {plan:?}");
             for p in &plan {
-                assert!(p.at >= 0.0 && p.at < 3_600.0 && p.length > 0.0, "{name}: {p:?}");
+                assert!(
+                    p.at >= 0.0 && p.at < f64::from(minutes) * 60.0 && p.length > 0.0,
+                    "{name}: {p:?}"
+                );
             }
         }
     }
@@ -482,6 +536,17 @@ mod tests {
         assert_eq!(plan("rain-fade", 120)[0].length, 2_400.0);
         assert_eq!(plan("mass-reboot", 60)[0].length, 90.0);
         assert_eq!(plan("backhaul-outage", 60)[0].length, 0.6 * 3_480.0);
+        // A quiet week, then three weeks of 0.5 dB a day, on a simulated clock.
+        let drift = Scenario::load("drift").unwrap();
+        assert_eq!(
+            (drift.run.speed, drift.run.clock),
+            (Some(3_600.0), Some(RunClock::Simulated))
+        );
+        let d = &plan("drift", 28 * 1_440)[0];
+        assert_eq!(
+            (d.kind, d.at, d.length, d.db_per_day),
+            (FaultKind::Drift, 7.0 * 86_400.0, 21.0 * 86_400.0, 0.5)
+        );
     }
 
     #[test]
@@ -528,6 +593,20 @@ mod tests {
                 "colour",
             ),
             (format!("{base}[run]\ndevices = 0\n"), "at least 1"),
+            (format!("{base}[run]\nspeed = 0.5\n"), "1 to 100000"),
+            (format!("{base}[run]\nclock = \"sundial\"\n"), "sundial"),
+            (
+                fault("kind = \"drift\"\ntarget = \"tower:1\"\nat = \"1 d\"\nlasts = \"1 d\""),
+                "drift hits a device",
+            ),
+            (
+                fault("kind = \"drift\"\ntarget = \"busiest-ap\"\nat = \"1 d\"\nlasts = \"1 d\"\ndb_per_day = 0"),
+                "more than 0 and at most 20 dB a day",
+            ),
+            (
+                fault("kind = \"rain\"\ntarget = \"tower:1\"\nat = \"1 d\"\nlasts = \"1 d\"\ndb_per_day = 1"),
+                "is for drift",
+            ),
         ] {
             let e = Scenario::parse(&text).expect_err(&text);
             assert!(e.contains(says), "{text}\n→ {e}");

@@ -8,7 +8,8 @@
 //! scorer runs the whole system — the demo's server, simulator, agents and tunnels — injects a
 //! scenario's faults ([`crate::scenario`]: a TOML file's timeline), and samples the API once per
 //! poll interval, comparing each (link, sample) with the simulator's truth at the sample's
-//! simulated time. It reports link-state accuracy with its confusion matrix, whether and how fast each
+//! simulated time. Runs of weeks (a drift) put the server and agents on the simulator's
+//! accelerated clock ([`RunClock::Simulated`]), so the trend detector's weeks are simulated weeks. It reports link-state accuracy with its confusion matrix, whether and how fast each
 //! injected fault was reported and about the right device, how many alerts one upstream failure
 //! raised, and how many of all alerts have a cause in the truth.
 
@@ -23,21 +24,22 @@ use tod_agent::sim::truth::Snapshot;
 use tod_agent::sim::world::{Role, World, rain_fade};
 
 use crate::demo::{Demo, DemoOptions};
-use crate::scenario::{FaultKind, Scenario, Target as PlanTarget};
+use crate::scenario::{FaultKind, RunClock, Scenario, Target as PlanTarget};
 
 /// What the scorer runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScoreOptions {
     /// A standard scenario (quiet, ap-power-loss, dying-cpe, flapping-client, backhaul-outage,
-    /// mass-reboot, rain-fade) or a scenario file (`.toml`).
+    /// mass-reboot, rain-fade, drift) or a scenario file (`.toml`).
     #[arg(long, default_value = "ap-power-loss")]
     pub scenario: String,
     /// Simulated devices (default: the scenario's).
     #[arg(long)]
     pub devices: Option<usize>,
-    /// Time acceleration (the agents poll every 60/X seconds of wall time).
-    #[arg(long, default_value_t = 30.0)]
-    pub speed: f64,
+    /// Time acceleration (the agents poll every 60/X seconds of wall time, at least every
+    /// second; default: the scenario's, else 30).
+    #[arg(long)]
+    pub speed: Option<f64>,
     /// Simulated minutes observed after the warm-up (default: the scenario's).
     #[arg(long)]
     pub minutes: Option<u32>,
@@ -61,7 +63,7 @@ impl Default for ScoreOptions {
         Self {
             scenario: "ap-power-loss".into(),
             devices: None,
-            speed: 30.0,
+            speed: None,
             minutes: None,
             seed: None,
             postgres: None,
@@ -75,6 +77,7 @@ impl Default for ScoreOptions {
 const DEFAULT_DEVICES: usize = 120;
 const DEFAULT_MINUTES: u32 = 60;
 const DEFAULT_SEED: u64 = 7;
+const DEFAULT_SPEED: f64 = 30.0;
 
 /// Counts of (truth, report) over every (link, sample) pair.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -133,7 +136,7 @@ impl Confusion {
 pub struct FaultReport {
     /// What the scenario calls it.
     pub kind: String,
-    /// What was injected: `power_off`, `backhaul_outage`, `tower_reboot` or `rain`.
+    /// What was injected: `power_off`, `backhaul_outage`, `tower_reboot`, `rain` or `drift`.
     pub fault: String,
     /// The device it hit.
     pub device: String,
@@ -141,14 +144,15 @@ pub struct FaultReport {
     pub from_sim_secs: f64,
     /// Until when, simulated seconds.
     pub until_sim_secs: f64,
-    /// Whether the API reported it while it lasted: a device not online, or (rain) a
-    /// weak-signal site alert at the tower.
+    /// Whether the API reported it while it lasted: a device not online, (rain) a weak-signal
+    /// site alert at the tower, or (drift) a signal-trend event about the radio.
     pub detected: bool,
     /// Simulated seconds from the fault to the first sample that showed it.
     pub detection_secs: Option<f64>,
     /// The target: two polls, plus the hysteresis of what reports it (an agent is declared
     /// silent after three of the server's intervals; a sector rule needs its window half faded
-    /// and its consecutive hits, one per 5-minute evaluation).
+    /// and its consecutive hits, one per 5-minute evaluation; a drift, the server's trend rule
+    /// judged on the true signal at every sample, plus its last whole hour and hourly pass).
     pub detection_target_secs: f64,
     /// Whether the API showed it over after it ended.
     pub recovered: bool,
@@ -178,6 +182,9 @@ pub struct FaultReport {
     pub devices_hit: usize,
     /// For a reboot: how many of them the event log shows rebooting after it.
     pub reboots_logged: Option<usize>,
+    /// For a drift: whether the signal-trend event that reported it named its link (the
+    /// drifting customer radio and the access point it is associated with).
+    pub attributed: Option<bool>,
 }
 
 /// The scorer's findings for one run.
@@ -210,7 +217,8 @@ pub struct Score {
     pub alerts: usize,
     /// Of those, alerts about a device with a cause in the truth during the window (offline, a
     /// client link down, a CPE hearing its AP below the default rule's -75 dBm, an AP radio's
-    /// clients below it on average, rain over a site).
+    /// clients below it on average, rain over a site); a signal trend's cause is its link
+    /// drifting (a slowly degrading client of the world's, or an injected drift).
     pub alerts_with_cause: usize,
     /// What the others were (rule or event kind, with counts).
     pub alerts_without_cause: Vec<(String, usize)>,
@@ -290,6 +298,15 @@ impl Score {
                     f.kind,
                     f.device,
                     f.links_down_secs.map_or("never".into(), |s| format!("{s:.0} s"))
+                );
+            }
+            if let Some(named) = f.attributed {
+                out += &format!(
+                    "| {} of {}: the report names its link (radio and access point) | {} | yes ({}) |\n",
+                    f.kind,
+                    f.device,
+                    if named { "yes" } else { "no" },
+                    met(named)
                 );
             }
             if let Some(n) = f.reboots_logged {
@@ -388,6 +405,8 @@ fn true_links(world: &World) -> Vec<TrueLink> {
 /// its rule metric or event kind.
 struct Alert {
     device: Option<usize>,
+    /// The link of a site event about one (signal trends): access point and customer radio.
+    link: Option<(usize, usize)>,
     site: Option<String>,
     kind: String,
     at: DateTime<Utc>,
@@ -416,6 +435,7 @@ struct Injected {
     planned: f64,
     length: f64,
     fade_db: f64,
+    db_per_day: f64,
     window: Option<(f64, f64)>,
     restarted: bool,
 }
@@ -431,6 +451,8 @@ enum Target {
     TowerReboot(usize),
     /// Rain over a tower: its access points' links fade.
     Rain(usize),
+    /// A device whose links slowly weaken.
+    Drift(usize),
 }
 
 impl Target {
@@ -441,6 +463,7 @@ impl Target {
             Self::Tower(_) => FaultKind::BackhaulOutage,
             Self::TowerReboot(_) => FaultKind::TowerReboot,
             Self::Rain(_) => FaultKind::Rain,
+            Self::Drift(_) => FaultKind::Drift,
         }
     }
 }
@@ -496,6 +519,7 @@ struct RunPlan {
     devices: usize,
     minutes: u32,
     seed: u64,
+    speed: f64,
 }
 
 /// Runs a scenario and scores it. `say` gets progress lines.
@@ -505,10 +529,14 @@ pub async fn run(opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) -> Result<Sco
         devices: opts.devices.or(scenario.run.devices).unwrap_or(DEFAULT_DEVICES),
         minutes: opts.minutes.or(scenario.run.minutes).unwrap_or(DEFAULT_MINUTES),
         seed: opts.seed.or(scenario.run.seed).unwrap_or(DEFAULT_SEED),
+        speed: opts.speed.or(scenario.run.speed).unwrap_or(DEFAULT_SPEED),
         scenario,
     };
     if plan.devices == 0 || plan.minutes == 0 {
         return Err("a run needs at least one device and one minute".into());
+    }
+    if !(1.0..=100_000.0).contains(&plan.speed) {
+        return Err(format!("speed {}: 1 to 100000", plan.speed));
     }
     // Resolved before anything starts, so a target the world lacks is said at once (the demo
     // runs one tower per site of the world).
@@ -516,13 +544,14 @@ pub async fn run(opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) -> Result<Sco
     plan.scenario.plan(&world, world.sites.max(1), 60.0, plan.minutes)?;
     let demo = Demo::start(DemoOptions {
         devices: plan.devices,
-        speed: opts.speed,
+        speed: plan.speed,
         seed: plan.seed,
         listen: ([127, 0, 0, 1], 0).into(),
         postgres: opts.postgres.clone(),
         outage: false,
         rain: false,
         dying: false,
+        simulated_clock: plan.scenario.run.clock == Some(RunClock::Simulated),
         ..DemoOptions::default()
     })
     .await?;
@@ -536,7 +565,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
     let world = demo.sim.world();
     let links = true_links(world);
     let interval = Duration::from_secs(demo.interval_secs);
-    let poll_sim_secs = demo.interval_secs as f64 * opts.speed;
+    let poll_sim_secs = demo.interval_secs as f64 * plan.speed;
 
     // Warm-up: every device online and most links discovered, within a couple of minutes.
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
@@ -567,6 +596,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         .filter_map(|(id, name)| Some((id.clone(), *index.get(name.as_str())?)))
         .collect();
     let name_of = |i: usize| world.devices[i].name.clone();
+    let id_of: HashMap<usize, &str> = by_id.iter().map(|(id, i)| (*i, id.as_str())).collect();
     say(&format!(
         "warm: {} devices online, {} true links; observing {} simulated minutes",
         world.devices.len(),
@@ -577,7 +607,10 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
     // The scenario's faults, from two polls after the warm-up.
     let clock = demo.sim.clock();
     let start = clock.now();
-    let began_wall: DateTime<Utc> = Utc::now();
+    // The server's clock (it stamps alerts with it): the wall clock, or the world's own.
+    let began_wall: DateTime<Utc> = demo.clock.now();
+    // Simulated seconds per second of the server's clock.
+    let ratio = plan.speed / demo.clock.speed();
     let end = start + f64::from(plan.minutes) * 60.0;
     let towers = demo.access.towers.max(1);
     let mut injected: Vec<Injected> = plan
@@ -587,6 +620,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         .map(|p| Injected {
             kind: p.label,
             target: match (p.kind, p.target) {
+                (FaultKind::Drift, PlanTarget::Device(d)) => Target::Drift(d),
                 (_, PlanTarget::Device(d)) => Target::Device(d),
                 (FaultKind::BackhaulOutage, PlanTarget::Tower(t)) => Target::Tower(t),
                 (FaultKind::TowerReboot, PlanTarget::Tower(t)) => Target::TowerReboot(t),
@@ -596,13 +630,14 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
             // For good: past the end of the run.
             length: p.length.min(end - start - p.at + 86_400.0),
             fade_db: p.fade_db,
+            db_per_day: p.db_per_day,
             window: None,
             restarted: false,
         })
         .collect();
     let members = |target: Target| -> Vec<usize> {
         match target {
-            Target::Device(d) => vec![d],
+            Target::Device(d) | Target::Drift(d) => vec![d],
             Target::Tower(t) | Target::TowerReboot(t) | Target::Rain(t) => world
                 .devices
                 .iter()
@@ -632,6 +667,18 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
     let mut detected: Vec<Option<f64>> = vec![None; injected.len()];
     let mut recovered: Vec<Option<f64>> = vec![None; injected.len()];
     let mut links_down: Vec<Option<f64>> = vec![None; injected.len()];
+    let mut attributed: Vec<Option<bool>> = vec![None; injected.len()];
+    // Every site event seen, by id ([`read_site_events`]).
+    let mut site_events: HashMap<String, Value> = HashMap::new();
+    // Links that drift in the truth: the world's slowly degrading clients, and injected drifts.
+    let mut drifting: HashSet<(usize, usize)> = links
+        .iter()
+        .filter(|l| behaviour(world, l) == "degrading")
+        .map(|l| (l.ap, l.cpe))
+        .collect();
+    // The true signal of each injected drift's links at every sample, for what the server's
+    // trend rule would have seen on the truth itself.
+    let mut drift_series: HashMap<(usize, usize), Vec<tod_core::signal::Sample>> = HashMap::new();
     // Devices with a cause for an alert at some sample: offline, a client link down, weak.
     let mut caused: HashSet<usize> = HashSet::new();
     // The samples at which each device was weak in the truth (a CPE hearing its AP, or an AP
@@ -688,6 +735,21 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                         demo.sim.reboot(d);
                     }
                 }
+                Target::Drift(d) => {
+                    demo.sim.set_faults(
+                        d,
+                        Faults {
+                            fade_db_per_day: f.db_per_day,
+                            fade_since: Some(from),
+                            fade_until: Some(until),
+                            ..demo.sim.state(d).faults()
+                        },
+                    );
+                    for l in links.iter().filter(|l| l.cpe == d || l.ap == d) {
+                        drifting.insert((l.ap, l.cpe));
+                        drift_series.entry((l.ap, l.cpe)).or_default();
+                    }
+                }
             }
             f.window = Some((from, until));
         }
@@ -726,6 +788,12 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                 // The CPE's own alert is on its own view of the link.
                 caused.insert(l.cpe);
                 weak_at_samples.entry(l.cpe).or_default().push(t);
+            }
+            if let (Some(series), Some(dbm)) = (drift_series.get_mut(&(l.ap, l.cpe)), signal) {
+                series.push(tod_core::signal::Sample {
+                    at: sim_instant(t),
+                    dbm,
+                });
             }
             let seen = reported.get(&(l.ap, l.cpe)).copied();
             confusion.add(signal.is_some(), seen);
@@ -768,24 +836,16 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                 caused_sites.insert(site);
             }
         }
+        let active = read_site_events(demo, &tenant, &site_ids, &mut site_events).await?;
         // Rain is shown by weak-signal sector alerts at the tower.
         let mut weak_at: HashMap<usize, bool> = HashMap::new();
         for f in &injected {
             if let (Target::Rain(tower), Some(_)) = (f.target, f.window)
                 && let Some(site) = tower_site(tower)
             {
-                let events = demo
-                    .call(
-                        "GET",
-                        format!("/api/tenants/{tenant}/sites/{site}/alert-events?state=active&limit=200"),
-                        None,
-                    )
-                    .await?;
-                let weak = events["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|e| e["kind"] == "sector_signal_avg");
+                let weak = active
+                    .iter()
+                    .any(|e| e["site_id"].as_str() == Some(site.as_str()) && e["kind"] == "sector_signal_avg");
                 weak_at.insert(tower, weak);
             }
         }
@@ -804,6 +864,34 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                     }
                 }
                 if t >= until && !weak && recovered[k].is_none() {
+                    recovered[k] = Some(t - until);
+                }
+                continue;
+            }
+            // A drift is shown by a signal-trend event about the radio, and it should name the
+            // link that drifts.
+            if let Target::Drift(device) = f.target {
+                let trend = active.iter().find(|e| {
+                    e["kind"] == "signal_trend"
+                        && [&e["device_id"], &e["ap_device_id"]]
+                            .iter()
+                            .any(|v| v.as_str().is_some_and(|id| id_of.get(&device) == Some(&id)))
+                });
+                if let Some(e) = trend
+                    && t >= from
+                    && t < until
+                    && detected[k].is_none()
+                {
+                    detected[k] = Some(t - from);
+                    let end = |field: &str| e[field].as_str().and_then(|id| by_id.get(id)).copied();
+                    attributed[k] = Some(match (end("ap_device_id"), end("device_id")) {
+                        (Some(ap), Some(cpe)) => links
+                            .iter()
+                            .any(|l| (l.ap, l.cpe) == (ap, cpe) && (l.ap == device || l.cpe == device)),
+                        _ => false,
+                    });
+                }
+                if t >= until && trend.is_none() && recovered[k].is_none() {
                     recovered[k] = Some(t - until);
                 }
                 continue;
@@ -843,21 +931,27 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         tokio::time::sleep(interval).await;
     }
 
-    // Alerts raised since the observation began.
-    let device_alerts = demo
-        .call("GET", format!("/api/alerts?tenant_id={tenant}&per_page=200"), None)
-        .await?;
-    let mut site_events = Vec::new();
-    for id in &site_ids {
-        let events = demo
+    // Alerts raised since the observation began: every page of device alerts, and the site
+    // events seen along the way with the last ones.
+    let mut device_alerts: Vec<Value> = Vec::new();
+    for page in 1..=500 {
+        let items = demo
             .call(
                 "GET",
-                format!("/api/tenants/{tenant}/sites/{id}/alert-events?limit=200"),
+                format!("/api/alerts?tenant_id={tenant}&per_page=200&page={page}"),
                 None,
             )
-            .await?;
-        site_events.extend(events["items"].as_array().cloned().unwrap_or_default());
+            .await?["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let last = items.len() < 200;
+        device_alerts.extend(items);
+        if last {
+            break;
+        }
     }
+    read_site_events(demo, &tenant, &site_ids, &mut site_events).await?;
     let since = |v: &Value, field: &str| {
         v[field]
             .as_str()
@@ -865,26 +959,29 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
             .filter(|at| *at >= began_wall)
     };
     // Simulated time as wall time (the server stamps alerts with its own clock).
-    let wall = |sim: f64| began_wall + chrono::Duration::milliseconds(((sim - start) / opts.speed * 1000.0) as i64);
-    let sim = |wall: DateTime<Utc>| start + (wall - began_wall).as_seconds_f64() * opts.speed;
+    let wall = |sim: f64| began_wall + chrono::Duration::milliseconds(((sim - start) / ratio * 1000.0) as i64);
+    let sim = |wall: DateTime<Utc>| start + (wall - began_wall).as_seconds_f64() * ratio;
     let mut alerts: Vec<Alert> = Vec::new();
-    for a in device_alerts["items"].as_array().into_iter().flatten() {
+    for a in &device_alerts {
         if let Some(at) = since(a, "fired_at") {
             alerts.push(Alert {
                 at,
                 device: a["device_id"].as_str().and_then(|id| by_id.get(id)).copied(),
+                link: None,
                 site: None,
                 kind: a["metric"].as_str().unwrap_or("device").to_owned(),
                 incident: a["incident_id"].as_str().map(str::to_owned),
             });
         }
     }
-    for e in &site_events {
+    for e in site_events.values() {
         if let Some(at) = since(e, "triggered_at") {
             let about = e["ap_device_id"].as_str().or(e["device_id"].as_str());
+            let end = |field: &str| e[field].as_str().and_then(|id| by_id.get(id)).copied();
             alerts.push(Alert {
                 at,
                 device: about.and_then(|id| by_id.get(id)).copied(),
+                link: end("ap_device_id").zip(end("device_id")),
                 site: e["site_id"].as_str().map(str::to_owned),
                 kind: e["kind"].as_str().unwrap_or("site").to_owned(),
                 incident: None,
@@ -906,7 +1003,11 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         .filter(|e| since(e, "at").is_some())
         .filter_map(|e| by_id.get(e["device_id"].as_str()?).copied())
         .collect();
+    // A signal trend's cause is its link drifting; anything else's, its device's or site's.
     let has_cause = |a: &Alert| {
+        if a.kind == "signal_trend" {
+            return a.link.is_some_and(|l| drifting.contains(&l));
+        }
         a.device.is_some_and(|d| caused.contains(&d))
             || (a.device.is_none() && a.site.as_ref().is_some_and(|s| caused_sites.contains(s)))
     };
@@ -922,7 +1023,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                 .collect();
             let site = match f.target {
                 Target::Tower(t) | Target::TowerReboot(t) | Target::Rain(t) => tower_site(t),
-                Target::Device(_) => None,
+                Target::Device(_) | Target::Drift(_) => None,
             };
             let (from, until) = f.window.unwrap_or((f.planned, f.planned));
             // Raised while it lasted, or within three polls after (alerts that come with the
@@ -933,15 +1034,16 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                 .filter(|a| a.at >= during.0 && a.at <= during.1)
                 .filter(|a| {
                     a.device.is_some_and(|d| affected.contains(&d))
+                        || a.link.is_some_and(|(_, cpe)| affected.contains(&cpe))
                         || (site.is_some() && a.device.is_none() && a.site == site)
                 })
                 .collect();
             // A weak-signal alert about a device the truth had weak around it (two polls before,
-            // one after) is the world's own, unless the fault is what weakens signal.
+            // one after) is the world's own, unless the fault is what weakens signal (rain, drift).
             let weak_anyway = |a: &Alert| {
                 let Some(d) = a.device else { return false };
                 let at = sim(a.at);
-                !matches!(f.target, Target::Rain(_))
+                !matches!(f.target, Target::Rain(_) | Target::Drift(_))
                     && a.kind == "signal_strength"
                     && weak_at_samples.get(&d).is_some_and(|ts| {
                         ts.iter()
@@ -957,7 +1059,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                 kind: f.kind.clone(),
                 fault: f.target.kind().name().into(),
                 device: match f.target {
-                    Target::Device(d) => name_of(d),
+                    Target::Device(d) | Target::Drift(d) => name_of(d),
                     Target::Tower(t) | Target::TowerReboot(t) | Target::Rain(t) => format!("Tower {:02}", t + 1),
                 },
                 from_sim_secs: from - start,
@@ -972,6 +1074,21 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                     Target::Rain(_) => {
                         let hits = tod_core::alerts::site::DEFAULT_SITE_HYSTERESIS.fire_after;
                         2.0 * poll_sim_secs + 300.0 + f64::from(hits) * 300.0
+                    }
+                    // The trend rule's own: when the server's rule, judged on the truth at every
+                    // sample, first fires; then its windows' last whole summed hour and its
+                    // hourly pass (2 h), and two polls.
+                    Target::Drift(d) => {
+                        let truth = links
+                            .iter()
+                            .filter(|l| l.cpe == d || l.ap == d)
+                            .filter_map(|l| trend_on_truth(drift_series.get(&(l.ap, l.cpe))?, &demo.trend, from))
+                            .reduce(f64::min);
+                        let ideal = || {
+                            let days = demo.trend.threshold_db / f.db_per_day.max(1e-9);
+                            days * 86_400.0 + demo.trend.window_secs as f64 / 2.0
+                        };
+                        truth.unwrap_or_else(ideal) + 7_200.0 + 2.0 * poll_sim_secs
                     }
                 },
                 recovered: recovered[k].is_some(),
@@ -992,6 +1109,7 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                 devices_hit: hit.len(),
                 reboots_logged: matches!(f.target, Target::TowerReboot(_))
                     .then(|| hit.iter().filter(|d| rebooted.contains(d)).count()),
+                attributed: attributed[k],
             }
         })
         .collect();
@@ -1030,6 +1148,59 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         alerts_without_cause,
         alert_log,
     })
+}
+
+/// A simulated time as an instant (the trend rule's windows are instants).
+fn sim_instant(t: f64) -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::milliseconds((t * 1000.0) as i64)
+}
+
+/// Seconds after `from` at which `config`'s trend rule, judged at each of `series`' samples on
+/// the samples up to it, first holds the link degraded; `None` if it never does.
+fn trend_on_truth(
+    series: &[tod_core::signal::Sample],
+    config: &tod_core::signal::TrendConfig,
+    from: f64,
+) -> Option<f64> {
+    let from_at = sim_instant(from);
+    series.iter().enumerate().find_map(|(i, s)| {
+        if s.at < from_at {
+            return None;
+        }
+        match tod_core::signal::detect_trend(series[..=i].iter().copied(), s.at, config, false) {
+            tod_core::signal::TrendVerdict::Evaluated { degraded: true, .. } => Some((s.at - from_at).as_seconds_f64()),
+            _ => None,
+        }
+    })
+}
+
+/// Every site's newest events (200 each), kept in `seen` by id as last read (a long run raises
+/// more than one read lists); returns the active ones.
+async fn read_site_events(
+    demo: &Demo,
+    tenant: &str,
+    sites: &[String],
+    seen: &mut HashMap<String, Value>,
+) -> Result<Vec<Value>, String> {
+    let mut active = Vec::new();
+    for site in sites {
+        let events = demo
+            .call(
+                "GET",
+                format!("/api/tenants/{tenant}/sites/{site}/alert-events?limit=200"),
+                None,
+            )
+            .await?;
+        for e in events["items"].as_array().into_iter().flatten() {
+            if e["state"] == "active" {
+                active.push(e.clone());
+            }
+            if let Some(id) = e["id"].as_str() {
+                seen.insert(id.to_owned(), e.clone());
+            }
+        }
+    }
+    Ok(active)
 }
 
 /// One alert per incident, the first of each (a site alert event is an incident of its own).

@@ -87,6 +87,15 @@ pub struct Settings {
     /// Seconds between passes of the fleet-wide signal trend detector.
     #[arg(long, env = "TOD_TREND_DETECTION_INTERVAL", default_value_t = 3600)]
     pub trend_detection_interval_secs: u32,
+    /// Seconds between the two weeks the trend detector compares: the last week against the week
+    /// that ended this long before it began. The default, a week, compares weeks two weeks apart,
+    /// so a slow drift of −0.5 dB a day shows as 7 dB; 0 compares adjacent weeks (3.5 dB).
+    #[arg(long, env = "TOD_TREND_GAP", default_value_t = 604_800)]
+    pub trend_gap_secs: u32,
+    /// The clock background work and HTTP ingest read: the system's, or (not a setting; the
+    /// field-truth scorer's runs of weeks) an accelerated one the simulator and agents share.
+    #[arg(skip)]
+    pub clock: tod_agent::clock::Clock,
     /// Seconds of recent registrations a sector's average signal and client count are taken
     /// over (site rules, plugins, backtests).
     #[arg(long, env = "TOD_SECTOR_WINDOW", default_value_t = 600)]
@@ -127,6 +136,8 @@ impl Settings {
             agent_poll_interval_secs: 60,
             alert_evaluation_interval_secs: 300,
             trend_detection_interval_secs: 3600,
+            trend_gap_secs: 604_800,
+            clock: tod_agent::clock::Clock::System,
             sector_window_secs: 600,
             sector_lookback_secs: 3600,
             nats_url: None,
@@ -196,9 +207,9 @@ impl Settings {
             }
             _ => {}
         }
-        if !(5..=3600).contains(&self.agent_poll_interval_secs) {
+        if !(5..=86_400).contains(&self.agent_poll_interval_secs) {
             return Err(SettingsError(
-                "agent_poll_interval_secs (TOD_AGENT_POLL_INTERVAL): 5 to 3600 seconds".into(),
+                "agent_poll_interval_secs (TOD_AGENT_POLL_INTERVAL): 5 to 86400 seconds".into(),
             ));
         }
         if !(1..=86_400).contains(&self.alert_evaluation_interval_secs) {
@@ -209,6 +220,11 @@ impl Settings {
         if !(1..=86_400).contains(&self.trend_detection_interval_secs) {
             return Err(SettingsError(
                 "trend_detection_interval_secs (TOD_TREND_DETECTION_INTERVAL): 1 to 86400 seconds".into(),
+            ));
+        }
+        if self.trend_gap_secs > 2_419_200 {
+            return Err(SettingsError(
+                "trend_gap_secs (TOD_TREND_GAP): 0 to 2419200 seconds (four weeks)".into(),
             ));
         }
         if !(1..=86_400).contains(&self.sector_window_secs) {

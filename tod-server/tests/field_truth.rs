@@ -25,7 +25,7 @@ async fn scored_at(scenario: &str, speed: f64, minutes: u32, db_url: Option<&str
     let opts = ScoreOptions {
         scenario: scenario.into(),
         devices: Some(40),
-        speed,
+        speed: Some(speed),
         minutes: Some(minutes),
         postgres: db_url.filter(|u| u.starts_with("postgres")).map(str::to_owned),
         ..ScoreOptions::default()
@@ -171,7 +171,7 @@ async fn a_dying_cpe_is_shown_offline_with_its_link_down() {
     let opts = ScoreOptions {
         scenario: "dying-cpe".into(),
         devices: Some(40),
-        speed: 30.0,
+        speed: Some(30.0),
         minutes: Some(15),
         truth: Some(truth_file.clone()),
         ..ScoreOptions::default()
@@ -258,7 +258,7 @@ lasts = "4 min"
     .unwrap();
     let opts = ScoreOptions {
         scenario: file.display().to_string(),
-        speed: 30.0,
+        speed: Some(30.0),
         ..ScoreOptions::default()
     };
     let score = tod_server::score::run(&opts, &|line| eprintln!("{line}"))
@@ -290,4 +290,44 @@ lasts = "4 min"
     for f in [file, bad] {
         std::fs::remove_file(f).ok();
     }
+}
+
+/// A customer radio's alignment drifts for three weeks after a quiet one (SQLite only). The
+/// server and agents read the simulator's clock, so the trend detector compares real weeks: the
+/// drift is reported as its link's signal trend, naming the radio and its access point, and every
+/// trend reported is a link drifting in the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_drift_is_reported_as_its_links_signal_trend() {
+    // Four simulated weeks at 14 400×, a poll every 4 simulated hours: under three minutes.
+    let (score, table) = scored_at("drift", 14_400.0, 28 * 1_440, None).await;
+    assert!(
+        (150..=175).contains(&score.samples),
+        "a sample a poll over four weeks: {score:?}"
+    );
+    assert_eq!(score.poll_sim_secs, 14_400.0);
+    let [f] = score.faults.as_slice() else {
+        panic!("one fault: {:?}", score.faults)
+    };
+    assert_eq!((f.kind.as_str(), f.fault.as_str()), ("alignment_drift", "drift"));
+    assert!(
+        (f.from_sim_secs - 7.0 * 86_400.0).abs() <= score.poll_sim_secs,
+        "a quiet week first: {f:?}"
+    );
+    assert!(f.detected, "the drift must be reported: {f:?}\n{table}");
+    let after = f.detection_secs.unwrap();
+    // 0.5 dB a day: the last week's mean is 5 dB under the earlier week's 13.5 days in; the
+    // world's rain in either week and sampling every 4 hours move that by a day or so.
+    assert!(
+        (10.0 * 86_400.0..=f.detection_target_secs + 2.0 * 86_400.0).contains(&after),
+        "detected after {:.1} days: {f:?}",
+        after / 86_400.0
+    );
+    assert_eq!(f.attributed, Some(true), "the trend names the drifting link: {f:?}");
+    assert!(f.alert_kinds.iter().any(|(k, _)| k == "signal_trend"), "{f:?}");
+    let trends: Vec<_> = score.alert_log.iter().filter(|a| a.kind == "signal_trend").collect();
+    assert!(
+        trends.iter().all(|a| a.with_cause),
+        "every trend reported is a drifting link: {trends:?}"
+    );
+    assert!(table.contains("names its link"), "{table}");
 }

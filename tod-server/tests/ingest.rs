@@ -790,12 +790,15 @@ async fn links_age_and_agents_go_unreachable(url: &str) {
     let regs = store.count_registrations(tenant, ap.parse().unwrap()).await.unwrap();
     assert!(regs > 0);
     let (month, quarter) = (chrono::Duration::days(30), chrono::Duration::days(90));
-    store.retain(min(day), month, quarter).await.unwrap();
+    store.retain(min(day), min(day), month, quarter).await.unwrap();
     assert_eq!(
         store.count_registrations(tenant, ap.parse().unwrap()).await.unwrap(),
         regs
     );
-    let removed = store.retain(min(31 * 24 * 60), month, quarter).await.unwrap();
+    let removed = store
+        .retain(min(31 * 24 * 60), min(31 * 24 * 60), month, quarter)
+        .await
+        .unwrap();
     assert!(removed >= regs as u64, "{removed} < {regs}");
     assert_eq!(store.count_registrations(tenant, ap.parse().unwrap()).await.unwrap(), 0);
 

@@ -43,13 +43,22 @@ pub struct Faults {
     pub fade_db: f64,
     /// Simulated time (seconds) the fade lasts until; `None` means no fade.
     pub fade_until: Option<f64>,
+    /// A fade that deepens: this many dB more each simulated day since `fade_since`, until
+    /// `fade_until` (an antenna slowly knocked out of alignment, a tree growing into the path;
+    /// at `fade_until` it is put right).
+    pub fade_db_per_day: f64,
+    /// Simulated time (seconds) the deepening began.
+    pub fade_since: Option<f64>,
 }
 
 impl Faults {
     /// The extra path loss in force at simulated time `now`, dB (0 when there is none).
     pub fn fade_at(&self, now: f64) -> f64 {
         match self.fade_until {
-            Some(until) if now < until && self.fade_db.is_finite() => self.fade_db.max(0.0),
+            Some(until) if now < until && self.fade_db.is_finite() && self.fade_db_per_day.is_finite() => {
+                let days = self.fade_since.map_or(0.0, |since| (now - since).max(0.0) / 86_400.0);
+                self.fade_db.max(0.0) + self.fade_db_per_day.max(0.0) * days
+            }
             _ => 0.0,
         }
     }

@@ -317,11 +317,26 @@ impl<'a> Truth<'a> {
                             .filter(|_| f.fade_db > 0.0 && f.fade_db.is_finite())
                             .map(|u| (u, f.fade_db.to_bits()))
                     };
+                    let drift = |f: &Faults| {
+                        f.fade_until
+                            .filter(|_| f.fade_db_per_day > 0.0 && f.fade_db_per_day.is_finite())
+                            .map(|u| (u, f.fade_db_per_day.to_bits() ^ f.fade_since.unwrap_or(0.0).to_bits()))
+                    };
                     if let Some((end, false)) = span(&power) {
                         out.push(event("power_off", Some(end), serde_json::Value::Null));
                     }
                     if let Some((end, false)) = span(&fade) {
                         out.push(event("fade", Some(end), serde_json::json!({"db": faults.fade_db})));
+                    }
+                    if let Some((end, false)) = span(&drift) {
+                        out.push(Event {
+                            at: faults.fade_since.unwrap_or(r.at).max(r.at),
+                            ..event(
+                                "drift",
+                                Some(end),
+                                serde_json::json!({"db_per_day": -faults.fade_db_per_day}),
+                            )
+                        });
                     }
                     // Any other fault (refusing, silent, slow) is the device's API misbehaving,
                     // not the network: listed as it was set, when it changed.
@@ -329,6 +344,8 @@ impl<'a> Truth<'a> {
                         offline_until: None,
                         fade_db: 0.0,
                         fade_until: None,
+                        fade_db_per_day: 0.0,
+                        fade_since: None,
                         ..f.clone()
                     };
                     let rest = others(faults);

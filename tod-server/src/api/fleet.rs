@@ -553,7 +553,7 @@ pub(super) async fn ingest(
         reports,
         registrations,
     };
-    match crate::ingest::process(st.store.as_ref(), &agent, &body, gzip, Utc::now()).await {
+    match crate::ingest::process(st.store.as_ref(), &agent, &body, gzip, st.clock.now()).await {
         Ok(Ingested::Stored { reports, registrations }) => Ok(Json(answer("stored", reports, registrations))),
         Ok(Ingested::Duplicate) => Ok(Json(answer("duplicate", 0, 0))),
         Err(IngestError::Malformed(m)) => Err(ApiError::bad_request(m)),

@@ -1030,11 +1030,13 @@ pub trait FleetStore: Send + Sync {
     /// down after three missed polls and stale after 24 h.
     async fn age_fleet(&self, now: DateTime<Utc>, poll_interval_secs: i64) -> Result<Aging, StoreError>;
     /// Deletes what has outlived its retention as of `now`: registration rows older than
-    /// `registrations`, metrics older than `metrics`, link events older than `metrics`, and
-    /// login sessions and SRP challenges that have expired. Returns the rows removed.
+    /// `registrations`, metrics older than `metrics`, link events older than `metrics`; and
+    /// login sessions and SRP challenges that have expired by `wall` (the API's clock, which is
+    /// the fleet's too but in the scorer's accelerated runs). Returns the rows removed.
     async fn retain(
         &self,
         now: DateTime<Utc>,
+        wall: DateTime<Utc>,
         registrations: chrono::Duration,
         metrics: chrono::Duration,
     ) -> Result<u64, StoreError>;
@@ -1817,10 +1819,11 @@ macro_rules! impl_fleet_store {
             async fn retain(
                 &self,
                 now: DateTime<Utc>,
+                wall: DateTime<Utc>,
                 registrations: chrono::Duration,
                 metrics: chrono::Duration,
             ) -> Result<u64, StoreError> {
-                let now = micros(now);
+                let (now, wall) = (micros(now), micros(wall));
                 let (_w, mut tx) = self.wtx(None).await?;
                 let mut removed = 0;
                 for (sql, cutoff) in [
@@ -1833,8 +1836,8 @@ macro_rules! impl_fleet_store {
                     ("DELETE FROM link_events WHERE at < $1", now - metrics),
                     ("DELETE FROM device_events WHERE at < $1", now - metrics),
                     ("DELETE FROM event_stream WHERE recorded_at < $1", now - chrono::Duration::hours(24)),
-                    ("DELETE FROM auth_sessions WHERE expires_at < $1", now),
-                    ("DELETE FROM srp_sessions WHERE expires_at < $1", now),
+                    ("DELETE FROM auth_sessions WHERE expires_at < $1", wall),
+                    ("DELETE FROM srp_sessions WHERE expires_at < $1", wall),
                 ] {
                     removed += sqlx::query(sql)
                         .bind(cutoff)
