@@ -209,10 +209,13 @@ impl Server {
                     .await
                     .map_err(|e| format!("nats_url (TOD_NATS_URL): {e}"))?,
             );
-            let consumer =
-                crate::consume::NatsConsumer::start(crate::consume::NatsIngest::at(url), state.store.clone())
-                    .await
-                    .map_err(|e| format!("nats_url (TOD_NATS_URL): {e}"))?;
+            let ingest = crate::consume::NatsIngest {
+                clock: settings.clock,
+                ..crate::consume::NatsIngest::at(url)
+            };
+            let consumer = crate::consume::NatsConsumer::start(ingest, state.store.clone())
+                .await
+                .map_err(|e| format!("nats_url (TOD_NATS_URL): {e}"))?;
             state.broker = Some(Arc::new(consumer));
         }
         if let Some(url) = &settings.mqtt_url {
@@ -220,10 +223,15 @@ impl Server {
                 .trim_start_matches("mqtt://")
                 .rsplit_once(':')
                 .expect("validated host:port");
-            let consumer = crate::consume::MqttConsumer::start(
-                crate::consume::MqttIngest::at(host, port.parse().expect("validated port"), &settings.mqtt_client_id()),
-                state.store.clone(),
-            );
+            let ingest = crate::consume::MqttIngest {
+                clock: settings.clock,
+                ..crate::consume::MqttIngest::at(
+                    host,
+                    port.parse().expect("validated port"),
+                    &settings.mqtt_client_id(),
+                )
+            };
+            let consumer = crate::consume::MqttConsumer::start(ingest, state.store.clone());
             state.mqtt = Some(Arc::new(consumer));
         }
         let listener = tokio::net::TcpListener::bind(settings.listen)

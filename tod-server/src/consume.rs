@@ -20,7 +20,7 @@ use crate::ingest::{IngestError, process};
 use crate::store::Store;
 
 /// Where the consumer reads and writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NatsIngest {
     /// `nats://host:port`.
     pub url: String,
@@ -35,6 +35,8 @@ pub struct NatsIngest {
     /// How long a message taken by a replica may go unacknowledged before JetStream hands it to
     /// another (a replica that stopped mid-batch); set when the durable consumer is created.
     pub ack_wait: Duration,
+    /// The clock a batch is ingested at (the server's, [`crate::settings::Settings::clock`]).
+    pub clock: tod_agent::clock::Clock,
 }
 
 impl NatsIngest {
@@ -47,6 +49,7 @@ impl NatsIngest {
             dead_letter_prefix: "tod.deadletter".into(),
             durable: "tod-server-ingest".into(),
             ack_wait: Duration::from_secs(60),
+            clock: tod_agent::clock::Clock::System,
         }
     }
 }
@@ -177,7 +180,14 @@ async fn lane(
             .as_ref()
             .and_then(|h| h.get("Content-Encoding"))
             .is_some_and(|v| v.as_str().eq_ignore_ascii_case("gzip"));
-        let outcome = deliver(store.as_ref(), msg.subject.as_str(), &agent_token, &msg.payload, gzip).await;
+        let outcome = deliver(
+            store.as_ref(),
+            msg.subject.as_str(),
+            &agent_token,
+            (&msg.payload, gzip),
+            config.clock.now(),
+        )
+        .await;
         let ack = match outcome {
             Ok(()) => msg.ack().await,
             Err(Disposition::Retry(reason)) => {
@@ -207,8 +217,15 @@ enum Disposition {
     DeadLetter(String),
 }
 
-/// One broker delivery: `channel` is the subject or topic, whose last segment names the agent.
-async fn deliver(store: &dyn Store, channel: &str, agent: &str, payload: &[u8], gzip: bool) -> Result<(), Disposition> {
+/// One broker delivery at `now`: `channel` is the subject or topic, whose last segment names the
+/// agent.
+async fn deliver(
+    store: &dyn Store,
+    channel: &str,
+    agent: &str,
+    (payload, gzip): (&[u8], bool),
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Disposition> {
     let id: AgentId = agent
         .parse()
         .map_err(|_| Disposition::DeadLetter(format!("{channel} does not end in an agent id")))?;
@@ -217,7 +234,7 @@ async fn deliver(store: &dyn Store, channel: &str, agent: &str, payload: &[u8], 
         .await
         .map_err(|e| Disposition::Retry(e.to_string()))?
         .ok_or_else(|| Disposition::DeadLetter(format!("unknown or revoked agent {id}")))?;
-    match process(store, &agent, payload, gzip, chrono::Utc::now()).await {
+    match process(store, &agent, payload, gzip, now).await {
         Ok(_) => Ok(()),
         Err(IngestError::Store(e)) => Err(Disposition::Retry(e.to_string())),
         Err(other) => Err(Disposition::DeadLetter(other.to_string())),
@@ -225,7 +242,7 @@ async fn deliver(store: &dyn Store, channel: &str, agent: &str, payload: &[u8], 
 }
 
 /// Where the MQTT consumer subscribes and writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MqttIngest {
     /// Broker host.
     pub host: String,
@@ -241,6 +258,8 @@ pub struct MqttIngest {
     /// while it is down (and what it took without acknowledging) comes back when it restarts.
     /// Unique per replica and stable across its restarts.
     pub client_id: String,
+    /// The clock a batch is ingested at (the server's, [`crate::settings::Settings::clock`]).
+    pub clock: tod_agent::clock::Clock,
 }
 
 impl MqttIngest {
@@ -253,6 +272,7 @@ impl MqttIngest {
             dead_letter_prefix: "tod/deadletter".into(),
             group: "tod-server".into(),
             client_id: client_id.to_owned(),
+            clock: tod_agent::clock::Clock::System,
         }
     }
 }
@@ -291,7 +311,8 @@ impl MqttConsumer {
                         let agent = p.topic.rsplit('/').next().unwrap_or_default().to_owned();
                         // Every agent sends gzip; a plain JSON body is accepted too.
                         let gzip = p.payload.starts_with(&[0x1f, 0x8b]);
-                        let outcome = deliver(store.as_ref(), &p.topic, &agent, &p.payload, gzip).await;
+                        let outcome =
+                            deliver(store.as_ref(), &p.topic, &agent, (&p.payload, gzip), config.clock.now()).await;
                         match outcome {
                             Ok(()) => {}
                             Err(Disposition::Retry(reason)) => {

@@ -92,8 +92,9 @@ pub struct Settings {
     /// so a slow drift of −0.5 dB a day shows as 7 dB; 0 compares adjacent weeks (3.5 dB).
     #[arg(long, env = "TOD_TREND_GAP", default_value_t = 604_800)]
     pub trend_gap_secs: u32,
-    /// The clock background work and HTTP ingest read: the system's, or (not a setting; the
-    /// field-truth scorer's runs of weeks) an accelerated one the simulator and agents share.
+    /// The clock background work and ingest (HTTP and the broker consumers) read: the system's,
+    /// or (not a setting; the field-truth scorer's runs of weeks) an accelerated one the
+    /// simulator and agents share. Sessions and tokens stay on the system's.
     #[arg(skip)]
     pub clock: tod_agent::clock::Clock,
     /// Seconds of recent registrations a sector's average signal and client count are taken

@@ -992,6 +992,7 @@ async fn nats_jetstream_ingest_exactly_once_with_dead_letters() {
         dead_letter_prefix: format!("todtest{tag}.dead"),
         durable: "ingest".into(),
         ack_wait: Duration::from_secs(2),
+        clock: month_ahead(),
     };
     let mut dead = client
         .subscribe(format!("{}.>", config.dead_letter_prefix))
@@ -1077,11 +1078,36 @@ async fn nats_jetstream_ingest_exactly_once_with_dead_letters() {
         expected,
         "exactly once"
     );
+    assert_ingested_on_the_consumers_clock(&srv.state, tenant).await;
     for r in &replicas {
         r.stop();
     }
     js.delete_stream(&config.stream).await.unwrap();
     db.drop_db().await;
+}
+
+/// A clock a month ahead of the system's: a broker consumer given it ingests at its time (the
+/// server's clock, accelerated in the field-truth scorer's runs of weeks).
+fn month_ahead() -> tod_agent::clock::Clock {
+    tod_agent::clock::Clock::Accelerated {
+        origin: std::time::Instant::now(),
+        start: chrono::Utc::now() + chrono::Duration::days(30),
+        speed: 1.0,
+    }
+}
+
+/// The agent's last accepted batch is stamped with the consumer's clock ([`month_ahead`]).
+async fn assert_ingested_on_the_consumers_clock(state: &tod_server::app::AppState, tenant: tod_core::TenantId) {
+    let agents = state.store.list_agents(tenant).await.unwrap();
+    let seen = agents
+        .iter()
+        .filter_map(|a| a.last_seen_at)
+        .max()
+        .expect("a batch accepted");
+    assert!(
+        seen > chrono::Utc::now() + chrono::Duration::days(29),
+        "ingested at the consumer's clock, a month ahead: {seen}"
+    );
 }
 
 /// The MQTT input: the agent's own uplink publishes at QoS 1, two server "replicas" share the
@@ -1105,6 +1131,7 @@ async fn mqtt_ingest_exactly_once_with_dead_letters() {
         dead_letter_prefix: format!("todtest/{tag}/dead"),
         group: format!("g{tag}"),
         client_id: String::new(),
+        clock: month_ahead(),
     };
     // A watcher of the dead-letter topic, and a raw publisher for the poison.
     let mut opts = MqttOptions::new(format!("watch-{tag}"), host, port);
@@ -1198,6 +1225,7 @@ async fn mqtt_ingest_exactly_once_with_dead_letters() {
         expected,
         "exactly once"
     );
+    assert_ingested_on_the_consumers_clock(&srv.state, tenant).await;
     for r in &replicas {
         r.stop();
     }
