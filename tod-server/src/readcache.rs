@@ -2,11 +2,13 @@
 //! counts every device of the tenant), so a dashboard polled by many operators at once costs one
 //! computation per second, not one per request.
 //!
-//! An answer is served for at most the cache's lifetime (default 1 s). Any successful write through
-//! this replica's API (including an agent's HTTP ingest) forgets every answer at once, so a client
-//! that changes something reads its change back; what other replicas, the brokers' consumers and
-//! the background passes change shows within the lifetime. A computation that was running while
-//! a write landed is not kept.
+//! An answer is served for at most the cache's lifetime (default 1 s). A successful write of a user
+//! or API key through this replica's API forgets its tenant's answers (a platform-wide caller's:
+//! every tenant's), so a client that changes something reads its change back; what agents' batches
+//! (over HTTP as over the brokers), other replicas and the background passes change shows within
+//! the lifetime — a fleet's agents deliver many batches a second, and forgetting on each would
+//! leave nothing to serve. A computation that was running while a write to its tenant landed is
+//! not kept.
 //!
 //! One request at a time refreshes an expired answer; while it computes, the others are served
 //! the expired one (if it is younger than twice the lifetime), so a dashboard's poll does not stall
@@ -28,8 +30,11 @@ pub struct ReadCache {
 
 #[derive(Debug, Default)]
 struct Entries {
-    /// Bumped by every write, so a computation that overlapped one is not kept.
+    /// Bumped by every write that forgets every tenant's answers.
     generation: u64,
+    /// Bumped by every write to one tenant: with `generation`, a computation that overlapped a
+    /// write to its tenant is not kept.
+    tenant_generations: HashMap<TenantId, u64>,
     answers: HashMap<(TenantId, &'static str), (Instant, Bytes)>,
     /// Answers being computed again after they expired.
     refreshing: std::collections::HashSet<(TenantId, &'static str)>,
@@ -78,24 +83,41 @@ impl ReadCache {
                     refresh.key = Some(key);
                 }
             }
-            inner.generation
+            inner.generation_of(tenant)
         };
         let started = Instant::now();
         let answer = compute.await?;
         drop(refresh);
         let mut inner = self.inner.lock().expect("read cache lock");
-        if inner.generation == generation && !self.ttl.is_zero() {
+        if inner.generation_of(tenant) == generation && !self.ttl.is_zero() {
             inner.answers.retain(|_, (at, _)| at.elapsed() < 2 * self.ttl);
             inner.answers.insert((tenant, read), (started, answer.clone()));
         }
         Ok(answer)
     }
 
-    /// Forgets every answer (a write landed).
+    /// Forgets every answer (a platform-wide write landed).
     pub fn forget_all(&self) {
         let mut inner = self.inner.lock().expect("read cache lock");
         inner.generation += 1;
         inner.answers.clear();
+    }
+
+    /// Forgets `tenant`'s answers (a write to it landed).
+    pub fn forget(&self, tenant: TenantId) {
+        let mut inner = self.inner.lock().expect("read cache lock");
+        *inner.tenant_generations.entry(tenant).or_default() += 1;
+        inner.answers.retain(|(t, _), _| *t != tenant);
+    }
+}
+
+impl Entries {
+    /// What a computation for `tenant` must find unchanged to be kept.
+    fn generation_of(&self, tenant: TenantId) -> (u64, u64) {
+        (
+            self.generation,
+            self.tenant_generations.get(&tenant).copied().unwrap_or(0),
+        )
     }
 }
 
@@ -133,6 +155,53 @@ mod tests {
         assert_eq!(
             cache.get_or_compute(tenant(), "sites", answer(&n)).await,
             Ok(Bytes::from("2"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_to_one_tenant_forgets_only_its_answers() {
+        let cache = ReadCache::new(Duration::from_secs(60));
+        let n = std::sync::atomic::AtomicU32::new(0);
+        let other = TenantId::from_u128(8);
+        cache.get_or_compute(tenant(), "sites", answer(&n)).await.unwrap();
+        cache.get_or_compute(other, "sites", answer(&n)).await.unwrap();
+        cache.forget(tenant());
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("2"))
+        );
+        assert_eq!(
+            cache.get_or_compute(other, "sites", answer(&n)).await,
+            Ok(Bytes::from("1")),
+            "another tenant's answer is kept"
+        );
+        // A computation for one tenant is kept across a write to another, not across its own.
+        let across_other = async {
+            cache.forget(TenantId::from_u128(9));
+            answer(&n).await
+        };
+        cache.forget(other);
+        assert_eq!(
+            cache.get_or_compute(other, "sites", across_other).await,
+            Ok(Bytes::from("3"))
+        );
+        assert_eq!(
+            cache.get_or_compute(other, "sites", answer(&n)).await,
+            Ok(Bytes::from("3"))
+        );
+        let across_own = async {
+            cache.forget(other);
+            answer(&n).await
+        };
+        cache.forget(other);
+        assert_eq!(
+            cache.get_or_compute(other, "sites", across_own).await,
+            Ok(Bytes::from("4"))
+        );
+        assert_eq!(
+            cache.get_or_compute(other, "sites", answer(&n)).await,
+            Ok(Bytes::from("5")),
+            "computed across a write to its own tenant: not kept"
         );
     }
 

@@ -51,6 +51,27 @@ async fn sites_carry_their_health_rollup(url: &str) {
     assert_eq!(one.status, 200);
     assert_eq!(one.json["online_count"], 2);
     assert_eq!(one.json["latitude"], -33.9);
+
+    // The third device reports: an agent's batch shows in the (cached) list within the cache's
+    // lifetime, without forgetting it on every batch.
+    let third = DeviceReport::new(w.devices[2].parse().unwrap(), 2, Utc::now(), PollStatus::Online);
+    deliver(&srv, &w, "online-2", vec![third]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let list = srv
+            .call("GET", &format!("/api/tenants/{}/sites", w.tenant), &w.root, None)
+            .await;
+        if list.json["sites"][0]["online_count"] == 3 {
+            assert_eq!(list.json["sites"][0]["online_percent"], 100.0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never showed: {:?}",
+            list.json
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 on_both_backends!(sites_carry_their_health_rollup);
 

@@ -377,14 +377,20 @@ async fn guard(
         Ok(())
     }
     .await;
-    let writes = !matches!(access, Access::Public { .. })
+    // A user's or API key's write: what it changed is what it reads next (the read cache). An
+    // agent's batches are fleet data, shown within the cached answers' lifetime as the brokers' are.
+    let writes = !matches!(access, Access::Public { .. } | Access::Agent)
         && !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
     match outcome {
         Ok(()) => {
+            let scope = req.extensions().get::<TenantScope>().map(|s| s.0);
             let response = next.run(req).await;
             if writes && response.status().is_success() {
-                // What the caller changed is what it reads next.
-                st.reads.forget_all();
+                match scope {
+                    Some(Some(tenant)) => st.reads.forget(tenant),
+                    // A platform-wide caller may have changed any tenant.
+                    _ => st.reads.forget_all(),
+                }
             }
             response
         }
