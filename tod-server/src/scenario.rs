@@ -297,6 +297,9 @@ pub struct Planned {
 /// The most faults one run may plan (repeats and tower ranges unrolled).
 pub const MAX_FAULTS: usize = 10_000;
 
+/// The time accelerations a run may have.
+pub const SPEEDS: std::ops::RangeInclusive<f64> = 1.0..=100_000.0;
+
 /// A drift's rate when a file gives none, dB a day: a slowly misaligning antenna.
 pub const DEFAULT_DRIFT_DB_PER_DAY: f64 = 0.5;
 
@@ -329,9 +332,9 @@ impl Scenario {
             return Err("[run] devices and minutes must be at least 1".into());
         }
         if let Some(speed) = s.run.speed
-            && !(1.0..=100_000.0).contains(&speed)
+            && !SPEEDS.contains(&speed)
         {
-            return Err(format!("[run] speed {speed}: 1 to 100000"));
+            return Err(format!("[run] speed {speed}: {} to {}", SPEEDS.start(), SPEEDS.end()));
         }
         for (i, f) in s.faults.iter().enumerate() {
             f.check()

@@ -535,8 +535,9 @@ pub async fn run(opts: &ScoreOptions, say: &(dyn Fn(&str) + Sync)) -> Result<Sco
     if plan.devices == 0 || plan.minutes == 0 {
         return Err("a run needs at least one device and one minute".into());
     }
-    if !(1.0..=100_000.0).contains(&plan.speed) {
-        return Err(format!("speed {}: 1 to 100000", plan.speed));
+    if !crate::scenario::SPEEDS.contains(&plan.speed) {
+        let (low, high) = crate::scenario::SPEEDS.into_inner();
+        return Err(format!("speed {}: {low} to {high}", plan.speed));
     }
     // Resolved before anything starts, so a target the world lacks is said at once (the demo
     // runs one tower per site of the world).
