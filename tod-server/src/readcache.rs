@@ -12,7 +12,9 @@
 //!
 //! One request at a time refreshes an expired answer; while it computes, the others are served
 //! the expired one (if it is younger than twice the lifetime), so a dashboard's poll does not stall
-//! every request for the length of the computation once a second.
+//! every request for the length of the computation once a second. With no answer to serve (the
+//! first read, or one a write forgot), one request at a time computes it and the others wait for
+//! it, so a burst of reads after a write costs one computation, not one each.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -38,6 +40,8 @@ struct Entries {
     answers: HashMap<(TenantId, &'static str), (Instant, Bytes)>,
     /// Answers being computed again after they expired.
     refreshing: std::collections::HashSet<(TenantId, &'static str)>,
+    /// Whose turn it is to compute an answer there is none of.
+    turns: HashMap<(TenantId, &'static str), std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Ends a refresh however its computation ends (an error, or a request given up).
@@ -72,19 +76,40 @@ impl ReadCache {
     {
         let key = (tenant, read);
         let mut refresh = Refresh { cache: self, key: None };
-        let generation = {
+        let turn = {
             let mut inner = self.inner.lock().expect("read cache lock");
-            if let Some((at, answer)) = inner.answers.get(&key) {
-                let age = at.elapsed();
-                if age < self.ttl || (age < 2 * self.ttl && inner.refreshing.contains(&key)) {
+            match inner
+                .answers
+                .get(&key)
+                .map(|(at, answer)| (at.elapsed(), answer.clone()))
+            {
+                Some((age, answer)) if age < self.ttl || (age < 2 * self.ttl && inner.refreshing.contains(&key)) => {
+                    return Ok(answer);
+                }
+                // Expired: this request refreshes it, the others get the expired one meanwhile.
+                Some(_) if inner.refreshing.insert(key) => {
+                    refresh.key = Some(key);
+                    None
+                }
+                // Nothing to serve (none yet, or forgotten by a write): one request at a time
+                // computes it, and the others wait their turn and take what it kept.
+                _ => Some(inner.turns.entry(key).or_default().clone()),
+            }
+        };
+        let _turn = match turn {
+            Some(turn) => {
+                let guard = turn.lock_owned().await;
+                let inner = self.inner.lock().expect("read cache lock");
+                if let Some((at, answer)) = inner.answers.get(&key)
+                    && at.elapsed() < self.ttl
+                {
                     return Ok(answer.clone());
                 }
-                if inner.refreshing.insert(key) {
-                    refresh.key = Some(key);
-                }
+                Some(guard)
             }
-            inner.generation_of(tenant)
+            None => None,
         };
+        let generation = self.inner.lock().expect("read cache lock").generation_of(tenant);
         let started = Instant::now();
         let answer = compute.await?;
         drop(refresh);
@@ -254,6 +279,42 @@ mod tests {
         );
         // Past twice the lifetime nothing that old is served, refresh or not.
         tokio::time::sleep(Duration::from_millis(450)).await;
+        assert_eq!(
+            cache.get_or_compute(tenant(), "sites", answer(&n)).await,
+            Ok(Bytes::from("2"))
+        );
+    }
+
+    #[tokio::test]
+    async fn with_no_answer_one_request_computes_and_the_others_take_its_answer() {
+        let cache = ReadCache::new(Duration::from_secs(60));
+        let n = std::sync::atomic::AtomicU32::new(0);
+        let gate = tokio::sync::Notify::new();
+        let first = cache.get_or_compute(tenant(), "sites", async {
+            gate.notified().await;
+            answer(&n).await
+        });
+        let others = async {
+            tokio::task::yield_now().await;
+            let waiting =
+                futures_util::future::join_all((0..5).map(|_| cache.get_or_compute(tenant(), "sites", answer(&n))));
+            let release = async {
+                tokio::task::yield_now().await;
+                gate.notify_one();
+            };
+            tokio::join!(waiting, release).0
+        };
+        let (first, others) = tokio::join!(first, others);
+        assert_eq!(first, Ok(Bytes::from("0")));
+        assert!(others.iter().all(|o| *o == Ok(Bytes::from("0"))), "{others:?}");
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 1, "computed once");
+        // A write while it computes: the answer is not kept, so the next turn computes afresh.
+        cache.forget(tenant());
+        let overlapping = cache.get_or_compute(tenant(), "sites", async {
+            cache.forget(tenant());
+            answer(&n).await
+        });
+        assert_eq!(overlapping.await, Ok(Bytes::from("1")));
         assert_eq!(
             cache.get_or_compute(tenant(), "sites", answer(&n)).await,
             Ok(Bytes::from("2"))
