@@ -303,9 +303,7 @@ const ROLLUP_BUDGET: Duration = Duration::from_secs(2);
 pub fn spawn_background(state: &AppState, poll_interval_secs: u32) -> tokio::task::JoinHandle<()> {
     let (store, clock) = (state.store.clone(), state.clock);
     let me = uuid::Uuid::new_v4();
-    let every = clock
-        .real(f64::from(poll_interval_secs / 2))
-        .clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let every = clock_interval(&clock, poll_interval_secs / 2).min(Duration::from_secs(30));
     let ttl = lease_ttl(&clock, every * 3);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);

@@ -96,20 +96,21 @@ impl ReadCache {
                 _ => Some(inner.turns.entry(key).or_default().clone()),
             }
         };
-        let _turn = match turn {
-            Some(turn) => {
-                let guard = turn.lock_owned().await;
-                let inner = self.inner.lock().expect("read cache lock");
-                if let Some((at, answer)) = inner.answers.get(&key)
-                    && at.elapsed() < self.ttl
-                {
-                    return Ok(answer.clone());
-                }
-                Some(guard)
-            }
+        // Its turn taken, what the one before it kept may be what it came for.
+        let held = match turn {
+            Some(turn) => Some(turn.lock_owned().await),
             None => None,
         };
-        let generation = self.inner.lock().expect("read cache lock").generation_of(tenant);
+        let generation = {
+            let inner = self.inner.lock().expect("read cache lock");
+            if let Some((at, answer)) = inner.answers.get(&key)
+                && held.is_some()
+                && at.elapsed() < self.ttl
+            {
+                return Ok(answer.clone());
+            }
+            inner.generation_of(tenant)
+        };
         let started = Instant::now();
         let answer = compute.await?;
         drop(refresh);

@@ -598,6 +598,11 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
         .collect();
     let name_of = |i: usize| world.devices[i].name.clone();
     let id_of: HashMap<usize, &str> = by_id.iter().map(|(id, i)| (*i, id.as_str())).collect();
+    // The link a site event is about (signal trends): its access point and customer radio.
+    let link_of = |e: &Value| {
+        let end = |field: &str| e[field].as_str().and_then(|id| by_id.get(id)).copied();
+        end("ap_device_id").zip(end("device_id"))
+    };
     say(&format!(
         "warm: {} devices online, {} true links; observing {} simulated minutes",
         world.devices.len(),
@@ -884,13 +889,11 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
                     && detected[k].is_none()
                 {
                     detected[k] = Some(t - from);
-                    let end = |field: &str| e[field].as_str().and_then(|id| by_id.get(id)).copied();
-                    attributed[k] = Some(match (end("ap_device_id"), end("device_id")) {
-                        (Some(ap), Some(cpe)) => links
+                    attributed[k] = Some(link_of(e).is_some_and(|(ap, cpe)| {
+                        links
                             .iter()
-                            .any(|l| (l.ap, l.cpe) == (ap, cpe) && (l.ap == device || l.cpe == device)),
-                        _ => false,
-                    });
+                            .any(|l| (l.ap, l.cpe) == (ap, cpe) && (l.ap == device || l.cpe == device))
+                    }));
                 }
                 if t >= until && trend.is_none() && recovered[k].is_none() {
                     recovered[k] = Some(t - until);
@@ -978,11 +981,10 @@ async fn score(demo: &Demo, opts: &ScoreOptions, plan: &RunPlan, say: &(dyn Fn(&
     for e in site_events.values() {
         if let Some(at) = since(e, "triggered_at") {
             let about = e["ap_device_id"].as_str().or(e["device_id"].as_str());
-            let end = |field: &str| e[field].as_str().and_then(|id| by_id.get(id)).copied();
             alerts.push(Alert {
                 at,
                 device: about.and_then(|id| by_id.get(id)).copied(),
-                link: end("ap_device_id").zip(end("device_id")),
+                link: link_of(e),
                 site: e["site_id"].as_str().map(str::to_owned),
                 kind: e["kind"].as_str().unwrap_or("site").to_owned(),
                 incident: None,
