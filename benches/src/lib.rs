@@ -379,18 +379,26 @@ pub fn env_num(name: &str, default: u64) -> u64 {
 
 /// Runs `run(backend, database URL)` on a fresh SQLite file and, when PostgreSQL answers at
 /// `TOD_TEST_POSTGRES_URL`, on a fresh PostgreSQL database; both are removed afterwards. `label`
-/// names the files and databases; `run` returns what it measured.
+/// names the files and databases; `run` returns what it measured. `TOD_BENCH_BACKENDS`
+/// (`sqlite`, `postgres` or both, comma-separated; both by default) picks the backends.
 pub fn on_each_backend(
     rt: &tokio::runtime::Runtime,
     label: &str,
     mut run: impl FnMut(&'static str, &str) -> Vec<serde_json::Value>,
 ) -> Vec<serde_json::Value> {
     use sqlx::Connection;
+    let picked = std::env::var("TOD_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let wants = |backend: &str| picked.split(',').any(|b| b.trim() == backend);
     let mut results = Vec::new();
-    let file = std::env::temp_dir().join(format!("tod-{label}-bench-{}.sqlite", std::process::id()));
-    results.extend(run("sqlite", &format!("sqlite://{}", file.display())));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    if wants("sqlite") {
+        let file = std::env::temp_dir().join(format!("tod-{label}-bench-{}.sqlite", std::process::id()));
+        results.extend(run("sqlite", &format!("sqlite://{}", file.display())));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        }
+    }
+    if !wants("postgres") {
+        return results;
     }
     let admin =
         std::env::var("TOD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());

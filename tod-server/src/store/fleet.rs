@@ -765,12 +765,13 @@ impl LinkEnd {
 pub(crate) enum LinkWrite {
     /// Nothing changed.
     Nothing,
-    /// Only what each poll brings: signal, CCQ, rates, missed polls, last seen. The upsert
-    /// assigns just those columns, which leaves the state's index alone (SQLite rewrites an
-    /// index entry for every indexed column assigned, changed or not: a link's write cost a
-    /// third more with the state in it). An `UPDATE … FROM` the rows instead was planned by
-    /// SQLite with the links outside and the JSON rescanned for each, and may be planned by
-    /// PostgreSQL as a scan of the tenant's links; the upsert probes each link's key.
+    /// Only what each poll brings: signal, CCQ, rates, missed polls, last seen, assigned alone,
+    /// which leaves the state's index alone (SQLite rewrites an index entry for every indexed
+    /// column assigned, changed or not: a link's write cost a third more with the state in it).
+    /// SQLite takes an upsert: an `UPDATE … FROM` the rows was planned with the links outside
+    /// and the JSON rescanned for each. PostgreSQL takes an `UPDATE … FROM UNNEST`, planned as a
+    /// probe of each link's key (generic and custom plans alike, checked at 50 000 links), which
+    /// spares the upsert's row lock.
     Readings,
     /// A new link, or one whose state, interface or MAC changed: the whole row, upserted.
     Whole,
@@ -1543,8 +1544,12 @@ macro_rules! impl_fleet_store {
                 now: DateTime<Utc>,
             ) -> Result<Ingested, StoreError> {
                 let (_w, mut tx) = self.wtx(Some(agent.tenant_id)).await?;
-                let done = ingest_in(&mut tx, agent, batch, now).await?;
+                let mut learned = None;
+                let done = ingest_in(&mut tx, agent, batch, now, &self.link_cache, &mut learned).await?;
                 tx.commit().await.map_err(map_err)?;
+                if let Some(learned) = learned {
+                    self.link_cache.learn(learned);
+                }
                 Ok(done)
             }
 
@@ -1693,6 +1698,12 @@ macro_rules! impl_fleet_store {
                     link_changes += changes.len();
                     let links: Vec<&tod_core::links::Link> = tracker.links_of_ap(DeviceId(ap)).collect();
                     write_links(&mut tx, TenantId(tenant), &links, &changes, streams.entry(tenant).or_default()).await?;
+                    // The AP's links changed behind what ingest last wrote (see `link_cache`).
+                    sqlx::query("UPDATE link_aps SET version = version + 1 WHERE ap_device_id = $1")
+                        .bind(ap)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
                 }
                 // One "agent offline" event per site whose live agent went silent, not one per
                 // device; it resolves itself when no silent agent is left at the site.
@@ -2369,6 +2380,8 @@ macro_rules! impl_discover_links {
             agent: &Agent,
             batch: &tod_core::telemetry::Batch,
             now: DateTime<Utc>,
+            cache: &$crate::store::link_cache::LinkCache,
+            learned: &mut Option<$crate::store::link_cache::Learned>,
         ) -> Result<Ingested, StoreError> {
             let now = micros(now);
             let tenant = agent.tenant_id;
@@ -2504,7 +2517,7 @@ macro_rules! impl_discover_links {
                     }
                 })
                 .collect();
-            discover_links(tx, tenant, batch, &mut stream).await?;
+            *learned = discover_links(tx, tenant, batch, cache, &mut stream).await?;
             evaluate_device_alerts(tx, tenant, agent.site_id, &ours, batch, now, &mut stream).await?;
             sqlx::query(
                 "INSERT INTO ingest_batches (agent_id, idempotency_key, tenant_id, reports, received_at) \
@@ -2747,8 +2760,9 @@ macro_rules! impl_discover_links {
             tx: &mut Tx,
             tenant: TenantId,
             batch: &tod_core::telemetry::Batch,
+            cache: &$crate::store::link_cache::LinkCache,
             stream: &mut Vec<StreamItem>,
-        ) -> Result<(), StoreError> {
+        ) -> Result<Option<$crate::store::link_cache::Learned>, StoreError> {
             use std::collections::{BTreeMap, BTreeSet};
             use tod_core::links::{LinkConfig, LinkTracker};
             use tod_core::telemetry::PollStatus;
@@ -2771,40 +2785,68 @@ macro_rules! impl_discover_links {
                 }
             }
             if aps.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
             let mut tracker = LinkTracker::new(LinkConfig::default());
-            if !macs.is_empty() {
-                let mut by_device: BTreeMap<Uuid, Vec<tod_core::MacAddr>> = BTreeMap::new();
-                for (device, mac) in mac_owners(tx, tenant, &macs).await? {
-                    if let Ok(m) = mac.parse() {
-                        by_device.entry(device).or_default().push(m);
-                    }
+            // The versions first, then what they vouch for: whatever changes in between shows
+            // as a newer version at the next batch (see `link_cache`).
+            let list = placeholders(2, aps.len());
+            let sql = format!(
+                "SELECT ap_device_id, last_report_at, version FROM link_aps WHERE tenant_id = $1 AND ap_device_id IN ({list})"
+            );
+            let mut q = sqlx::query_as::<_, (Uuid, DateTime<Utc>, i64)>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+            for ap in &aps {
+                q = q.bind(*ap);
+            }
+            let mut versions: BTreeMap<Uuid, i64> = BTreeMap::new();
+            for (ap, at, version) in q.fetch_all(&mut **tx).await.map_err(map_err)? {
+                tracker.restore_ap_last_report(DeviceId(ap), at);
+                versions.insert(ap, version);
+            }
+            let interfaces: i64 = sqlx::query_scalar("SELECT version FROM interface_versions WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?
+                .unwrap_or(0);
+            let asked: Vec<(Uuid, Option<i64>)> = aps.iter().map(|ap| (*ap, versions.get(ap).copied())).collect();
+            let known = cache.known(tenant.0, &asked, interfaces, &macs);
+
+            // Which device owns each MAC: what the cache knows, and the rest looked up (a MAC
+            // nobody owns is remembered as such).
+            let mut owners: BTreeMap<String, Vec<Uuid>> =
+                known.macs_to_read.iter().map(|m| (m.clone(), Vec::new())).collect();
+            let mut by_device: BTreeMap<Uuid, Vec<tod_core::MacAddr>> = BTreeMap::new();
+            let read = if known.macs_to_read.is_empty() {
+                Vec::new()
+            } else {
+                mac_owners(tx, tenant, &known.macs_to_read).await?
+            };
+            for (device, mac) in read {
+                owners.entry(mac.clone()).or_default().push(device);
+                if let Ok(m) = mac.parse() {
+                    by_device.entry(device).or_default().push(m);
                 }
-                for (device, m) in by_device {
-                    tracker.set_device_macs(DeviceId(device), m);
+            }
+            for (device, mac) in &known.owners {
+                if let Ok(m) = mac.parse() {
+                    by_device.entry(*device).or_default().push(m);
                 }
+            }
+            for (device, m) in by_device {
+                tracker.set_device_macs(DeviceId(device), m);
             }
             // The links as stored, to write back only what the batch changed.
             let mut stored: std::collections::HashMap<tod_core::links::LinkKey, tod_core::links::Link> =
                 std::collections::HashMap::new();
-            let ap_list: Vec<Uuid> = aps.iter().copied().collect();
-            for row in links_by(tx, tenant, $crate::store::fleet::LinkEnd::Ap, &ap_list).await? {
-                if let Some(link) = row.to_link() {
-                    stored.insert(link.key, link.clone());
-                    tracker.restore_link(link);
-                }
-            }
-            let list = placeholders(2, aps.len());
-            let sql = format!(
-                "SELECT ap_device_id, last_report_at FROM link_aps WHERE tenant_id = $1 AND ap_device_id IN ({list})"
-            );
-            let mut q = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
-            for ap in &aps {
-                q = q.bind(*ap);
-            }
-            for (ap, at) in q.fetch_all(&mut **tx).await.map_err(map_err)? {
-                tracker.restore_ap_last_report(DeviceId(ap), at);
+            let read = if known.aps_to_read.is_empty() {
+                Vec::new()
+            } else {
+                links_by(tx, tenant, $crate::store::fleet::LinkEnd::Ap, &known.aps_to_read).await?
+            };
+            for link in known.links.into_iter().chain(read.iter().filter_map(LinkRow::to_link)) {
+                stored.insert(link.key, link.clone());
+                tracker.restore_link(link);
             }
 
             // A radio new on one of these APs (or back, or another radio of its CPE) may have
@@ -2847,17 +2889,41 @@ macro_rules! impl_discover_links {
                 changes.extend(outcome.changes);
             }
 
+            // Each AP's last report, and a new version of its links: the one this batch can
+            // vouch for if no one else raised it since it was read.
             let reported: Vec<(Uuid, DateTime<Utc>)> = aps
                 .iter()
                 .filter_map(|ap| tracker.ap_last_report(DeviceId(*ap)).map(|at| (*ap, at)))
                 .collect();
+            let mut written: Vec<(Uuid, i64)> = Vec::with_capacity(reported.len());
             for chunk in reported.chunks(500) {
-                let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO link_aps (tenant_id, ap_device_id, last_report_at) ");
+                let mut q = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO link_aps (tenant_id, ap_device_id, last_report_at, version) ",
+                );
                 q.push_values(chunk, |mut b, (ap, at)| {
-                    b.push_bind(tenant.0).push_bind(*ap).push_bind(*at);
+                    b.push_bind(tenant.0).push_bind(*ap).push_bind(*at).push_bind(1_i64);
                 });
-                q.push(" ON CONFLICT (ap_device_id) DO UPDATE SET last_report_at = excluded.last_report_at");
-                q.build().execute(&mut **tx).await.map_err(map_err)?;
+                q.push(
+                    " ON CONFLICT (ap_device_id) DO UPDATE SET last_report_at = excluded.last_report_at, \
+                     version = link_aps.version + 1 RETURNING ap_device_id, version",
+                );
+                written.extend(
+                    q.build_query_as::<(Uuid, i64)>()
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(map_err)?,
+                );
+            }
+            if !elsewhere.is_empty() {
+                let sql = format!(
+                    "UPDATE link_aps SET version = version + 1 WHERE tenant_id = $1 AND ap_device_id IN ({})",
+                    placeholders(2, elsewhere.len())
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+                for ap in &elsewhere {
+                    q = q.bind(*ap);
+                }
+                q.execute(&mut **tx).await.map_err(map_err)?;
             }
             let (mut links, mut readings) = (Vec::new(), Vec::new());
             for link in aps.iter().chain(&elsewhere).flat_map(|ap| tracker.links_of_ap(DeviceId(*ap))) {
@@ -2867,8 +2933,24 @@ macro_rules! impl_discover_links {
                     $crate::store::fleet::LinkWrite::Whole => links.push(link),
                 }
             }
-            upsert_links(tx, tenant, &readings, $crate::store::fleet::LINK_READINGS_CONFLICT).await?;
-            write_links(tx, tenant, &links, &changes, stream).await
+            write_readings(tx, tenant, &readings).await?;
+            write_links(tx, tenant, &links, &changes, stream).await?;
+
+            let mut learned = $crate::store::link_cache::Learned {
+                tenant: tenant.0,
+                forget: elsewhere.into_iter().collect(),
+                owners: (interfaces, owners.into_iter().collect()),
+                ..Default::default()
+            };
+            for (ap, version) in written {
+                if version == versions.get(&ap).map_or(1, |v| v + 1) {
+                    let links = tracker.links_of_ap(DeviceId(ap)).cloned().collect();
+                    learned.aps.push((ap, version, links));
+                } else {
+                    learned.forget.push(ap);
+                }
+            }
+            Ok(Some(learned))
         }
 
         /// Upserts links (multi-row) and records their state changes, in the caller's transaction.

@@ -7,6 +7,7 @@ mod device_alerts;
 mod device_sets;
 mod events;
 mod fleet;
+mod link_cache;
 mod maintenance;
 pub(crate) mod notify;
 mod plugins;

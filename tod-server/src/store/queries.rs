@@ -323,6 +323,12 @@ macro_rules! impl_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound("tenant"));
                 }
+                // Written by a trigger as the tenant's interfaces went, so after them.
+                sqlx::query("DELETE FROM interface_versions WHERE tenant_id = $1")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
                 append(&mut tx, &with_resource(audit, "tenant", id.to_string()), micros(Utc::now())).await?;
                 tx.commit().await.map_err(map_err)
             }

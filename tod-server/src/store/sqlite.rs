@@ -89,6 +89,8 @@ pub struct SqliteStore {
     writer: Arc<Mutex<()>>,
     /// Copies the WAL back into the database beside the writer, until the last clone goes.
     _checkpointer: Arc<Checkpointer>,
+    /// What link discovery read, kept while the database's versions say it holds.
+    link_cache: Arc<super::link_cache::LinkCache>,
 }
 
 /// How often a connection of its own copies committed WAL frames into the database file. With
@@ -167,6 +169,7 @@ impl SqliteStore {
             write_pool,
             writer: Arc::new(Mutex::new(())),
             _checkpointer: Arc::new(Checkpointer(tokio::spawn(checkpoint_wal(checkpoints)))),
+            link_cache: Default::default(),
         })
     }
 
@@ -315,6 +318,12 @@ async fn upsert_links(
         )
     })
     .await
+}
+
+/// Writes the per-poll values of links whose state did not change ([`super::fleet::LinkWrite`]):
+/// an upsert that assigns only those columns.
+async fn write_readings(tx: &mut Tx, tenant: TenantId, links: &[&tod_core::links::Link]) -> Result<(), StoreError> {
+    upsert_links(tx, tenant, links, super::fleet::LINK_READINGS_CONFLICT).await
 }
 
 /// The tenant's devices with an interface of one of these MACs, with the MAC: the MACs go in as
