@@ -15,8 +15,10 @@
 //! Run: `cargo bench -p tod-benches --bench read_load`. Knobs: `TOD_BENCH_READ_RATE` (requests/s,
 //! default 500), `TOD_BENCH_READ_SECONDS` (per read, default 10), `TOD_BENCH_READ_SITES` (default
 //! 1000), `TOD_BENCH_READ_HISTORY_LINKS` (default 200), `TOD_BENCH_READS` (which reads, default
-//! `health,sites,links,links_after,history`), `TOD_BENCH_READ_PAUSE` (seconds between reads, default 5);
-//! PostgreSQL from `TOD_TEST_POSTGRES_URL`.
+//! `health,sites,links,links_after,history`), `TOD_BENCH_READ_PAUSE` (seconds between reads, default 5),
+//! `TOD_BENCH_READ_INGEST` (how many sites' agents deliver their AP's report, 49 clients, once a
+//! minute through `POST /api/ingest` while the reads run, staggered; default 0, none — 1 000 is
+//! the whole fleet polled every minute); PostgreSQL from `TOD_TEST_POSTGRES_URL`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,6 +44,8 @@ struct Fleet {
     history: Vec<(Uuid, String)>,
     /// (AP, CPE) of every link, for keyset pages.
     keys: Vec<(Uuid, Uuid)>,
+    /// Each site with its AP and the AP's clients' MACs, for the ingest load.
+    towers: Vec<(Uuid, Uuid, Vec<String>)>,
     rows: u64,
 }
 
@@ -130,6 +134,22 @@ macro_rules! fill {
             });
             q.build().execute(&mut *tx).await.expect("links");
         }
+        // The CPEs' radios, so the APs' clients resolve to them when agents report.
+        for chunk in links.chunks(2000) {
+            let mut q = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO device_interfaces (tenant_id, device_id, name, mac, kind, running, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, (_, cpe, m)| {
+                b.push_bind(tenant)
+                    .push_bind(*cpe)
+                    .push_bind("wlan1")
+                    .push_bind(m.clone())
+                    .push_bind("wlan")
+                    .push_bind(true)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *tx).await.expect("interfaces");
+        }
         // Registrations: the last hour of every link at 1/min, and 30 days at 1/5 min for the
         // history links (spread over the fleet).
         let step = (links.len() / $history_links.max(1)).max(1);
@@ -176,6 +196,11 @@ macro_rules! fill {
             links: links.len(),
             history,
             keys: links.iter().map(|(ap, cpe, _)| (*ap, *cpe)).collect(),
+            towers: sites
+                .iter()
+                .zip(links.chunks(CPES_PER_AP))
+                .map(|(site, clients)| (*site, clients[0].0, clients.iter().map(|(_, _, m)| m.clone()).collect()))
+                .collect(),
             rows,
         }
     }};
@@ -348,6 +373,25 @@ async fn run(backend: &str, db_url: &str) -> Value {
             "30 days at one sample per 5 minutes: {body:.300}"
         );
     }
+    // Agents delivering while the reads run: `TOD_BENCH_READ_INGEST` sites, a batch a minute each.
+    let ingest_sites = (env_num("TOD_BENCH_READ_INGEST", 0) as usize).min(fleet.towers.len());
+    let mut agents = Vec::with_capacity(ingest_sites);
+    for (site, ap, macs) in fleet.towers.iter().take(ingest_sites) {
+        let (status, agent) = tod_server::client::post_json(
+            &url,
+            &format!("/api/tenants/{t}/agents"),
+            &json!({ "name": format!("agent-{site}"), "site_id": site }),
+            Some(&jwt),
+        )
+        .await
+        .expect("agent");
+        assert_eq!(status, 201, "{agent}");
+        let id: Uuid = agent["id"].as_str().expect("agent id").parse().expect("uuid");
+        let token = agent["token"].as_str().expect("agent token").to_owned();
+        agents.push((id, token, *ap, macs.clone()));
+    }
+    let (stop_ingest, stopped) = tokio::sync::watch::channel(false);
+    let ingest = tokio::spawn(deliver(client.clone(), url.clone(), agents, stopped));
     let history = Arc::new(fleet.history);
     let mut keys = fleet.keys;
     let mut runs = Vec::new();
@@ -396,10 +440,94 @@ async fn run(backend: &str, db_url: &str) -> Value {
         r["name"] = json!(name);
         runs.push(r);
     }
+    let _ = stop_ingest.send(true);
+    let ingest = ingest.await.expect("ingest load");
+    if ingest_sites > 0 {
+        eprintln!("{backend} ingest during the reads: {ingest}");
+    }
     child.stop();
     json!({ "backend": backend, "sites": sites, "links": links, "registration_rows": fleet.rows,
-            "history_links": history.len(), "runs": runs,
+            "history_links": history.len(), "runs": runs, "ingest": ingest,
             "trend_pass": { "links": judged_raw, "from_registrations_s": trend_raw, "from_hourly_sums_s": trend_summed } })
+}
+
+/// The `p` quantile of sorted latencies (NaN for none).
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// Each agent's AP report (its 49 clients) once a minute, the agents evenly staggered, until
+/// `stop`; each delivery timed from when it was due.
+async fn deliver(
+    client: reqwest::Client,
+    base: String,
+    agents: Vec<(Uuid, String, Uuid, Vec<String>)>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Value {
+    use tod_core::telemetry::{Batch, DeviceReport, PollStatus, Registration};
+    if agents.is_empty() {
+        return json!({ "sites": 0 });
+    }
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let errors = Arc::new(Mutex::new(0u64));
+    let gap = Duration::from_secs_f64(60.0 / agents.len() as f64);
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0u64.. {
+        let due = start + gap.mul_f64(i as f64);
+        tokio::select! {
+            () = tokio::time::sleep_until(due) => {}
+            _ = stop.changed() => break,
+        }
+        let (agent, token, ap, macs) = &agents[i as usize % agents.len()];
+        let now = Utc::now();
+        let mut report = DeviceReport::new(tod_core::DeviceId(*ap), i + 1, now, PollStatus::Online);
+        report.registrations = Some(
+            macs.iter()
+                .enumerate()
+                .filter_map(|(k, m)| {
+                    let mut g = Registration::new("wlan1", m.parse().ok()?);
+                    g.signal_dbm = Some(-55 - ((k as u64 + i / 1000) % 30) as i16);
+                    g.tx_ccq = Some(80);
+                    g.tx_rate = Some("130Mbps".into());
+                    g.rx_rate = Some("117Mbps".into());
+                    Some(g)
+                })
+                .collect(),
+        );
+        let batch = Batch::new(tod_core::AgentId(*agent), format!("bench-{i}"), now, vec![report]);
+        let req = client
+            .post(format!("{base}/api/ingest"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(batch.to_json());
+        let (latencies, errors) = (latencies.clone(), errors.clone());
+        tasks.spawn(async move {
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    let ms = due.elapsed().as_secs_f64() * 1000.0;
+                    latencies.lock().expect("latencies").push(ms);
+                }
+                _ => *errors.lock().expect("errors") += 1,
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let mut l = latencies.lock().expect("latencies").clone();
+    l.sort_by(f64::total_cmp);
+    let pct = |p: f64| percentile(&l, p);
+    let errors = *errors.lock().expect("errors");
+    json!({
+        "sites": agents.len(),
+        "batches": l.len(),
+        "batches_per_sec": agents.len() as f64 / 60.0,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "errors": errors,
+    })
 }
 
 /// Offers `rate` requests/s for `secs` seconds, each timed from when it was due.
@@ -443,11 +571,7 @@ async fn open_loop(
     let elapsed = start.elapsed().as_secs_f64();
     let mut l = latencies.lock().expect("latencies").clone();
     l.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let pct = |p: f64| percentile(&l, p);
     let errors = *errors.lock().expect("errors");
     json!({
         "rate": rate,

@@ -242,6 +242,36 @@ async fn agent_delivers_what_it_polls(url: &str) {
         keyset.iter().map(key).collect::<Vec<_>>(),
         all.iter().map(key).collect::<Vec<_>>()
     );
+    // Filtered pages: each filter's offset pages are its unpaged list, in order, with its count.
+    let ap = all[0]["ap_device_id"].as_str().unwrap().to_owned();
+    let state = all[0]["state"].as_str().unwrap().to_owned();
+    for filter in [
+        format!("state={state}"),
+        format!("device_id={ap}"),
+        format!("state={state}&device_id={ap}"),
+    ] {
+        let whole = srv.call("GET", &format!("{links_path}?{filter}"), &f.root, None).await;
+        let whole = whole.json.as_array().unwrap().clone();
+        assert!(!whole.is_empty(), "{filter} matches the first link");
+        let mut pages = Vec::new();
+        for offset in 0..whole.len() {
+            let r = srv
+                .call(
+                    "GET",
+                    &format!("{links_path}?{filter}&limit=1&offset={offset}"),
+                    &f.root,
+                    None,
+                )
+                .await;
+            assert_eq!(
+                r.header("x-total-count"),
+                Some(whole.len().to_string().as_str()),
+                "{filter}"
+            );
+            pages.extend(r.json.as_array().unwrap().iter().cloned());
+        }
+        assert_eq!(pages, whole, "{filter}");
+    }
     let last = all.last().unwrap();
     let after = format!(
         "{}:{}",
