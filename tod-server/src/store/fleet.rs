@@ -810,6 +810,20 @@ pub(crate) const LINKS_JSON: &str = "json_array(hex(ap_device_id), hex(cpe_devic
 pub(crate) const REGISTRATION_COLUMNS: &str = "tenant_id, device_id, collected_at, interface, mac, signal_dbm, \
      tx_signal_dbm, tx_ccq, tx_rate, rx_rate, uptime_secs, distance_m, last_ip";
 
+/// A links query's conditions: the tenant (`$1`), and only the filters given — the state (`$2`),
+/// a device at either end (`$3`) — so that without them the links' keys come from the (tenant,
+/// AP, CPE) index alone. The numbers not named are bound all the same.
+pub(crate) fn link_filter(state: bool, device: bool) -> String {
+    let mut filter = String::from("tenant_id = $1");
+    if state {
+        filter.push_str(" AND state = $2");
+    }
+    if device {
+        filter.push_str(" AND (ap_device_id = $3 OR cpe_device_id = $3)");
+    }
+    filter
+}
+
 /// `$first, $first+1, ...` for `n` values of a dynamic `IN (...)`.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -1008,15 +1022,11 @@ pub trait FleetStore: Send + Sync {
         state: Option<tod_core::links::LinkState>,
         device: Option<DeviceId>,
     ) -> Result<Vec<WirelessLink>, StoreError> {
-        Ok(self
-            .page_links(tenant, state, device, None, LinksFrom::Offset(0))
-            .await?
-            .0)
+        self.page_links(tenant, state, device, None, LinksFrom::Offset(0)).await
     }
     /// A page of a tenant's links in (AP, CPE) order: `limit` rows (all with `None`) after
     /// `offset` of them, or after the link `after` (keyset: no rows are skipped over, so a deep
-    /// page costs what the first does); and how many match in all — counted only without
-    /// `after`, for which the count of the first page stands.
+    /// page costs what the first does).
     async fn page_links(
         &self,
         tenant: TenantId,
@@ -1024,7 +1034,14 @@ pub trait FleetStore: Send + Sync {
         device: Option<DeviceId>,
         limit: Option<i64>,
         from: LinksFrom,
-    ) -> Result<(Vec<WirelessLink>, Option<i64>), StoreError>;
+    ) -> Result<Vec<WirelessLink>, StoreError>;
+    /// How many of a tenant's links there are, optionally in one state and/or touching one device.
+    async fn count_links(
+        &self,
+        tenant: TenantId,
+        state: Option<tod_core::links::LinkState>,
+        device: Option<DeviceId>,
+    ) -> Result<i64, StoreError>;
     /// Time-based work over the whole fleet, as of `now` (one replica at a time, under a lease):
     /// devices of sites whose agent has been silent for three poll intervals become
     /// `unreachable`; links of APs that stopped reporting while their agent still reports go
@@ -1560,17 +1577,9 @@ macro_rules! impl_fleet_store {
                 device: Option<DeviceId>,
                 limit: Option<i64>,
                 from: $crate::store::fleet::LinksFrom,
-            ) -> Result<(Vec<WirelessLink>, Option<i64>), StoreError> {
+            ) -> Result<Vec<WirelessLink>, StoreError> {
                 use $crate::store::fleet::LinksFrom;
-                // Only the filters given, so that without them the keys come from the (tenant,
-                // AP, CPE) index alone.
-                let mut filter = String::from("tenant_id = $1");
-                if state.is_some() {
-                    filter.push_str(" AND state = $2");
-                }
-                if device.is_some() {
-                    filter.push_str(" AND (ap_device_id = $3 OR cpe_device_id = $3)");
-                }
+                let filter = $crate::store::fleet::link_filter(state.is_some(), device.is_some());
                 let mut tx = self.tx(Some(tenant)).await?;
                 let sql = match from {
                     // The keys of the page first, then their rows: the rows skipped over by the
@@ -1603,23 +1612,24 @@ macro_rules! impl_fleet_store {
                     LinksFrom::After(..) => q.bind(ap).bind(cpe),
                 };
                 let rows: Vec<LinkRow> = q.fetch_all(&mut *tx).await.map_err(map_err)?;
-                let total = if let LinksFrom::After(..) = from {
-                    None
-                } else if limit.is_none() && from == LinksFrom::Offset(0) {
-                    Some(i64::try_from(rows.len()).unwrap_or(i64::MAX))
-                } else {
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "SELECT COUNT(*) FROM wireless_links WHERE {filter}"
-                    )))
+                Ok(rows.into_iter().map(WirelessLink::from).collect())
+            }
+
+            async fn count_links(
+                &self,
+                tenant: TenantId,
+                state: Option<tod_core::links::LinkState>,
+                device: Option<DeviceId>,
+            ) -> Result<i64, StoreError> {
+                let filter = $crate::store::fleet::link_filter(state.is_some(), device.is_some());
+                let mut tx = self.tx(Some(tenant)).await?;
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM wireless_links WHERE {filter}")))
                     .bind(tenant.0)
                     .bind(state.map(|s| s.as_str()))
                     .bind(device.map(|d| d.0))
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err)
-                    .map(Some)?
-                };
-                Ok((rows.into_iter().map(WirelessLink::from).collect(), total))
             }
 
             async fn age_fleet(&self, now: DateTime<Utc>, poll_interval_secs: i64) -> Result<Aging, StoreError> {
